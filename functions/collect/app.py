@@ -1,0 +1,37 @@
+"""collect - daily 03:00 UTC (EventBridge schedule in template.yaml).
+
+Completed games of the last COLLECT_LOOKBACK_DAYS days from the configured feed: raw payloads archived
+to S3 raw/, clean games upserted into Games, team state and training data updated in S3, outcomes
+joined onto the predictions of those games. Raises on failure so EventBridge retries it.
+"""
+
+from __future__ import annotations
+
+from functools import cache
+from typing import Any
+
+from aws_lambda_powertools import Logger, Metrics, Tracer
+from aws_lambda_powertools.utilities.data_classes import EventBridgeEvent, event_source
+from aws_lambda_powertools.utilities.typing import LambdaContext
+from nbaml.collect import collect_recent_games
+from nbaml.config import CollectSettings, load_settings
+from nbaml.events import scheduled_run_date
+
+logger = Logger()
+tracer = Tracer()
+metrics = Metrics()
+
+
+@cache
+def settings() -> CollectSettings:
+    return load_settings(CollectSettings)
+
+
+@logger.inject_lambda_context(correlation_id_path="id", log_event=False)
+@tracer.capture_lambda_handler
+@metrics.log_metrics(capture_cold_start_metric=True)
+@event_source(data_class=EventBridgeEvent)
+def handler(event: EventBridgeEvent, context: LambdaContext) -> dict[str, Any]:
+    run_date = scheduled_run_date(event)
+    report = collect_recent_games(settings(), run_date=run_date, metrics=metrics)
+    return report.as_dict()

@@ -1,0 +1,26 @@
+"""predict - the HTTP API (API Gateway HTTP API -> Mangum -> FastAPI).
+
+Routes, auth and the hot swap of the active model live in nbaml.serving.api; this module only wraps the
+app for Lambda. The app is built on the first request, not at import, so configuration errors surface
+as a clear cold-start failure and tests can set the environment first.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aws_lambda_powertools import Logger
+from aws_lambda_powertools.utilities.typing import LambdaContext
+from mangum import Mangum
+from nbaml.serving.api import create_app
+
+logger = Logger()
+_asgi: Mangum | None = None
+
+
+@logger.inject_lambda_context(correlation_id_path="requestContext.requestId", log_event=False)
+def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    global _asgi
+    if _asgi is None:
+        _asgi = Mangum(create_app(), lifespan="off", api_gateway_base_path=None)
+    return _asgi(event, context)

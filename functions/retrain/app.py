@@ -1,0 +1,35 @@
+"""retrain - the 1st of each month (forced), on drift, or on demand (SQS requests from drift_check and the API).
+
+Trains a candidate on the completed regular-season games in S3, evaluates it against the champion and
+two baselines on the same holdout, writes its bundle (manifest last), registers it, and promotes it only
+if it passes the gates. One run at a time (a lock in the registry). A failed run never changes what is
+served: the active parameter is written last, and only for a candidate that passed.
+"""
+
+from __future__ import annotations
+
+from functools import cache
+from typing import Any
+
+from aws_lambda_powertools import Logger, Metrics, Tracer
+from aws_lambda_powertools.utilities.typing import LambdaContext
+from nbaml.config import RetrainSettings, load_settings
+from nbaml.events import retrain_requests
+from nbaml.training.pipeline import retrain
+
+logger = Logger()
+tracer = Tracer()
+metrics = Metrics()
+
+
+@cache
+def settings() -> RetrainSettings:
+    return load_settings(RetrainSettings)
+
+
+@logger.inject_lambda_context(log_event=False)
+@tracer.capture_lambda_handler
+@metrics.log_metrics(capture_cold_start_metric=True)
+def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    outcomes = [retrain(settings(), request, metrics=metrics) for request in retrain_requests(event)]
+    return {"runs": [outcome.as_dict() for outcome in outcomes]}

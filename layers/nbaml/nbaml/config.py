@@ -1,0 +1,84 @@
+"""Settings of each function, parsed once at cold start from the environment the template gives it.
+
+The template's ``Environment`` is the only source: every field here is an environment variable
+declared in template.yaml (Globals or the function's own), so the local stack, ``sam local`` and AWS
+configure a function the same way. A missing or malformed variable fails the cold start with a
+ConfigurationError naming it, instead of failing later inside a job.
+"""
+
+from __future__ import annotations
+
+from typing import Literal, TypeVar
+
+from pydantic import Field, ValidationError
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from nbaml.errors import ConfigurationError
+
+
+class CommonSettings(BaseSettings):
+    """What every function shares (template Globals)."""
+
+    model_config = SettingsConfigDict(case_sensitive=False, extra="ignore", frozen=True)
+
+    stage: str = Field(min_length=1)
+    nbaml_bucket: str = Field(min_length=1)
+    games_table: str = Field(min_length=1)
+    predictions_table: str = Field(min_length=1)
+    model_versions_table: str = Field(min_length=1)
+    active_model_param: str = Field(min_length=1)
+    canary_model_param: str = Field(min_length=1)
+    shadow_model_param: str = Field(min_length=1)
+
+
+class CollectSettings(CommonSettings):
+    feed_source: Literal["generator", "api-basketball", "file"] = "generator"
+    feed_key_param: str = ""
+    collect_lookback_days: int = Field(default=7, ge=1, le=60)
+    # Local replays only (not in the template): the file feed's path and the generator's seed.
+    feed_file: str = ""
+    feed_seed: int = 2024
+
+
+class DriftSettings(CommonSettings):
+    retrain_queue_url: str = Field(min_length=1)
+    drift_rule: Literal["seed", "sequential"] = "sequential"
+    drift_window: int = Field(default=50, ge=10)
+    drift_threshold: float = Field(default=0.05, gt=0, lt=1)
+    psi_alarm: float = Field(default=0.2, gt=0)
+
+
+class RetrainSettings(CommonSettings):
+    promotion_mode: Literal["active", "canary", "shadow"] = "active"
+    canary_percent: int = Field(default=10, ge=1, le=100)
+    retrain_lock_ttl_seconds: int = Field(default=1800, ge=60)
+    gate_min_accuracy: float = Field(default=0.60, ge=0, le=1)
+    gate_min_roc_auc: float = Field(default=0.64, ge=0, le=1)
+    gate_max_ece: float = Field(default=0.05, ge=0, le=1)
+    gate_max_p99_ms: float = Field(default=500.0, gt=0)
+    gate_logloss_tolerance: float = Field(default=0.005, ge=0)
+
+
+class PredictSettings(CommonSettings):
+    model_param_max_age_seconds: int = Field(default=30, ge=0, le=3600)
+    admin_token_param: str = Field(min_length=1)
+    retrain_queue_url: str = Field(min_length=1)
+    slate_limit: int = Field(default=20, ge=1, le=100)
+
+
+class AuthorizerSettings(BaseSettings):
+    model_config = SettingsConfigDict(case_sensitive=False, extra="ignore", frozen=True)
+
+    admin_token_param: str = Field(min_length=1)
+
+
+S = TypeVar("S", bound=BaseSettings)
+
+
+def load_settings(kind: type[S]) -> S:
+    """Parse ``kind`` from the environment, turning pydantic's error into one that names each variable."""
+    try:
+        return kind()
+    except ValidationError as exc:
+        problems = "; ".join(f"{'.'.join(str(p) for p in e['loc']).upper()}: {e['msg']}" for e in exc.errors())
+        raise ConfigurationError(f"{kind.__name__} is not configured: {problems}") from exc

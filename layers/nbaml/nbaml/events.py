@@ -1,0 +1,85 @@
+"""The shapes of the events that start our functions, read in one place.
+
+Scheduled events are EventBridge's ``Scheduled Event`` (``sam local generate-event cloudwatch
+scheduled-event``); their ``time`` is the run date, so a replayed event covers the same window and a
+replay of a season can fire them on a simulated calendar. Retrain requests arrive as SQS records (from
+drift_check and the admin API), as a scheduled event (the monthly forced retrain), or as a direct
+invocation carrying the request itself (the command line).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import uuid
+from collections.abc import Mapping
+from enum import StrEnum
+from typing import Any
+
+from pydantic import BaseModel, Field, ValidationError
+
+from nbaml.errors import NbamlError
+
+SCHEDULED_EVENT = "Scheduled Event"
+
+
+class MalformedEventError(NbamlError, ValueError):
+    """An event that is none of the shapes a function accepts."""
+
+
+def scheduled_run_date(event: Mapping[str, Any]) -> dt.date:
+    """The UTC date a scheduled event fired for (its ``time``), falling back to now for a bare invoke."""
+    raw_time = event.get("time") if isinstance(event, Mapping) else None
+    if not raw_time:
+        return dt.datetime.now(dt.UTC).date()
+    try:
+        return dt.datetime.fromisoformat(str(raw_time).replace("Z", "+00:00")).astimezone(dt.UTC).date()
+    except ValueError as exc:
+        raise MalformedEventError(f"scheduled event has an unreadable time {raw_time!r}") from exc
+
+
+class RetrainTrigger(StrEnum):
+    SCHEDULE = "schedule"
+    DRIFT = "drift"
+    MANUAL = "manual"
+
+
+class RetrainRequest(BaseModel):
+    """Why a retrain runs and who asked: recorded on every run and on the candidate it produces."""
+
+    trigger: RetrainTrigger
+    reason: str = Field(min_length=1, max_length=500)
+    requested_by: str = Field(default="unknown", max_length=200)
+    request_id: str = Field(default_factory=lambda: uuid.uuid4().hex)
+    requested_at: dt.datetime = Field(default_factory=lambda: dt.datetime.now(dt.UTC))
+    # A forced run trains and evaluates even when no new games arrived since the champion.
+    force: bool = False
+
+    def to_message(self) -> str:
+        return self.model_dump_json()
+
+
+def retrain_requests(event: Mapping[str, Any]) -> list[RetrainRequest]:
+    """Every retrain request an event carries: one per SQS record, or one for a schedule or a direct call."""
+    if not isinstance(event, Mapping):
+        raise MalformedEventError("retrain event must be a JSON object")
+    if event.get("detail-type") == SCHEDULED_EVENT:
+        fired = scheduled_run_date(event)
+        return [
+            RetrainRequest(
+                trigger=RetrainTrigger.SCHEDULE,
+                reason=f"monthly forced retrain ({fired:%Y-%m})",
+                requested_by=str((event.get("resources") or ["eventbridge"])[0]),
+                request_id=str(event.get("id") or uuid.uuid4().hex),
+                requested_at=dt.datetime.fromisoformat(str(event.get("time", "")).replace("Z", "+00:00"))
+                if event.get("time")
+                else dt.datetime.now(dt.UTC),
+                force=True,
+            )
+        ]
+    try:
+        if "Records" in event:
+            return [RetrainRequest.model_validate(json.loads(record["body"])) for record in event["Records"]]
+        return [RetrainRequest.model_validate(event)]
+    except (KeyError, TypeError, json.JSONDecodeError, ValidationError) as exc:
+        raise MalformedEventError(f"not a retrain request: {exc}") from exc

@@ -1,0 +1,1 @@
+"""Games: the clean record every feed produces, the team map, and defect accounting."""

@@ -1,0 +1,116 @@
+"""The one clean game record every feed produces and every store, feature and model reads."""
+
+from __future__ import annotations
+
+import datetime as dt
+from enum import StrEnum
+from typing import Self
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from nbaml.games.teams import Team
+
+
+class GameStatus(StrEnum):
+    SCHEDULED = "scheduled"
+    FINAL = "final"
+    POSTPONED = "postponed"
+    CANCELLED = "cancelled"
+
+
+class Stage(StrEnum):
+    """Regular season or playoffs: the seed keeps playoff games out of training (different dynamics)."""
+
+    REGULAR = "regular"
+    PLAYOFFS = "playoffs"
+
+
+def season_of(day: dt.date) -> int:
+    """The season a date belongs to, named by the year it starts (2022 = 2022-23).
+
+    Derived from the date because sources' season labels can be wrong. Seasons start in October
+    (December in the lockout and pandemic years, which this rule also covers); the one exception is
+    the 2020 bubble, whose 2019-20 playoffs ran into October 2020.
+    """
+    if day.year == 2020 and day.month == 10:
+        return 2019
+    return day.year if day.month >= 10 else day.year - 1
+
+
+def game_id_for(day: dt.date, home: str, away: str) -> str:
+    """A stable id from what identifies a game in every source: its date and its two teams."""
+    return f"{day:%Y%m%d}-{away}-{home}"
+
+
+class Game(BaseModel):
+    """One NBA game, clean: known teams, a date, and a score exactly when it is final."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    game_id: str = Field(description="stable id: YYYYMMDD-AWAY-HOME")
+    game_date: dt.date
+    season: int = Field(description="year the season starts, derived from game_date")
+    stage: Stage = Stage.REGULAR
+    status: GameStatus
+    home: Team
+    away: Team
+    home_score: int | None = Field(default=None, ge=0)
+    away_score: int | None = Field(default=None, ge=0)
+    source: str = Field(description="feed that produced the record: api-basketball, file, generator")
+    source_id: str | None = None
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Self:
+        if self.home == self.away:
+            raise ValueError(f"a team cannot play itself: {self.home}")
+        if self.season != season_of(self.game_date):
+            raise ValueError(f"season {self.season} disagrees with date {self.game_date}")
+        if self.game_id != game_id_for(self.game_date, self.home, self.away):
+            raise ValueError(f"game_id {self.game_id!r} is not derived from date and teams")
+        scored = self.home_score is not None and self.away_score is not None
+        if self.status is GameStatus.FINAL:
+            if not scored:
+                raise ValueError("a final game needs both scores")
+            if self.home_score == self.away_score:
+                raise ValueError("an NBA game cannot end in a tie")
+        return self
+
+    @classmethod
+    def create(
+        cls,
+        *,
+        game_date: dt.date,
+        home: str,
+        away: str,
+        status: GameStatus,
+        source: str,
+        home_score: int | None = None,
+        away_score: int | None = None,
+        stage: Stage = Stage.REGULAR,
+        source_id: str | None = None,
+    ) -> Game:
+        """Build a record, deriving the id and the season from the date and teams."""
+        return cls(
+            game_id=game_id_for(game_date, home, away),
+            game_date=game_date,
+            season=season_of(game_date),
+            stage=stage,
+            status=status,
+            home=home,
+            away=away,
+            home_score=home_score,
+            away_score=away_score,
+            source=source,
+            source_id=source_id,
+        )
+
+    @property
+    def is_final(self) -> bool:
+        return self.status is GameStatus.FINAL
+
+    @property
+    def home_won(self) -> bool | None:
+        """True or False for a final game, None before it ends."""
+        if not self.is_final:
+            return None
+        return self.home_score > self.away_score  # type: ignore[operator]

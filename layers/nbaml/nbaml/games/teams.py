@@ -1,0 +1,99 @@
+"""The 30 NBA franchises under their current abbreviations, and every name a feed may call them.
+
+Historical names map to the franchise that carries them today (New Jersey Nets -> BKN, Charlotte
+Bobcats -> CHA, New Orleans Hornets -> NOP, Seattle SuperSonics -> OKC, ...), so a team's history is
+one continuous record whatever it was called that season.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Literal, get_args
+
+from nbaml.errors import UnknownTeamError
+
+Team = Literal[
+    "ATL", "BOS", "BKN", "CHA", "CHI", "CLE", "DAL", "DEN", "DET", "GSW",
+    "HOU", "IND", "LAC", "LAL", "MEM", "MIA", "MIL", "MIN", "NOP", "NYK",
+    "OKC", "ORL", "PHI", "PHX", "POR", "SAC", "SAS", "TOR", "UTA", "WAS",
+]  # fmt: skip
+
+TEAMS: tuple[str, ...] = get_args(Team)
+
+# Full names, current and historical (2000 onwards), as API-Basketball and NBA sources spell them.
+_NAMES: dict[str, str] = {
+    "Atlanta Hawks": "ATL",
+    "Boston Celtics": "BOS",
+    "Brooklyn Nets": "BKN",
+    "New Jersey Nets": "BKN",
+    "Charlotte Hornets": "CHA",
+    "Charlotte Bobcats": "CHA",
+    "Chicago Bulls": "CHI",
+    "Cleveland Cavaliers": "CLE",
+    "Dallas Mavericks": "DAL",
+    "Denver Nuggets": "DEN",
+    "Detroit Pistons": "DET",
+    "Golden State Warriors": "GSW",
+    "Houston Rockets": "HOU",
+    "Indiana Pacers": "IND",
+    "LA Clippers": "LAC",
+    "Los Angeles Clippers": "LAC",
+    "Los Angeles Lakers": "LAL",
+    "LA Lakers": "LAL",
+    "Memphis Grizzlies": "MEM",
+    "Vancouver Grizzlies": "MEM",
+    "Miami Heat": "MIA",
+    "Milwaukee Bucks": "MIL",
+    "Minnesota Timberwolves": "MIN",
+    "New Orleans Pelicans": "NOP",
+    "New Orleans Hornets": "NOP",
+    "New Orleans/Oklahoma City Hornets": "NOP",
+    "New York Knicks": "NYK",
+    "Oklahoma City Thunder": "OKC",
+    "Seattle SuperSonics": "OKC",
+    "Orlando Magic": "ORL",
+    "Philadelphia 76ers": "PHI",
+    "Phoenix Suns": "PHX",
+    "Portland Trail Blazers": "POR",
+    "Sacramento Kings": "SAC",
+    "San Antonio Spurs": "SAS",
+    "Toronto Raptors": "TOR",
+    "Utah Jazz": "UTA",
+    "Washington Wizards": "WAS",
+}
+
+# Abbreviations other sources use for the same franchises.
+_ALIASES: dict[str, str] = {
+    "NJN": "BKN", "BRK": "BKN", "NJ": "BKN", "BK": "BKN",
+    "CHO": "CHA", "CHH": "CHA",
+    "NOH": "NOP", "NOK": "NOP", "NO": "NOP", "NOR": "NOP",
+    "SEA": "OKC",
+    "PHO": "PHX",
+    "SA": "SAS",
+    "GS": "GSW", "GOS": "GSW",
+    "NY": "NYK",
+    "UTAH": "UTA", "UTH": "UTA",
+    "WSH": "WAS",
+    "VAN": "MEM",
+    "LAK": "LAL",
+}  # fmt: skip
+
+
+def _key(text: str) -> str:
+    return re.sub(r"[^a-z0-9]", "", text.lower())
+
+
+_BY_KEY: dict[str, str] = {_key(name): abbr for name, abbr in _NAMES.items()}
+_BY_KEY.update({_key(a): a for a in TEAMS})
+_BY_KEY.update({_key(alias): abbr for alias, abbr in _ALIASES.items()})
+
+
+def team_abbreviation(name_or_abbreviation: str) -> str:
+    """Map any spelling a feed uses (full name, historical name, abbreviation) to our abbreviation.
+
+    Raises UnknownTeamError naming the input, so a feed can count it as a defect and skip the row.
+    """
+    abbr = _BY_KEY.get(_key(name_or_abbreviation or ""))
+    if abbr is None:
+        raise UnknownTeamError(f"unknown team {name_or_abbreviation!r}")
+    return abbr

@@ -1,0 +1,94 @@
+"""The Games table: one item a game, upserted idempotently by game_id."""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from boto3.dynamodb.conditions import Key
+from botocore.exceptions import BotoCoreError, ClientError
+
+from nbaml.errors import StorageError
+from nbaml.games.records import Game
+from nbaml.storage.dynamo import call, from_item, is_conditional_failure, query_all, table, to_item
+
+
+@dataclass
+class UpsertResult:
+    inserted: int = 0
+    updated: int = 0
+    unchanged: int = 0
+
+    def as_dict(self) -> dict[str, int]:
+        return {"inserted": self.inserted, "updated": self.updated, "unchanged": self.unchanged}
+
+
+def content_hash(game: Game) -> str:
+    """What a game says, minus where it came from: the same result from a replayed event hashes the same."""
+    body = game.model_dump_json(exclude={"source", "source_id"})
+    return hashlib.sha256(body.encode()).hexdigest()[:32]
+
+
+class GameStore:
+    def __init__(self, table_name: str) -> None:
+        self.table_name = table_name
+
+    def upsert(self, games: Iterable[Game], *, collected_at: dt.datetime | None = None) -> UpsertResult:
+        """Write each game unless the stored item already says the same thing.
+
+        Idempotent: the same day collected twice, or a replayed event, changes nothing. A final game is
+        never downgraded by a later non-final record of it (a feed that still lists it as scheduled);
+        a corrected final score does replace the old one.
+        """
+        tbl = table(self.table_name)
+        stamp = (collected_at or dt.datetime.now(dt.UTC)).isoformat()
+        result = UpsertResult()
+        for game in games:
+            digest = content_hash(game)
+            item = to_item({**game.model_dump(mode="json"), "content_hash": digest, "collected_at": stamp})
+            condition = "attribute_not_exists(game_id) OR content_hash <> :h"
+            values: dict[str, str] = {":h": digest}
+            if not game.is_final:
+                condition = "attribute_not_exists(game_id) OR (content_hash <> :h AND #s <> :final)"
+                values[":final"] = "final"
+            try:
+                response = tbl.put_item(
+                    Item=item,
+                    ConditionExpression=condition,
+                    ExpressionAttributeValues=values,
+                    ReturnValues="ALL_OLD",
+                    **({"ExpressionAttributeNames": {"#s": "status"}} if not game.is_final else {}),
+                )
+            except ClientError as exc:
+                if is_conditional_failure(exc):
+                    result.unchanged += 1
+                    continue
+                raise StorageError(f"upsert game {game.game_id}: {exc}") from exc
+            except BotoCoreError as exc:
+                raise StorageError(f"upsert game {game.game_id}: {exc}") from exc
+            if response.get("Attributes"):
+                result.updated += 1
+            else:
+                result.inserted += 1
+        return result
+
+    def get(self, game_id: str) -> Game | None:
+        response = call(f"get game {game_id}", lambda: table(self.table_name).get_item(Key={"game_id": game_id}))
+        item = response.get("Item")
+        return _game(from_item(item)) if item else None
+
+    def on_date(self, day: dt.date) -> list[Game]:
+        items = call(
+            f"games on {day}",
+            lambda: query_all(
+                table(self.table_name), IndexName="by_date", KeyConditionExpression=Key("game_date").eq(day.isoformat())
+            ),
+        )
+        return [_game(item) for item in items]
+
+
+def _game(item: dict) -> Game:
+    fields = set(Game.model_fields)
+    return Game.model_validate({k: v for k, v in item.items() if k in fields})

@@ -1,0 +1,134 @@
+"""The Predictions table: every prediction served or shadowed, joined to its game's outcome.
+
+Key: game_id + prediction_key ("{version}#{role}"), so a game is logged once per model version and role
+however often it is asked. When the game ends, collect writes the outcome and ``resolved_key``
+("{game_date}#{game_id}"), which puts the item into the sparse resolved_by_role / resolved_by_version
+indexes that drift_check reads.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterable
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from boto3.dynamodb.conditions import Key
+from botocore.exceptions import BotoCoreError, ClientError
+
+from nbaml.errors import StorageError
+from nbaml.games.records import Game
+from nbaml.storage.dynamo import call, is_conditional_failure, query_all, scan_all, table, to_item
+
+
+@dataclass(frozen=True)
+class PredictionRecord:
+    game_id: str
+    game_date: str
+    home: str
+    away: str
+    version: str
+    role: str  # champion, canary, shadow
+    probability: float  # home-win probability
+    feature_hash: str
+    latency_ms: float
+    served_at: str = field(default_factory=lambda: dt.datetime.now(dt.UTC).isoformat())
+    features: list[float] | None = None
+
+    @property
+    def prediction_key(self) -> str:
+        return f"{self.version}#{self.role}"
+
+    @property
+    def pick(self) -> str:
+        return self.home if self.probability >= 0.5 else self.away
+
+
+class PredictionLog:
+    def __init__(self, table_name: str) -> None:
+        self.table_name = table_name
+
+    def record(self, prediction: PredictionRecord) -> bool:
+        """Log a prediction once; True if it is new, False if this game x version x role was logged before."""
+        item = to_item({**asdict(prediction), "prediction_key": prediction.prediction_key, "pick": prediction.pick})
+        try:
+            table(self.table_name).put_item(Item=item, ConditionExpression="attribute_not_exists(game_id)")
+        except ClientError as exc:
+            if is_conditional_failure(exc):
+                return False
+            raise StorageError(f"log prediction {prediction.game_id}: {exc}") from exc
+        except BotoCoreError as exc:
+            raise StorageError(f"log prediction {prediction.game_id}: {exc}") from exc
+        return True
+
+    def for_game(self, game_id: str) -> list[dict[str, Any]]:
+        return call(
+            f"predictions of {game_id}",
+            lambda: query_all(table(self.table_name), KeyConditionExpression=Key("game_id").eq(game_id)),
+        )
+
+    def on_date(self, day: dt.date) -> list[dict[str, Any]]:
+        return call(
+            f"predictions on {day}",
+            lambda: query_all(
+                table(self.table_name), IndexName="by_date", KeyConditionExpression=Key("game_date").eq(day.isoformat())
+            ),
+        )
+
+    def resolve(self, games: Iterable[Game]) -> int:
+        """Join final games' outcomes onto their predictions (ground truth). Returns items updated.
+
+        Idempotent, and a late correction of a score simply rewrites the outcome.
+        """
+        tbl = table(self.table_name)
+        updated = 0
+        now = dt.datetime.now(dt.UTC).isoformat()
+        for game in games:
+            if not game.is_final:
+                continue
+            home_won = bool(game.home_won)
+            values = {":w": home_won, ":k": f"{game.game_date.isoformat()}#{game.game_id}", ":t": now}
+            for item in self.for_game(game.game_id):
+                if item.get("home_won") == home_won and item.get("resolved_key"):
+                    continue
+                key = {"game_id": item["game_id"], "prediction_key": item["prediction_key"]}
+                item_values = {**values, ":c": (item["probability"] >= 0.5) == home_won}
+                call(
+                    f"resolve prediction {game.game_id}",
+                    lambda key=key, item_values=item_values: tbl.update_item(
+                        Key=key,
+                        UpdateExpression="SET home_won = :w, correct = :c, resolved_key = :k, resolved_at = :t",
+                        ExpressionAttributeValues=item_values,
+                    ),
+                )
+                updated += 1
+        return updated
+
+    def resolved(
+        self,
+        *,
+        role: str | None = None,
+        version: str | None = None,
+        limit: int | None = None,
+        since: dt.date | None = None,
+        until: dt.date | None = None,
+    ) -> list[dict[str, Any]]:
+        """Resolved predictions of a role or a version, newest first, optionally within dates."""
+        if (role is None) == (version is None):
+            raise ValueError("give exactly one of role or version")
+        index, key = (
+            ("resolved_by_role", Key("role").eq(role)) if role else ("resolved_by_version", Key("version").eq(version))
+        )
+        low = since.isoformat() if since else "0000"
+        high = (until.isoformat() + "~") if until else "9999"
+        kwargs: dict[str, Any] = {
+            "IndexName": index,
+            "KeyConditionExpression": key & Key("resolved_key").between(low, high),
+            "ScanIndexForward": False,
+        }
+        if limit:
+            kwargs["Limit"] = limit
+        return call("resolved predictions", lambda: query_all(table(self.table_name), **kwargs))
+
+    def all(self) -> list[dict[str, Any]]:
+        return call("scan predictions", lambda: scan_all(table(self.table_name)))

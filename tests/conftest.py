@@ -1,0 +1,147 @@
+"""Fixtures shared by every test: an in-memory AWS (moto's mock_aws) built from template.yaml.
+
+The unit fixtures create the bucket, tables, parameters and queue from the template's own resource
+definitions (keys, GSIs, parameter names), so no test repeats a name the template declares.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+TEMPLATE = ROOT / "template.yaml"
+SHARED_GAMES = ROOT.parent / "shared" / "data" / "nba_games_2009_2023.csv"
+STAGE = "test"
+
+
+def load_template() -> dict[str, Any]:
+    from samtranslator.yaml_helper import yaml_parse
+
+    return yaml_parse(TEMPLATE.read_text())
+
+
+def resources_of(template: dict[str, Any], kind: str) -> dict[str, dict[str, Any]]:
+    return {lid: res for lid, res in template["Resources"].items() if res["Type"] == kind}
+
+
+def sub_stage(value: Any) -> str:
+    """Resolve the template's ``!Sub ".../${Stage}/..."`` names for the test stage."""
+    text = value["Fn::Sub"] if isinstance(value, dict) else value
+    return str(text).replace("${Stage}", STAGE)
+
+
+@dataclass(frozen=True)
+class TestStack:
+    bucket: str
+    tables: dict[str, str]  # logical id -> name
+    parameters: dict[str, str]  # logical id -> name
+    retrain_queue_url: str
+    env: dict[str, str]
+
+
+@pytest.fixture
+def aws_credentials(monkeypatch: pytest.MonkeyPatch) -> None:
+    for key in ("AWS_ENDPOINT_URL", "AWS_PROFILE"):
+        monkeypatch.delenv(key, raising=False)
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+    monkeypatch.setenv("AWS_SECURITY_TOKEN", "testing")
+    monkeypatch.setenv("AWS_SESSION_TOKEN", "testing")
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
+    monkeypatch.setenv("POWERTOOLS_TRACE_DISABLED", "1")
+    monkeypatch.setenv("POWERTOOLS_METRICS_NAMESPACE", "nbaml-test")
+    monkeypatch.setenv("POWERTOOLS_SERVICE_NAME", "nbaml")
+
+
+@pytest.fixture
+def aws(aws_credentials: None) -> Iterator[None]:
+    """moto's in-memory AWS, with our cached clients and parameter cache cleared around it."""
+    from moto import mock_aws
+
+    from nbaml.storage import parameters
+    from nbaml.storage.aws import reset_clients
+
+    with mock_aws():
+        reset_clients()
+        parameters.reset_cache()
+        yield
+    reset_clients()
+    parameters.reset_cache()
+
+
+@pytest.fixture
+def stack(aws: None, monkeypatch: pytest.MonkeyPatch) -> TestStack:
+    """The template's storage resources in moto, and the Globals environment pointing at them."""
+    import boto3
+
+    template = load_template()
+    bucket = f"nbaml-{STAGE}-artifacts"
+    s3 = boto3.client("s3")
+    s3.create_bucket(Bucket=bucket)
+    s3.put_bucket_versioning(Bucket=bucket, VersioningConfiguration={"Status": "Enabled"})
+
+    ddb = boto3.client("dynamodb")
+    tables: dict[str, str] = {}
+    for lid, res in resources_of(template, "AWS::DynamoDB::Table").items():
+        props = res["Properties"]
+        name = sub_stage(props["TableName"])
+        ddb.create_table(
+            TableName=name,
+            BillingMode=props["BillingMode"],
+            AttributeDefinitions=props["AttributeDefinitions"],
+            KeySchema=props["KeySchema"],
+            GlobalSecondaryIndexes=props.get("GlobalSecondaryIndexes", []),
+        )
+        tables[lid] = name
+
+    ssm = boto3.client("ssm")
+    params: dict[str, str] = {}
+    for lid, res in resources_of(template, "AWS::SSM::Parameter").items():
+        props = res["Properties"]
+        name = sub_stage(props["Name"])
+        ssm.put_parameter(Name=name, Value=props["Value"], Type=props["Type"])
+        params[lid] = name
+
+    queue_url = boto3.client("sqs").create_queue(QueueName="retrain")["QueueUrl"]
+
+    defaults = {name: str(spec.get("Default", "")) for name, spec in template["Parameters"].items()}
+    physical = {**defaults, "Stage": STAGE, "ArtifactBucket": bucket, "RetrainQueue": queue_url, **tables, **params}
+
+    def resolve(value: Any) -> str:
+        if isinstance(value, dict) and "Ref" in value:
+            return physical[value["Ref"]]
+        return sub_stage(value)
+
+    # Globals first, then every function's own variables: the environment the template gives them.
+    env: dict[str, str] = {}
+    declared = [template["Globals"]["Function"]["Environment"]["Variables"]]
+    for res in resources_of(template, "AWS::Serverless::Function").values():
+        declared.append(res["Properties"].get("Environment", {}).get("Variables", {}))
+    for variables in declared:
+        env.update({key: resolve(value) for key, value in variables.items() if not key.startswith("POWERTOOLS")})
+    for key, value in env.items():
+        monkeypatch.setenv(key, value)
+    return TestStack(bucket=bucket, tables=tables, parameters=params, retrain_queue_url=queue_url, env=env)
+
+
+@pytest.fixture
+def shared_games_path() -> Path:
+    if not SHARED_GAMES.exists():
+        pytest.skip(f"the shared NBA results are not beside the checkout ({SHARED_GAMES})")
+    return SHARED_GAMES
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    # Integration and end-to-end tests carry their marker by folder, so `-m "not e2e"` works everywhere.
+    for item in items:
+        path = str(item.fspath)
+        if f"{os.sep}integration{os.sep}" in path:
+            item.add_marker(pytest.mark.integration)
+        elif f"{os.sep}e2e{os.sep}" in path:
+            item.add_marker(pytest.mark.e2e)
