@@ -10,6 +10,7 @@ from typing import Any
 
 from aws_lambda_powertools import Logger
 from aws_lambda_powertools.utilities.typing import LambdaContext
+
 from nbaml.config import AuthorizerSettings, load_settings
 from nbaml.serving.auth import is_authorized
 

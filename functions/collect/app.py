@@ -13,6 +13,7 @@ from typing import Any
 from aws_lambda_powertools import Logger, Metrics, Tracer
 from aws_lambda_powertools.utilities.data_classes import EventBridgeEvent, event_source
 from aws_lambda_powertools.utilities.typing import LambdaContext
+
 from nbaml.collect import collect_recent_games
 from nbaml.config import CollectSettings, load_settings
 from nbaml.events import scheduled_run_date

@@ -13,6 +13,7 @@ from typing import Any
 
 from aws_lambda_powertools import Logger, Metrics, Tracer
 from aws_lambda_powertools.utilities.typing import LambdaContext
+
 from nbaml.config import RetrainSettings, load_settings
 from nbaml.events import retrain_requests
 from nbaml.training.pipeline import retrain

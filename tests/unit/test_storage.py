@@ -19,9 +19,14 @@ DAY = dt.date(2023, 1, 10)
 
 def final(home: str = "BOS", away: str = "LAL", home_score: int = 110, away_score: int = 100) -> Game:
     return Game.create(
-        game_date=DAY, home=home, away=away, status=GameStatus.FINAL, source="test",
-        home_score=home_score, away_score=away_score,
-    )  # fmt: skip
+        game_date=DAY,
+        home=home,
+        away=away,
+        status=GameStatus.FINAL,
+        source="test",
+        home_score=home_score,
+        away_score=away_score,
+    )
 
 
 def scheduled(home: str = "BOS", away: str = "LAL") -> Game:
@@ -56,9 +61,16 @@ def test_given_a_scheduled_game_when_its_result_arrives_or_is_corrected_then_it_
 def prediction(version: str = "v1", role: str = "champion", probability: float = 0.7) -> PredictionRecord:
     g = final()
     return PredictionRecord(
-        game_id=g.game_id, game_date=DAY.isoformat(), home="BOS", away="LAL", version=version, role=role,
-        probability=probability, feature_hash="abc", latency_ms=0.4,
-    )  # fmt: skip
+        game_id=g.game_id,
+        game_date=DAY.isoformat(),
+        home="BOS",
+        away="LAL",
+        version=version,
+        role=role,
+        probability=probability,
+        feature_hash="abc",
+        latency_ms=0.4,
+    )
 
 
 def test_given_a_prediction_when_asked_again_then_it_is_logged_once_per_version_and_role(stack) -> None:

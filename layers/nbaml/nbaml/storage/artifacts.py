@@ -1,7 +1,7 @@
 """The artifact bucket: raw feed payloads, training snapshots, team state, model bundles, reports.
 
 Key layout (the bucket is versioned, so a rewrite keeps the old version):
-    raw/{source}/{run_date}/{name}      feed payloads exactly as received, archived before parsing
+    raw/{run_date}/{source}/{name}      feed payloads exactly as received, archived before parsing
     training/games/{season}.jsonl       completed games, one clean record per line
     state/league.json                   the incremental team state the features read
     models/{version}/...                model bundles; manifest.json is written last (the commit)

@@ -34,6 +34,7 @@ class PredictionRecord:
     latency_ms: float
     served_at: str = field(default_factory=lambda: dt.datetime.now(dt.UTC).isoformat())
     features: list[float] | None = None
+    served: bool = True  # False for the shadow, and for the champion on a game its canary answered
 
     @property
     def prediction_key(self) -> str:

@@ -1,0 +1,136 @@
+"""The completed games kept in S3 for training (training/games/season=YYYY.jsonl) and the team state
+derived from them (state/league.json).
+
+Both are rewritten whole on each change; the bucket is versioned, so earlier versions stay. The team
+state is updated incrementally when the new games are all later than what it has seen, and rebuilt
+from the snapshot when a late or corrected result arrives, so it always equals a rebuild from scratch.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections import defaultdict
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+from nbaml.errors import NotFoundError
+from nbaml.features import LeagueState, build_features, update_state
+from nbaml.games.records import Game
+from nbaml.storage.artifacts import ArtifactStore
+
+TRAINING_PREFIX = "training/games/"
+STATE_KEY = "state/league.json"
+
+
+def season_key(season: int) -> str:
+    return f"{TRAINING_PREFIX}season={season}.jsonl"
+
+
+@dataclass
+class MergeResult:
+    added: list[Game] = field(default_factory=list)
+    changed: list[Game] = field(default_factory=list)
+
+    @property
+    def touched(self) -> list[Game]:
+        return [*self.added, *self.changed]
+
+
+class GameHistory:
+    """Final games by season in S3, and the league state built from them."""
+
+    def __init__(self, store: ArtifactStore) -> None:
+        self.store = store
+
+    def seasons(self) -> list[int]:
+        return sorted(int(k.rsplit("=", 1)[1].split(".")[0]) for k in self.store.keys(TRAINING_PREFIX))
+
+    def season_games(self, season: int) -> list[Game]:
+        try:
+            body = self.store.get_bytes(season_key(season))
+        except NotFoundError:
+            return []
+        return [Game.model_validate_json(line) for line in body.splitlines() if line.strip()]
+
+    def games(self) -> list[Game]:
+        """Every stored final game, oldest first."""
+        games = [g for season in self.seasons() for g in self.season_games(season)]
+        return sorted(games, key=lambda g: (g.game_date, g.game_id))
+
+    def merge(self, games: Iterable[Game]) -> MergeResult:
+        """Add final games to their season files; a repeat changes nothing, a corrected score replaces."""
+        by_season: dict[int, list[Game]] = defaultdict(list)
+        for game in games:
+            if game.is_final:
+                by_season[game.season].append(game)
+        result = MergeResult()
+        for season, incoming in sorted(by_season.items()):
+            stored = {g.game_id: g for g in self.season_games(season)}
+            dirty = False
+            for game in incoming:
+                old = stored.get(game.game_id)
+                if old is None:
+                    result.added.append(game)
+                elif _outcome(old) != _outcome(game):
+                    result.changed.append(game)
+                else:
+                    continue
+                stored[game.game_id] = game
+                dirty = True
+            if dirty:
+                self._write_season(season, stored.values())
+        return result
+
+    def replace_all(self, games: Iterable[Game]) -> int:
+        """Write the snapshot from scratch (backfill); returns the number of final games written."""
+        by_season: dict[int, list[Game]] = defaultdict(list)
+        for game in games:
+            if game.is_final:
+                by_season[game.season].append(game)
+        for season, season_games in by_season.items():
+            self._write_season(season, season_games)
+        return sum(len(v) for v in by_season.values())
+
+    def _write_season(self, season: int, games: Iterable[Game]) -> None:
+        ordered = sorted(games, key=lambda g: (g.game_date, g.game_id))
+        body = "\n".join(g.model_dump_json() for g in ordered) + "\n"
+        self.store.put_bytes(season_key(season), body.encode(), "application/x-ndjson")
+
+    # ---------------------------------------------------------------- league state
+    def load_state(self) -> LeagueState | None:
+        try:
+            return LeagueState.from_dict(self.store.get_json(STATE_KEY))
+        except NotFoundError:
+            return None
+
+    def save_state(self, state: LeagueState) -> None:
+        self.store.put_json(STATE_KEY, state.to_dict())
+
+    def refresh_state(self, merged: MergeResult) -> tuple[LeagueState, str]:
+        """Bring the stored state up to date with what ``merge`` changed; returns it and how ("incremental",
+        "rebuilt" or "unchanged")."""
+        state = self.load_state()
+        if not merged.touched and state is not None:
+            return state, "unchanged"
+        earliest = min((g.game_date for g in merged.touched), default=None)
+        if state is not None and not merged.changed and (state.as_of is None or earliest > state.as_of):
+            state = update_state(state, merged.added)
+            how = "incremental"
+        else:
+            state = build_features(self.games()).state
+            how = "rebuilt"
+        self.save_state(state)
+        return state, how
+
+
+def data_hash(games: Iterable[Game]) -> str:
+    """A fingerprint of a training set: the ids and outcomes of its games, in order."""
+    digest = hashlib.sha256()
+    for game in sorted(games, key=lambda g: (g.game_date, g.game_id)):
+        digest.update(json.dumps([game.game_id, game.home_score, game.away_score]).encode())
+    return digest.hexdigest()
+
+
+def _outcome(game: Game) -> tuple[object, ...]:
+    return (game.status, game.home_score, game.away_score, game.stage)
