@@ -145,3 +145,40 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
             item.add_marker(pytest.mark.integration)
         elif f"{os.sep}e2e{os.sep}" in path:
             item.add_marker(pytest.mark.e2e)
+
+
+# ---------------------------------------------------------------- shared job fixtures
+FAST_TRAIN = {
+    "grid": {"max_depth": [2], "n_estimators": [40], "learning_rate": [0.1]},
+    "cv_splits": 2,
+    "search": "grid",
+    "n_jobs": 1,
+}
+
+
+@pytest.fixture
+def fast_config():
+    """A one-candidate search: the pipeline's logic, not the search, is under test."""
+    from nbaml.training.search import TrainConfig
+
+    return TrainConfig(**FAST_TRAIN)
+
+
+@pytest.fixture
+def league():
+    from nbaml.games.feeds.generator import SyntheticLeague
+
+    return SyntheticLeague(seed=7)
+
+
+@pytest.fixture
+def loaded_history(stack: TestStack, league):
+    """Two synthetic seasons loaded into the stack, as a backfill leaves them."""
+    from nbaml.backfill import load
+    from nbaml.config import CommonSettings, load_settings
+    from nbaml.games.feeds.base import FeedBatch
+
+    first = league.games(2019)[0].season
+    games = [g for season in (first, first + 1) for g in league.games(season)]
+    load(load_settings(CommonSettings), FeedBatch(games=games), source="generator")
+    return games

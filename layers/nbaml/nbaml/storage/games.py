@@ -74,6 +74,20 @@ class GameStore:
                 result.inserted += 1
         return result
 
+    def put_many(self, games: Iterable[Game], *, collected_at: dt.datetime | None = None) -> int:
+        """Bulk write (backfill): batch writes of 25, unconditional, so only for a history load."""
+        stamp = (collected_at or dt.datetime.now(dt.UTC)).isoformat()
+        count = 0
+        try:
+            with table(self.table_name).batch_writer(overwrite_by_pkeys=["game_id"]) as writer:
+                for game in games:
+                    item = {**game.model_dump(mode="json"), "content_hash": content_hash(game), "collected_at": stamp}
+                    writer.put_item(Item=to_item(item))
+                    count += 1
+        except (ClientError, BotoCoreError) as exc:
+            raise StorageError(f"bulk write of games: {exc}") from exc
+        return count
+
     def get(self, game_id: str) -> Game | None:
         response = call(f"get game {game_id}", lambda: table(self.table_name).get_item(Key={"game_id": game_id}))
         item = response.get("Item")

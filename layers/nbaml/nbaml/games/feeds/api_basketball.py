@@ -1,0 +1,427 @@
+"""The live feed: API-Basketball (api-sports, through RapidAPI), NBA = league 12, one request per date.
+
+Dates. Our ``game_date`` is the US local date of the game, while the API speaks UTC: an evening game in
+the US starts after midnight UTC (7:30 pm ET on Jan 5 is 00:30 UTC on Jan 6). Every start time is
+therefore converted to America/New_York before its date is taken, and requests ask the API for that time
+zone too (``timezone=America/New_York``), so ``date=`` selects a US day; the conversion keeps the date
+right even if the API ignored the parameter.
+
+Failures. api-sports reports many errors inside an HTTP 200 (``{"errors": {"token": ...}}``) while
+RapidAPI answers 401/403 for a bad key and 429 for rate limits. A rejected or missing key raises
+``FeedAuthError`` at once (retrying cannot help). 429, 5xx, connection errors, per-minute rate limits and
+unreadable bodies are retried with exponential backoff and full jitter, honouring Retry-After; after the
+last attempt a ``FeedError`` names the date and the last status. A truncated or invalid JSON body is
+retried like a transient failure, because the usual cause is a connection cut mid-body; if it persists it
+is a ``FeedError``, never a quietly empty day.
+
+The key comes from ``key_provider`` (the caller reads an SSM SecureString with a cache); it is read per
+fetch, sent only in the request header, and never logged or put in an exception message.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import email.utils
+import http.client
+import json
+import logging
+import random
+import time
+import urllib.error
+import urllib.parse
+import urllib.request
+from collections.abc import Callable, Iterable
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from pydantic import ValidationError
+
+from nbaml.errors import FeedAuthError, FeedError, UnknownTeamError
+from nbaml.games.defects import DefectKind, DefectReport
+from nbaml.games.feeds.base import FeedBatch, RawPayload, day_range, reconcile, unscored
+from nbaml.games.records import Game, GameStatus, Stage, season_of
+from nbaml.games.teams import team_abbreviation
+
+logger = logging.getLogger(__name__)
+
+SOURCE = "api-basketball"
+NBA_LEAGUE_ID = 12
+DEFAULT_HOST = "api-basketball.p.rapidapi.com"
+DEFAULT_BASE_URL = f"https://{DEFAULT_HOST}"
+US_EASTERN = ZoneInfo("America/New_York")
+CONTENT_TYPE = "application/json"
+
+FINISHED = frozenset({"FT", "AOT"})
+IN_PLAY = frozenset({"Q1", "Q2", "Q3", "Q4", "OT", "BT", "HT"})
+NOT_STARTED = frozenset({"NS"})
+# Not played to a result. Suspended games are resumed later (postponed); an awarded result says nothing
+# about how the teams play, so it is recorded as cancelled and never trained on.
+STATUS_OF: dict[str, GameStatus] = {
+    "POST": GameStatus.POSTPONED,
+    "SUSP": GameStatus.POSTPONED,
+    "CANC": GameStatus.CANCELLED,
+    "ABD": GameStatus.CANCELLED,
+    "AWD": GameStatus.CANCELLED,
+}
+_AUTH_STATUSES = frozenset({401, 403})
+_AUTH_ERROR_WORDS = ("key", "token", "subscri", "application", "access")
+_PLAYOFF_WORDS = ("play", "final", "round", "semi", "quarter")
+
+
+def season_label(day: dt.date) -> str:
+    """API-Basketball's season name for a date: ``2023-2024`` for any day of the 2023-24 season."""
+    season = season_of(day)
+    return f"{season}-{season + 1}"
+
+
+def local_date(start: str | None, timestamp: object = None) -> dt.date:
+    """The US Eastern date of a start time given as ISO 8601 (any offset; naive means UTC) or epoch seconds."""
+    if start:
+        moment = dt.datetime.fromisoformat(start.replace("Z", "+00:00"))
+        if moment.tzinfo is None:
+            moment = moment.replace(tzinfo=dt.UTC)
+    elif isinstance(timestamp, int | float) and not isinstance(timestamp, bool):
+        moment = dt.datetime.fromtimestamp(timestamp, tz=dt.UTC)
+    else:
+        raise ValueError("no start time")
+    return moment.astimezone(US_EASTERN).date()
+
+
+class _Retry(Exception):
+    """A transient failure: ``status`` for the final error message, ``wait`` from Retry-After if given."""
+
+    def __init__(self, status: str, wait: float | None = None) -> None:
+        super().__init__(status)
+        self.status = status
+        self.wait = wait
+
+
+class ApiBasketballFeed:
+    """API-Basketball as a ``GameFeed``."""
+
+    name = SOURCE
+
+    def __init__(
+        self,
+        key_provider: Callable[[], str],
+        *,
+        base_url: str = DEFAULT_BASE_URL,
+        host: str = DEFAULT_HOST,
+        league: int = NBA_LEAGUE_ID,
+        timezone: str | None = "America/New_York",
+        timeout: float = 10.0,
+        max_attempts: int = 4,
+        backoff_base: float = 1.0,
+        backoff_cap: float = 20.0,
+        max_retry_after: float = 60.0,
+        request_interval: float = 0.0,
+        sleep: Callable[[float], None] = time.sleep,
+        rng: random.Random | None = None,
+    ) -> None:
+        scheme = urllib.parse.urlsplit(base_url).scheme
+        if scheme not in ("http", "https"):
+            raise ValueError(f"base_url must be http(s), got scheme {scheme!r}")
+        if max_attempts < 1:
+            raise ValueError("max_attempts must be at least 1")
+        self._key_provider = key_provider
+        self.base_url = base_url.rstrip("/")
+        self.host = host
+        self.league = league
+        self.timezone = timezone
+        self.timeout = timeout
+        self.max_attempts = max_attempts
+        self.backoff_base = backoff_base
+        self.backoff_cap = backoff_cap
+        self.max_retry_after = max_retry_after
+        self.request_interval = request_interval
+        self._sleep = sleep
+        self._rng = rng or random.Random()  # jitter only, not security
+
+    # --- fetching -----------------------------------------------------------------------------------
+
+    def fetch_raw(self, start: dt.date, end: dt.date) -> list[RawPayload]:
+        """One payload per date of the inclusive window, each exactly as the API sent it.
+
+        ``request_interval`` spaces the requests of a long window (a backfill) to stay under a plan's
+        per-minute limit instead of leaning on 429 retries.
+        """
+        key = self._key()
+        payloads = []
+        for number, day in enumerate(day_range(start, end)):
+            if number and self.request_interval > 0:
+                self._sleep(self.request_interval)
+            payloads.append(self._fetch_day(day, key))
+        return payloads
+
+    def fetch_day(self, day: dt.date) -> RawPayload:
+        """The payload of one date (what ``fetch_raw`` does for each date of its window)."""
+        return self._fetch_day(day, self._key())
+
+    def _key(self) -> str:
+        try:
+            key = self._key_provider()
+        except Exception as exc:
+            raise FeedAuthError(f"{SOURCE}: could not read the API key ({type(exc).__name__})") from None
+        if not isinstance(key, str) or not key.strip():
+            raise FeedAuthError(f"{SOURCE}: the API key is missing or empty")
+        return key.strip()
+
+    def url_for(self, day: dt.date) -> str:
+        """The games request of one date (no secret in it: the key travels in a header)."""
+        query: dict[str, str | int] = {"league": self.league, "season": season_label(day), "date": day.isoformat()}
+        if self.timezone:
+            query["timezone"] = self.timezone
+        return f"{self.base_url}/games?{urllib.parse.urlencode(query)}"
+
+    def _fetch_day(self, day: dt.date, key: str) -> RawPayload:
+        last_status = "no attempt"
+        for attempt in range(1, self.max_attempts + 1):
+            try:
+                body, content_type = self._attempt(day, key)
+            except _Retry as failure:
+                last_status = _redact(failure.status, key)
+                if attempt == self.max_attempts:
+                    break
+                delay = self._delay(attempt, failure.wait)
+                logger.warning(
+                    "%s %s: %s (attempt %d of %d), retrying in %.1f s",
+                    SOURCE,
+                    day,
+                    last_status,
+                    attempt,
+                    self.max_attempts,
+                    delay,
+                )
+                self._sleep(delay)
+                continue
+            return RawPayload(source=SOURCE, key=f"{SOURCE}/{day:%Y-%m-%d}.json", body=body, content_type=content_type)
+        raise FeedError(f"{SOURCE} {day}: gave up after {self.max_attempts} attempts, last status: {last_status}")
+
+    def _attempt(self, day: dt.date, key: str) -> tuple[bytes, str]:
+        """One request; raises _Retry for what may pass, FeedAuthError/FeedError for what will not."""
+        request = urllib.request.Request(  # noqa: S310 (scheme checked in __init__)
+            self.url_for(day),
+            headers={"x-rapidapi-key": key, "x-rapidapi-host": self.host, "Accept": CONTENT_TYPE},
+        )
+        try:
+            with urllib.request.urlopen(request, timeout=self.timeout) as response:  # noqa: S310
+                body = response.read()
+                content_type = response.headers.get("Content-Type", CONTENT_TYPE)
+        except urllib.error.HTTPError as exc:
+            status = exc.code
+            exc.close()
+            if status in _AUTH_STATUSES:
+                raise FeedAuthError(f"{SOURCE} {day}: the API key was rejected (HTTP {status})") from None
+            if status == 429 or status >= 500:
+                raise _Retry(f"HTTP {status}", _retry_after(exc.headers.get("Retry-After"))) from None
+            raise FeedError(f"{SOURCE} {day}: HTTP {status}") from None
+        except (urllib.error.URLError, http.client.HTTPException, ConnectionError, TimeoutError) as exc:
+            reason = getattr(exc, "reason", None) or exc
+            raise _Retry(f"connection error: {type(reason).__name__}") from None
+
+        try:
+            document = json.loads(body)
+        except (ValueError, UnicodeDecodeError):
+            raise _Retry(f"invalid JSON ({len(body)} bytes)") from None
+        if not isinstance(document, dict):
+            raise _Retry("JSON body is not an object") from None
+        self._check_errors(day, document.get("errors"), key)
+        return body, content_type
+
+    def _check_errors(self, day: dt.date, errors: object, key: str) -> None:
+        """api-sports puts errors in the body of an HTTP 200; sort them into auth, rate limit and the rest."""
+        if not errors:
+            return
+        items = list(errors.items()) if isinstance(errors, dict) else [("error", e) for e in _as_list(errors)]
+        text = _redact("; ".join(f"{field}: {message}" for field, message in items), key)
+        fields = {str(field).lower() for field, _ in items}
+        if "ratelimit" in fields:
+            raise _Retry(f"rate limited ({text})")
+        if "requests" in fields:  # the daily quota: retrying today cannot help
+            raise FeedError(f"{SOURCE} {day}: daily request quota reached ({text})")
+        if "token" in fields or any(word in text.lower() for word in _AUTH_ERROR_WORDS):
+            raise FeedAuthError(f"{SOURCE} {day}: the API key was rejected ({text})")
+        raise FeedError(f"{SOURCE} {day}: the API reported errors ({text})")
+
+    def _delay(self, attempt: int, retry_after: float | None) -> float:
+        """Full jitter on an exponential ceiling; a Retry-After (capped) is a floor, never shortened."""
+        backoff = self._rng.uniform(0, min(self.backoff_cap, self.backoff_base * 2 ** (attempt - 1)))
+        if retry_after is not None:
+            return max(min(retry_after, self.max_retry_after), backoff)
+        return backoff
+
+    # --- parsing ------------------------------------------------------------------------------------
+
+    def parse(self, payloads: list[RawPayload]) -> FeedBatch:
+        """Games from archived payloads. In-play games are skipped (not final yet, not a defect)."""
+        defects = DefectReport()
+        candidates: list[Game] = []
+        places: dict[int, str] = {}
+        for payload in payloads:
+            for item in _response_items(payload, defects):
+                where = f"{payload.key}#{item.get('id', '?') if isinstance(item, dict) else '?'}"
+                game = game_from_item(item, where, defects)
+                if game is not None:
+                    candidates.append(game)
+                    places[id(game)] = where
+        games = reconcile(candidates, defects, where=lambda g: f"{places.get(id(g), '?')} {g.game_id}")
+        return FeedBatch(games=games, defects=defects)
+
+    def schedule(self, day: dt.date) -> list[Game]:
+        """The day's games that are on (not postponed or cancelled), unscored, from a fresh request."""
+        batch = self.parse([self.fetch_day(day)])
+        on = (GameStatus.SCHEDULED, GameStatus.FINAL)
+        return [unscored(g) for g in batch.games if g.status in on and g.game_date == day]
+
+
+def game_from_item(item: object, where: str, defects: DefectReport) -> Game | None:
+    """One API game as a record, or None after counting why it cannot be one."""
+    if not isinstance(item, dict):
+        defects.add(DefectKind.MALFORMED, where, f"item is a {type(item).__name__}, not an object")
+        return None
+    status_code = _get(item, "status", "short")
+    home_name, away_name = _get(item, "teams", "home", "name"), _get(item, "teams", "away", "name")
+    missing = [
+        name
+        for name, value in (
+            ("status.short", status_code),
+            ("teams.home.name", home_name),
+            ("teams.away.name", away_name),
+        )
+        if not value
+    ]
+    if not item.get("date") and item.get("timestamp") is None:
+        missing.append("date")
+    if missing:
+        defects.add(DefectKind.MISSING_FIELD, where, f"missing {', '.join(missing)}")
+        return None
+    code = str(status_code).upper()
+    if code in IN_PLAY:
+        return None
+    try:
+        day = local_date(item.get("date") if isinstance(item.get("date"), str) else None, item.get("timestamp"))
+    except (ValueError, TypeError, OverflowError, OSError) as exc:
+        defects.add(DefectKind.MALFORMED, where, f"unreadable start time {item.get('date')!r}: {exc}")
+        return None
+    try:
+        home, away = team_abbreviation(str(home_name)), team_abbreviation(str(away_name))
+    except UnknownTeamError as exc:
+        defects.add(DefectKind.UNKNOWN_TEAM, where, str(exc))
+        return None
+    if home == away:
+        defects.add(DefectKind.SAME_TEAM_BOTH_SIDES, where, f"{home} on both sides")
+        return None
+
+    home_score = away_score = None
+    if code in FINISHED:
+        status = GameStatus.FINAL
+        home_total, away_total = _get(item, "scores", "home", "total"), _get(item, "scores", "away", "total")
+        if home_total is None or away_total is None:
+            defects.add(DefectKind.FINAL_WITHOUT_SCORE, where, f"status {code} but scores {home_total}-{away_total}")
+            return None
+        try:
+            home_score, away_score = _whole(home_total), _whole(away_total)
+        except ValueError:
+            defects.add(DefectKind.MALFORMED, where, f"scores {home_total!r}-{away_total!r} are not whole numbers")
+            return None
+        if home_score == 0 or away_score == 0:
+            defects.add(DefectKind.UNPLAYED_ZERO_SCORE, where, f"{home} {home_score}-{away_score} {away}")
+            return None
+        if home_score == away_score:
+            defects.add(DefectKind.MALFORMED, where, f"final tie {home_score}-{away_score}")
+            return None
+    elif code in NOT_STARTED:
+        status = GameStatus.SCHEDULED
+    elif code in STATUS_OF:
+        status = STATUS_OF[code]
+    else:
+        defects.add(DefectKind.MALFORMED, where, f"unknown status {code!r}")
+        return None
+
+    label = _get(item, "league", "season")
+    if label is not None and str(label) != season_label(day):
+        defects.add(DefectKind.SEASON_LABEL_MISMATCH, where, f"season {label!r} but {day} is in {season_label(day)}")
+    try:
+        return Game.create(
+            game_date=day,
+            home=home,
+            away=away,
+            status=status,
+            source=SOURCE,
+            home_score=home_score,
+            away_score=away_score,
+            stage=_stage(item),
+            source_id=str(item["id"]) if item.get("id") is not None else None,
+        )
+    except ValidationError as exc:
+        defects.add(DefectKind.MALFORMED, where, f"invalid game: {exc.errors()[0].get('msg', 'invalid')}")
+        return None
+
+
+def _stage(item: dict[str, Any]) -> Stage:
+    """Playoffs (and the play-in) when the stage, the week or the league type says so; else regular."""
+    texts = [item.get("stage"), item.get("week"), _get(item, "league", "type")]
+    words = " ".join(str(t).lower() for t in texts if isinstance(t, str))
+    return Stage.PLAYOFFS if any(word in words for word in _PLAYOFF_WORDS) else Stage.REGULAR
+
+
+def _response_items(payload: RawPayload, defects: DefectReport) -> Iterable[Any]:
+    try:
+        document = json.loads(payload.body)
+    except (ValueError, UnicodeDecodeError) as exc:
+        defects.add(DefectKind.MALFORMED, payload.key, f"not JSON: {type(exc).__name__}")
+        return []
+    if not isinstance(document, dict):
+        defects.add(DefectKind.MALFORMED, payload.key, "JSON body is not an object")
+        return []
+    if document.get("errors"):
+        defects.add(DefectKind.MALFORMED, payload.key, "payload carries API errors")
+        return []
+    items = document.get("response")
+    if not isinstance(items, list):
+        defects.add(DefectKind.MALFORMED, payload.key, "no 'response' list")
+        return []
+    return items
+
+
+def _get(item: object, *path: str) -> Any:
+    for part in path:
+        if not isinstance(item, dict):
+            return None
+        item = item.get(part)
+    return item
+
+
+def _whole(value: object) -> int:
+    if isinstance(value, bool):
+        raise ValueError("boolean score")
+    number = float(value)  # type: ignore[arg-type]
+    if not number.is_integer() or number < 0:
+        raise ValueError(f"score {value!r}")
+    return int(number)
+
+
+def _retry_after(value: str | None) -> float | None:
+    """Seconds from a Retry-After header, given as seconds or as an HTTP date."""
+    if not value:
+        return None
+    try:
+        return max(float(value), 0.0)
+    except ValueError:
+        pass
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=dt.UTC)
+    return max((when - dt.datetime.now(dt.UTC)).total_seconds(), 0.0)
+
+
+def _as_list(value: object) -> list[object]:
+    return list(value) if isinstance(value, list | tuple) else [value]
+
+
+def _redact(text: str, key: str) -> str:
+    """Belt and braces: an API echoing the key back must not carry it into logs or exceptions."""
+    return text.replace(key, "***") if key else text
