@@ -1,0 +1,108 @@
+"""The retrain pipeline on moto: v1, then a timestamped candidate judged against it; gates; lock; crash safety."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import pytest
+
+from nbaml.bundle import ModelBundle
+from nbaml.config import RetrainSettings, load_settings
+from nbaml.events import RetrainRequest, RetrainTrigger, retrain_requests
+from nbaml.storage import parameters
+from nbaml.storage.artifacts import ArtifactStore
+from nbaml.storage.registry import ModelRegistry
+from nbaml.training import pipeline
+
+
+def request(reason: str = "test", at: dt.datetime | None = None) -> RetrainRequest:
+    return RetrainRequest(
+        trigger=RetrainTrigger.MANUAL,
+        reason=reason,
+        requested_by="tester",
+        force=True,
+        requested_at=at or dt.datetime(2021, 5, 1, 5, 0, tzinfo=dt.UTC),
+    )
+
+
+def test_given_history_when_retrained_twice_then_v1_is_active_and_the_second_is_judged_against_it(
+    stack, loaded_history, fast_config
+) -> None:
+    settings = load_settings(RetrainSettings)
+    first = pipeline.retrain(settings, request("first"), config=fast_config)
+    assert (first.status, first.version) == ("promoted", "v1")
+    assert parameters.read(settings.active_model_param) == "v1"
+    bundle = ModelBundle.from_files(ArtifactStore(stack.bucket).read_bundle_files("v1"), expected_version="v1")
+    assert bundle.metadata["trigger"] == "manual" and bundle.metadata["reason"] == "first"
+    assert {"accuracy", "roc_auc", "brier", "log_loss", "ece"} <= set(bundle.metadata["metrics"])
+    assert set(bundle.metadata["evaluation"]) >= {"always_home", "elo", "candidate", "inference"}
+
+    second = pipeline.retrain(
+        settings, request("second", dt.datetime(2021, 6, 1, 5, 0, tzinfo=dt.UTC)), config=fast_config
+    )
+    assert second.version == "v20210601_050000"
+    record = ModelRegistry(settings.model_versions_table).get(second.version)
+    assert record["evaluation"]["champion"]["version"] == "v1"
+    assert "log_loss_vs_champion" in record["gates"]["checks"] or "skipped" in record["evaluation"]["champion"]
+
+
+def test_given_impossible_floors_when_retrained_then_the_candidate_is_rejected_and_nothing_served_changes(
+    stack, loaded_history, fast_config, monkeypatch
+) -> None:
+    settings = load_settings(RetrainSettings)
+    pipeline.retrain(settings, request("first"), config=fast_config)
+    monkeypatch.setenv("GATE_MIN_ACCURACY", "0.99")
+    strict = load_settings(RetrainSettings)
+    outcome = pipeline.retrain(strict, request("strict", dt.datetime(2021, 6, 1, tzinfo=dt.UTC)), config=fast_config)
+    assert outcome.status == "rejected"
+    assert any("accuracy" in reason for reason in outcome.reasons)
+    assert parameters.read(settings.active_model_param) == "v1"
+    assert ModelRegistry(settings.model_versions_table).get(outcome.version)["status"] == "rejected"
+
+
+def test_given_a_running_retrain_when_a_second_starts_then_it_exits_naming_the_holder(stack, loaded_history) -> None:
+    settings = load_settings(RetrainSettings)
+    ModelRegistry(settings.model_versions_table).acquire_lock(pipeline.LOCK, "run-in-progress", 600)
+    outcome = pipeline.retrain(settings, request())
+    assert outcome.status == "locked"
+    assert "run-in-progress" in outcome.reasons[0]
+    assert parameters.read(settings.active_model_param) == "none"
+
+
+def test_given_a_crash_between_uploads_when_retraining_then_the_served_version_is_unchanged(
+    stack, loaded_history, fast_config, monkeypatch
+) -> None:
+    settings = load_settings(RetrainSettings)
+    pipeline.retrain(settings, request("first"), config=fast_config)
+    real_put = ArtifactStore.put_bytes
+
+    def crash_on_metadata(self, key, body, content_type="application/octet-stream"):
+        if key.endswith("metadata.json") and "/v1/" not in key:
+            raise RuntimeError("injected crash mid-upload")
+        return real_put(self, key, body, content_type)
+
+    monkeypatch.setattr(ArtifactStore, "put_bytes", crash_on_metadata)
+    with pytest.raises(RuntimeError, match="injected"):
+        pipeline.retrain(settings, request("crash", dt.datetime(2021, 6, 1, tzinfo=dt.UTC)), config=fast_config)
+    monkeypatch.setattr(ArtifactStore, "put_bytes", real_put)
+    registry = ModelRegistry(settings.model_versions_table)
+    assert parameters.read(settings.active_model_param) == "v1"
+    assert [v["version"] for v in registry.versions()] == ["v1"]
+    assert ArtifactStore(stack.bucket).bundle_committed("v20210601_000000") is False
+    # and the lock was released, so the next run goes ahead
+    assert (
+        pipeline.retrain(settings, request("after", dt.datetime(2021, 6, 2, tzinfo=dt.UTC)), config=fast_config).status
+        != "locked"
+    )
+
+
+def test_given_a_scheduled_event_then_the_request_is_a_forced_monthly_retrain() -> None:
+    (req,) = retrain_requests(
+        {
+            "detail-type": "Scheduled Event",
+            "time": "2023-02-01T05:00:00Z",
+            "id": "abc",
+            "resources": ["arn:aws:events:us-east-1:123456789012:rule/monthly"],
+        }
+    )
+    assert req.trigger is RetrainTrigger.SCHEDULE and req.force and "2023-02" in req.reason
