@@ -1,0 +1,150 @@
+"""The models a warm predict instance serves, swapped in without a restart when their SSM parameters change.
+
+Each role's parameter is read through Powertools Parameters with ``max_age``: at most one SSM call per
+role per max_age, and a parameter write reaches every warm instance within max_age. Bundles are loaded
+once per version and kept, so flipping back to a version already seen costs nothing. A parameter that
+names a version that is missing or whose checksums fail is refused: the last good model keeps serving,
+an error is logged and the ModelLoadRefused metric (alarmed in the template) is emitted. An unreachable
+S3 or SSM never takes down a model already in memory.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from aws_lambda_powertools import Logger
+from aws_lambda_powertools.metrics import Metrics, MetricUnit
+
+from nbaml.bundle import ModelBundle
+from nbaml.errors import NbamlError
+from nbaml.features import LeagueState
+from nbaml.games.history import STATE_KEY
+from nbaml.storage import parameters
+from nbaml.storage.artifacts import ArtifactStore
+
+logger = Logger(child=True)
+
+
+@dataclass(frozen=True)
+class LoadedModel:
+    version: str
+    bundle: ModelBundle
+    since: dt.datetime
+    checksum: str = "verified"
+
+
+@dataclass(frozen=True)
+class Refusal:
+    version: str
+    reason: str
+    at: dt.datetime
+
+
+class ServedModels:
+    """Champion, canary and shadow for this execution environment, each following its parameter."""
+
+    def __init__(
+        self,
+        *,
+        store: ArtifactStore,
+        active_param: str,
+        canary_param: str,
+        shadow_param: str,
+        max_age: int,
+        metrics: Metrics | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.store = store
+        self.params = {"active": active_param, "canary": canary_param, "shadow": shadow_param}
+        self.max_age = max_age
+        self.metrics = metrics
+        self.clock = clock
+        self._lock = threading.Lock()
+        self._bundles: dict[str, ModelBundle] = {}
+        self._current: dict[str, LoadedModel | None] = {"active": None, "canary": None, "shadow": None}
+        self._canary_percent = 0
+        self._refused: dict[str, tuple[float, Refusal]] = {}
+        self.last_refusal: Refusal | None = None
+        self._state: LeagueState | None = None
+        self._state_read_at = float("-inf")
+
+    # ---------------------------------------------------------------- roles
+    def champion(self) -> LoadedModel | None:
+        return self._follow("active")
+
+    def canary(self) -> tuple[LoadedModel, int] | None:
+        model = self._follow("canary")
+        return (model, self._canary_percent) if model else None
+
+    def shadow(self) -> LoadedModel | None:
+        return self._follow("shadow")
+
+    def _follow(self, role: str) -> LoadedModel | None:
+        try:
+            value = parameters.read(self.params[role], max_age=self.max_age)
+        except NbamlError as exc:
+            logger.warning(
+                "role parameter unreadable; keeping the model in memory", extra={"role": role, "error": str(exc)}
+            )
+            return self._current[role]
+        version, percent = value, 0
+        if role == "canary":
+            canary = parameters.Canary.decode(value)
+            version, percent = (canary.version, canary.percent) if canary else (parameters.NONE, 0)
+        if version == parameters.NONE:
+            if role != "active":
+                self._current[role] = None
+            return self._current[role]
+        current = self._current[role]
+        if current is not None and current.version == version:
+            self._canary_percent = percent if role == "canary" else self._canary_percent
+            return current
+        bundle = self._load(version)
+        if bundle is None:
+            # Refused: the champion keeps its last good model; a challenger role simply stops.
+            if role != "active":
+                self._current[role] = None
+            return self._current[role]
+        loaded = LoadedModel(version=version, bundle=bundle, since=dt.datetime.now(dt.UTC))
+        self._current[role] = loaded
+        if role == "canary":
+            self._canary_percent = percent
+        logger.info("model swapped in", extra={"role": role, "version": version})
+        return loaded
+
+    def _load(self, version: str) -> ModelBundle | None:
+        with self._lock:
+            if version in self._bundles:
+                return self._bundles[version]
+            refused = self._refused.get(version)
+            if refused and self.clock() - refused[0] < max(self.max_age, 1):
+                return None
+            try:
+                bundle = ModelBundle.from_files(self.store.read_bundle_files(version), expected_version=version)
+            except NbamlError as exc:
+                refusal = Refusal(version, f"{type(exc).__name__}: {exc}", dt.datetime.now(dt.UTC))
+                self._refused[version] = (self.clock(), refusal)
+                self.last_refusal = refusal
+                logger.error("model version refused", extra={"version": version, "reason": refusal.reason})
+                if self.metrics is not None:
+                    self.metrics.add_metric(name="ModelLoadRefused", unit=MetricUnit.Count, value=1)
+                return None
+            self._bundles[version] = bundle
+            return bundle
+
+    # ---------------------------------------------------------------- team state
+    def league_state(self) -> LeagueState | None:
+        """The stored team state, re-read at most every max_age; kept in memory if S3 is unreachable."""
+        now = self.clock()
+        if self._state is not None and now - self._state_read_at < self.max_age:
+            return self._state
+        try:
+            self._state = LeagueState.from_dict(self.store.get_json(STATE_KEY))
+        except NbamlError as exc:
+            logger.warning("team state unreadable; keeping the one in memory", extra={"error": str(exc)})
+        self._state_read_at = now
+        return self._state

@@ -1,0 +1,156 @@
+"""Scoring a slate: features from the stored team state, the champion (or the canary for its share of
+games), the shadow scored and logged but never returned, and every role's prediction logged once.
+
+A failed log write never fails the answer: the record is kept in memory and retried on the next request
+(boto3 has already retried with backoff by then), and the PredictionLogFailed metric is emitted.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+import time
+from collections import deque
+from dataclasses import dataclass
+from typing import Protocol
+
+from aws_lambda_powertools import Logger
+from aws_lambda_powertools.metrics import Metrics, MetricUnit
+
+from nbaml.errors import NbamlError
+from nbaml.games.records import game_id_for
+from nbaml.serving.models import LoadedModel, ServedModels
+from nbaml.serving.routing import served_by_canary
+from nbaml.storage.predictions import PredictionRecord
+
+logger = Logger(child=True)
+PENDING_LIMIT = 10_000
+
+
+class NoModelError(NbamlError):
+    """No version holds the active role yet (or none ever loaded)."""
+
+
+class StaleStateError(NbamlError, ValueError):
+    """The asked date is not after the team state's last game day, so features would see the future."""
+
+
+class PredictionSink(Protocol):
+    def record(self, prediction: PredictionRecord) -> bool: ...
+
+
+@dataclass(frozen=True)
+class GameQuery:
+    home: str
+    away: str
+    date: dt.date
+
+
+@dataclass(frozen=True)
+class Answer:
+    game_id: str
+    home: str
+    away: str
+    date: dt.date
+    home_win_probability: float
+    pick: str
+    version: str
+    role: str
+
+
+def feature_hash(row: list[float]) -> str:
+    return hashlib.sha256(json.dumps(row).encode()).hexdigest()[:16]
+
+
+class Predictor:
+    def __init__(self, models: ServedModels, sink: PredictionSink, metrics: Metrics | None = None) -> None:
+        self.models = models
+        self.sink = sink
+        self.metrics = metrics
+        self._pending: deque[PredictionRecord] = deque(maxlen=PENDING_LIMIT)
+
+    def predict(self, queries: list[GameQuery]) -> list[Answer]:
+        champion = self.models.champion()
+        if champion is None:
+            raise NoModelError("no model is active yet: train one and promote it")
+        canary = self.models.canary()
+        shadow = self.models.shadow()
+        state = self.models.league_state()
+        if state is None:
+            raise NoModelError("no team state yet: collect or backfill games first")
+
+        answers: list[Answer] = []
+        records: list[PredictionRecord] = []
+        for query in queries:
+            if state.as_of is not None and query.date <= state.as_of:
+                raise StaleStateError(
+                    f"date {query.date} is not after the last collected game day {state.as_of}: "
+                    "predictions are made before tip-off"
+                )
+            game_id = game_id_for(query.date, query.home, query.away)
+            row = state.features(query.home, query.away, query.date)
+            digest = feature_hash(row)
+            served: tuple[LoadedModel, str] = (champion, "champion")
+            scored: list[tuple[LoadedModel, str]] = [(champion, "champion")]
+            if canary and canary[0].version != champion.version:
+                scored.append((canary[0], "canary"))
+                if served_by_canary(game_id, canary[1]):
+                    served = (canary[0], "canary")
+            if shadow and shadow.version not in {m.version for m, _ in scored}:
+                scored.append((shadow, "shadow"))
+            for model, role in scored:
+                started = time.perf_counter()
+                probability = model.bundle.predict_proba(row)
+                latency_ms = (time.perf_counter() - started) * 1000
+                if (model, role) == served:
+                    answers.append(
+                        Answer(
+                            game_id=game_id,
+                            home=query.home,
+                            away=query.away,
+                            date=query.date,
+                            home_win_probability=probability,
+                            pick=query.home if probability >= 0.5 else query.away,
+                            version=model.version,
+                            role=role,
+                        )
+                    )
+                records.append(
+                    PredictionRecord(
+                        game_id=game_id,
+                        game_date=query.date.isoformat(),
+                        home=query.home,
+                        away=query.away,
+                        version=model.version,
+                        role=role,
+                        probability=probability,
+                        feature_hash=digest,
+                        latency_ms=latency_ms,
+                        features=row,
+                        served=(model, role) == served,
+                    )
+                )
+        self._log([*self._drain_pending(), *records])
+        return answers
+
+    def _drain_pending(self) -> list[PredictionRecord]:
+        pending = list(self._pending)
+        self._pending.clear()
+        return pending
+
+    def _log(self, records: list[PredictionRecord]) -> None:
+        failed = 0
+        for record in records:
+            try:
+                self.sink.record(record)
+            except NbamlError as exc:
+                failed += 1
+                self._pending.append(record)
+                logger.warning("prediction log write failed; queued for retry", extra={"error": str(exc)})
+        if failed and self.metrics is not None:
+            self.metrics.add_metric(name="PredictionLogFailed", unit=MetricUnit.Count, value=failed)
+
+    @property
+    def pending(self) -> int:
+        return len(self._pending)
