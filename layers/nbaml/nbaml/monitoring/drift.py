@@ -1,0 +1,252 @@
+"""The weekly drift check (drift_check function): how the live model is doing on games that have ended.
+
+Reads the prediction log joined to outcomes and reports, for the active version:
+- the performance rule (DRIFT_RULE): "sequential" (CUSUM on log-loss, the default) or "seed" (the seed's
+  accuracy drop over the last 50), with the other rule's verdict beside it for comparison;
+- calibration (ECE and reliability bins) on every resolved champion prediction of the version;
+- feature drift: PSI of each feature over the last 28 days of requests against the training distribution
+  stored in the bundle (alarm at PSI_ALARM);
+- coverage (share of the week's finished games predicted before tip-off) and latency p50/p99;
+- champion against canary and shadow on the same resolved games.
+It writes reports/{run_date}/drift.{json,html} and reports/latest/, emits metrics, and when the
+performance rule fires requests one retrain per ISO week (idempotent through a registry marker).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections import defaultdict
+from dataclasses import dataclass, field
+from typing import Any
+
+from aws_lambda_powertools import Logger
+from aws_lambda_powertools.metrics import Metrics, MetricUnit
+
+from nbaml.bundle import ModelBundle
+from nbaml.config import DriftSettings
+from nbaml.errors import NbamlError
+from nbaml.events import RetrainRequest, RetrainTrigger
+from nbaml.monitoring import rules
+from nbaml.monitoring.report import render_html
+from nbaml.storage import parameters
+from nbaml.storage.artifacts import ArtifactStore
+from nbaml.storage.games import GameStore
+from nbaml.storage.predictions import PredictionLog
+from nbaml.storage.queue import send_retrain_request
+from nbaml.storage.registry import ModelRegistry
+
+logger = Logger(child=True)
+PSI_DAYS = 28
+
+
+@dataclass
+class DriftReport:
+    run_date: dt.date
+    active: str
+    drift: bool = False
+    reasons: list[str] = field(default_factory=list)
+    retrain_requested: bool = False
+    sections: dict[str, Any] = field(default_factory=dict)
+    report_keys: list[str] = field(default_factory=list)
+
+    def summary(self) -> dict[str, Any]:
+        rule = self.sections.get("rule", {})
+        return {
+            "run_date": self.run_date.isoformat(),
+            "active": self.active,
+            "drift": self.drift,
+            "reasons": self.reasons,
+            "retrain_requested": self.retrain_requested,
+            "rule": rule.get("rule"),
+            "n": rule.get("n"),
+            "feature_drift": self.sections.get("psi", {}).get("alarm", []),
+            "reports": self.report_keys,
+        }
+
+    def document(self) -> dict[str, Any]:
+        return {**self.summary(), **self.sections}
+
+
+def check_drift(settings: DriftSettings, *, run_date: dt.date, metrics: Metrics | None = None) -> DriftReport:
+    store = ArtifactStore(settings.nbaml_bucket)
+    log = PredictionLog(settings.predictions_table)
+    active = parameters.read(settings.active_model_param)
+    report = DriftReport(run_date=run_date, active=active)
+    if active == parameters.NONE:
+        report.reasons.append("no active model")
+        return report
+    bundle = ModelBundle.from_files(store.read_bundle_files(active), expected_version=active)
+    meta = bundle.metadata
+
+    resolved = [i for i in log.resolved(version=active, until=run_date) if i.get("role") == "champion"]
+    resolved.sort(key=lambda i: i["resolved_key"])  # oldest first
+    pairs = [(float(i["probability"]), bool(i["home_won"])) for i in resolved]
+    report.sections["performance"] = _performance(pairs, meta)
+    seed = rules.seed_rule(
+        [bool(i["correct"]) for i in resolved],
+        meta.get("baseline_accuracy", meta["metrics"]["accuracy"]),
+        settings.drift_threshold,
+        settings.drift_window,
+    )
+    sequential = rules.cusum_rule(pairs, meta["metrics"]["log_loss"])
+    chosen, other = (sequential, seed) if settings.drift_rule == "sequential" else (seed, sequential)
+    report.sections["rule"] = chosen.__dict__
+    report.sections["other_rule"] = other.__dict__
+    if chosen.fired:
+        report.drift = True
+        report.reasons.append(f"{chosen.rule} rule: {chosen.detail}")
+
+    ece, curve = rules.calibration(pairs)
+    report.sections["calibration"] = {"n": len(pairs), "ece": round(ece, 4), "curve": curve}
+
+    since = run_date - dt.timedelta(days=PSI_DAYS)
+    recent = [i for d in _days(since, run_date) for i in log.on_date(d)]
+    report.sections["psi"] = _feature_drift(recent, active, bundle, settings.psi_alarm)
+    report.sections["coverage"] = _coverage(settings, log, run_date)
+    latencies = [float(i["latency_ms"]) for i in recent if "latency_ms" in i]
+    report.sections["latency"] = {
+        "n": len(latencies),
+        "p50_ms": round(rules.percentile(latencies, 0.5), 4) if latencies else None,
+        "p99_ms": round(rules.percentile(latencies, 0.99), 4) if latencies else None,
+    }
+    report.sections["challengers"] = _challengers(settings, log, active, since)
+    report.sections["rolling"] = _rolling_accuracy(log, settings, active, since)
+
+    if report.drift:
+        report.retrain_requested = _request_retrain(settings, run_date, report.reasons)
+    _publish(store, report)
+    _emit(metrics, report, ece)
+    logger.info("drift check", extra=report.summary())
+    return report
+
+
+def _days(start: dt.date, end: dt.date) -> list[dt.date]:
+    return [start + dt.timedelta(days=n) for n in range((end - start).days + 1)]
+
+
+def _performance(pairs: list[tuple[float, bool]], meta: dict[str, Any]) -> dict[str, Any]:
+    n = len(pairs)
+    accuracy = sum((p >= 0.5) == w for p, w in pairs) / n if n else None
+    log_loss = sum(rules.game_log_loss(p, w) for p, w in pairs) / n if n else None
+    return {
+        "n": n,
+        "accuracy": None if accuracy is None else round(accuracy, 4),
+        "log_loss": None if log_loss is None else round(log_loss, 4),
+        "baseline_accuracy": meta.get("baseline_accuracy"),
+        "baseline_log_loss": meta["metrics"]["log_loss"],
+    }
+
+
+def _feature_drift(recent: list[dict[str, Any]], active: str, bundle: ModelBundle, alarm: float) -> dict[str, Any]:
+    reference = bundle.metadata.get("feature_distribution", {})
+    rows = [
+        i["features"]
+        for i in recent
+        if i.get("version") == active and i.get("role") == "champion" and i.get("features")
+    ]
+    values: dict[str, float] = {}
+    for j, name in enumerate(bundle.feature_names):
+        ref = reference.get(name)
+        if ref and rows:
+            values[name] = round(rules.psi(ref["shares"], ref["edges"], [float(r[j]) for r in rows]), 4)
+    return {
+        "n": len(rows),
+        "days": PSI_DAYS,
+        "threshold": alarm,
+        "values": values,
+        "alarm": sorted(name for name, v in values.items() if v >= alarm),
+    }
+
+
+def _coverage(settings: DriftSettings, log: PredictionLog, run_date: dt.date) -> dict[str, Any]:
+    games = GameStore(settings.games_table)
+    finished = predicted = 0
+    for day in _days(run_date - dt.timedelta(days=7), run_date - dt.timedelta(days=1)):
+        ids = {g.game_id for g in games.on_date(day) if g.is_final}
+        served = {i["game_id"] for i in log.on_date(day) if i.get("role") == "champion"}
+        finished += len(ids)
+        predicted += len(ids & served)
+    return {"finished": finished, "predicted": predicted, "share": round(predicted / finished, 4) if finished else None}
+
+
+def _challengers(settings: DriftSettings, log: PredictionLog, active: str, since: dt.date) -> list[dict[str, Any]]:
+    """Champion against every other version logged since ``since``, on the games both scored."""
+    others = {}
+    for role in ("canary", "shadow"):
+        for item in log.resolved(role=role, since=since):
+            others.setdefault(item["version"], {})[item["game_id"]] = item
+    if not others:
+        return []
+    champion = {i["game_id"]: i for i in log.resolved(version=active, since=since) if i.get("role") == "champion"}
+    result = []
+    for version, items in sorted(others.items()):
+        shared = sorted(set(items) & set(champion))
+        if not shared:
+            continue
+        row: dict[str, Any] = {"version": version, "n": len(shared)}
+        for label, source in (("champion", champion), ("challenger", items)):
+            pairs = [(float(source[g]["probability"]), bool(source[g]["home_won"])) for g in shared]
+            row[f"{label}_log_loss"] = round(sum(rules.game_log_loss(p, w) for p, w in pairs) / len(pairs), 4)
+            row[f"{label}_accuracy"] = round(sum((p >= 0.5) == w for p, w in pairs) / len(pairs), 4)
+        result.append(row)
+    return result
+
+
+def _rolling_accuracy(log: PredictionLog, settings: DriftSettings, active: str, since: dt.date) -> dict[str, list]:
+    """Weekly accuracy per version (champion, canary and shadow roles) since ``since``: the report's line plot."""
+    weekly: dict[str, dict[str, list[int]]] = defaultdict(lambda: defaultdict(lambda: [0, 0]))
+    for role in ("champion", "canary", "shadow"):
+        for item in log.resolved(role=role, since=since - dt.timedelta(days=56)):
+            week = dt.date.fromisoformat(item["game_date"]).isocalendar()
+            key = f"{week.year}-W{week.week:02d}"
+            cell = weekly[f"{item['version']} ({role})"][key]
+            cell[0] += int(bool(item["correct"]))
+            cell[1] += 1
+    return {
+        series: [{"week": w, "n": c[1], "accuracy": round(c[0] / c[1], 4)} for w, c in sorted(cells.items())]
+        for series, cells in weekly.items()
+    }
+
+
+def _request_retrain(settings: DriftSettings, run_date: dt.date, reasons: list[str]) -> bool:
+    week = run_date.isocalendar()
+    marker = f"drift-retrain#{week.year}-W{week.week:02d}"
+    registry = ModelRegistry(settings.model_versions_table)
+    if not registry.mark_once(marker, {"reasons": reasons, "run_date": run_date.isoformat()}):
+        return False  # already requested this week (a redelivered or re-run event)
+    request = RetrainRequest(
+        trigger=RetrainTrigger.DRIFT,
+        reason="; ".join(reasons)[:500],
+        requested_by="drift_check",
+        requested_at=dt.datetime.combine(run_date, dt.time(4, 30), tzinfo=dt.UTC),
+        force=True,
+    )
+    send_retrain_request(settings.retrain_queue_url, request)
+    return True
+
+
+def _publish(store: ArtifactStore, report: DriftReport) -> None:
+    document = report.document()
+    html = render_html(document).encode()
+    for prefix in (f"reports/{report.run_date.isoformat()}/", "reports/latest/"):
+        report.report_keys.append(prefix + "drift.json")
+        store.put_json(prefix + "drift.json", document | {"reports": report.report_keys[:1]})
+        store.put_bytes(prefix + "drift.html", html, "text/html; charset=utf-8")
+        report.report_keys.append(prefix + "drift.html")
+
+
+def _emit(metrics: Metrics | None, report: DriftReport, ece: float) -> None:
+    if metrics is None:
+        return
+    metrics.add_metric(name="DriftDetected", unit=MetricUnit.Count, value=int(report.drift))
+    metrics.add_metric(name="FeatureDriftDetected", unit=MetricUnit.Count, value=len(report.sections["psi"]["alarm"]))
+    metrics.add_metric(name="CalibrationECE", unit=MetricUnit.Count, value=ece)
+    performance = report.sections["performance"]
+    if performance["accuracy"] is not None:
+        metrics.add_metric(name="LiveAccuracy", unit=MetricUnit.Percent, value=performance["accuracy"] * 100)
+    coverage = report.sections["coverage"]["share"]
+    if coverage is not None:
+        metrics.add_metric(name="PredictionCoverage", unit=MetricUnit.Percent, value=coverage * 100)
+
+
+__all__ = ["DriftReport", "NbamlError", "check_drift"]
