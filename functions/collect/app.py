@@ -10,7 +10,7 @@ from __future__ import annotations
 from functools import cache
 from typing import Any
 
-from aws_lambda_powertools import Logger, Metrics, Tracer
+from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.utilities.data_classes import EventBridgeEvent, event_source
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
@@ -19,7 +19,6 @@ from nbaml.config import CollectSettings, load_settings
 from nbaml.events import scheduled_run_date
 
 logger = Logger()
-tracer = Tracer()
 metrics = Metrics()
 
 
@@ -29,7 +28,6 @@ def settings() -> CollectSettings:
 
 
 @logger.inject_lambda_context(correlation_id_path="id", log_event=False)
-@tracer.capture_lambda_handler
 @metrics.log_metrics(capture_cold_start_metric=True)
 @event_source(data_class=EventBridgeEvent)
 def handler(event: EventBridgeEvent, context: LambdaContext) -> dict[str, Any]:

@@ -7,6 +7,7 @@ as a clear cold-start failure and tests can set the environment first.
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 from aws_lambda_powertools import Logger
@@ -23,5 +24,6 @@ _asgi: Mangum | None = None
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     global _asgi
     if _asgi is None:
-        _asgi = Mangum(create_app(), lifespan="off", api_gateway_base_path=None)
+        # A named HTTP API stage puts "/{stage}" in front of every path; the routes are declared without it.
+        _asgi = Mangum(create_app(), lifespan="off", api_gateway_base_path=f"/{os.environ.get('STAGE', '')}")
     return _asgi(event, context)

@@ -11,7 +11,7 @@ from __future__ import annotations
 from functools import cache
 from typing import Any
 
-from aws_lambda_powertools import Logger, Metrics, Tracer
+from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from nbaml.config import RetrainSettings, load_settings
@@ -19,7 +19,6 @@ from nbaml.events import retrain_requests
 from nbaml.training.pipeline import retrain
 
 logger = Logger()
-tracer = Tracer()
 metrics = Metrics()
 
 
@@ -29,7 +28,6 @@ def settings() -> RetrainSettings:
 
 
 @logger.inject_lambda_context(log_event=False)
-@tracer.capture_lambda_handler
 @metrics.log_metrics(capture_cold_start_metric=True)
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     outcomes = [retrain(settings(), request, metrics=metrics) for request in retrain_requests(event)]

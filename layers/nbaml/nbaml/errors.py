@@ -39,3 +39,7 @@ class BundleIntegrityError(NbamlError):
 
 class UnknownTeamError(NbamlError, ValueError):
     """A team name or abbreviation that maps to none of the 30 franchises."""
+
+
+class InsufficientDataError(NbamlError, ValueError):
+    """Too few completed games to train or evaluate; backfill history first."""

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from nbaml.errors import InsufficientDataError
 from nbaml.features import FEATURE_NAMES, FeatureTable, build_features
 from nbaml.games.records import Game
 
@@ -60,7 +61,7 @@ def time_split(table: FeatureTable, names: Sequence[str] = FEATURE_NAMES, holdou
     n = len(table.rows)
     size = holdout if holdout is not None else holdout_size(n)
     if n < size + 200:
-        raise ValueError(f"{n} completed regular-season games are too few to train (need {size + 200})")
+        raise InsufficientDataError(f"{n} completed regular-season games are too few to train (need {size + 200})")
     cut = n - size
     while 0 < cut < n and table.dates[cut] == table.dates[cut - 1]:
         cut += 1  # keep every game of the boundary date on the training side

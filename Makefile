@@ -1,0 +1,80 @@
+# nbaml - the local twin of `sam build / deploy / local invoke`, plus the checks CI runs.
+# `make help` lists the targets. Everything runs from the repository root.
+
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+PYTHON ?= python3
+VENV := .venv
+VENV_SAM := .venv-sam
+PY := $(VENV)/bin/python
+SAM := $(VENV_SAM)/bin/sam
+TEMPLATE := template.yaml
+BUILD_DIR := .aws-sam/build
+PORT ?= 5005
+STAGE ?= dev
+
+export SAM_CLI_TELEMETRY := 0
+
+# sam build --use-... needs an interpreter matching the template's python3.12 runtime on PATH. A pyenv
+# shim named python3.12 exists even when that version is not selected, so each candidate is run, not
+# just found: the first that answers wins.
+define find_python312
+	dir=""; \
+	if python3.12 -c 'import sys' >/dev/null 2>&1; then \
+		dir="$$(dirname "$$(python3.12 -c 'import sys; print(sys.executable)')")"; \
+	elif command -v pyenv >/dev/null 2>&1; then \
+		for cand in "$$(pyenv root)"/versions/3.12*/bin; do \
+			if [ -x "$$cand/python3.12" ]; then dir="$$cand"; fi; \
+		done; \
+	fi; \
+	if [ -z "$$dir" ]; then \
+		echo "sam build needs python3.12 (the template's runtime): put one on PATH or install it with pyenv" >&2; \
+		exit 1; \
+	fi
+endef
+
+.PHONY: help
+help: ## List the targets.
+	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z0-9_-]+:.*## / {printf "  \033[36m%-12s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
+
+.PHONY: venv
+venv: $(VENV)/bin/python $(SAM) ## Create .venv (project, editable) and .venv-sam (aws-sam-cli), each only if missing.
+
+$(VENV)/bin/python:
+	@$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "nbaml needs Python >= 3.11"' \
+		|| { echo "$(PYTHON) is older than 3.11: run make venv PYTHON=python3.11 (or newer)" >&2; exit 1; }
+	$(PYTHON) -m venv $(VENV)
+	$(VENV)/bin/pip install --upgrade pip
+	$(VENV)/bin/pip install -e '.[ml,local,dev]'
+
+# aws-sam-cli pins its own boto3, so it lives apart from the project's environment.
+$(SAM):
+	$(PYTHON) -m venv $(VENV_SAM)
+	$(VENV_SAM)/bin/pip install --upgrade pip
+	$(VENV_SAM)/bin/pip install aws-sam-cli
+
+.PHONY: stack-up
+stack-up: ## Start the moto emulator on 127.0.0.1:$(PORT) and deploy template.yaml into it (STAGE=dev).
+	$(VENV)/bin/nbaml stack up --port $(PORT) --stage $(STAGE)
+
+.PHONY: stack-down
+stack-down: ## Stop the emulator (the local stack lives only in its memory).
+	$(VENV)/bin/nbaml stack down
+
+.PHONY: lint
+lint: ## ruff check + ruff format --check + cfn-lint + sam validate --lint.
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/cfn-lint $(TEMPLATE)
+	$(SAM) validate --lint --template $(TEMPLATE)
+
+.PHONY: build
+build: ## sam build (needs a python3.12; found on PATH or under pyenv).
+	@$(find_python312); \
+	echo "sam build with $$dir/python3.12"; \
+	PATH="$$dir:$$PATH" $(SAM) build --template $(TEMPLATE)
+
+.PHONY: size
+size: ## After build: unzipped size of each function with its layers (fails above Lambda's 250 MB).
+	$(PY) -m infra.size $(BUILD_DIR)

@@ -1,0 +1,201 @@
+"""``nbaml``: the local stack's command line (``python -m infra`` is the same).
+
+Each group of commands is a ``register(subparsers)`` function that adds its parsers and sets ``func``; the
+operator tools that come later (backfill, train, replay, rollback) add theirs by appending to
+``REGISTRARS`` or by living in one of ``PLUGIN_MODULES`` with a ``register`` of their own. Errors nbaml
+and the local stack raise on purpose print one line and exit 2; anything else is a bug and keeps its
+traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+from infra import InfraError
+from infra import emulator as emu
+from infra import stack as stk
+from infra import template as tpl
+
+EXIT_ERROR = 2
+Registrar = Callable[[Any], None]
+# Modules that may add commands later; each one, once it exists, exposes register(subparsers).
+PLUGIN_MODULES = ("infra.backfill", "infra.train", "infra.replay", "infra.rollback")
+
+
+def _key_values(pairs: Sequence[str] | None, what: str) -> dict[str, str]:
+    values: dict[str, str] = {}
+    for pair in pairs or []:
+        key, sep, value = pair.partition("=")
+        if not sep or not key:
+            raise InfraError(f"{what} {pair!r} is not KEY=VALUE")
+        values[key] = value
+    return values
+
+
+def _print_resources(stack: stk.LocalStack) -> None:
+    rows = [(lid, stack.resource_types.get(lid, "?"), physical) for lid, physical in stack.resources.items()]
+    widths = [max(len(r[i]) for r in [("logical id", "type", "physical id"), *rows]) for i in range(3)]
+    print(f"{'logical id':<{widths[0]}}  {'type':<{widths[1]}}  physical id")
+    for lid, kind, physical in rows:
+        print(f"{lid:<{widths[0]}}  {kind:<{widths[1]}}  {physical}")
+
+
+# ---------------------------------------------------------------- stack up / down / status, resources
+def _stack_up(args: argparse.Namespace) -> int:
+    parameters = {"Stage": args.stage, **_key_values(args.param, "--param")}
+    template_path = Path(args.template)
+    # Lint before starting anything: a broken template leaves no emulator behind.
+    problems = tpl.lint(template_path, parameters)
+    if problems:
+        raise stk.StackError(f"{template_path.name} fails the linter:\n  " + "\n  ".join(problems))
+    info = emu.start(port=args.port)
+    try:
+        stack = stk.deploy(info.endpoint, template_path, parameters, linted=True)
+    except BaseException:
+        emu.stop()
+        raise
+    print(f"emulator  {info.endpoint} (pid {info.pid}, log {info.log_file})")
+    print(f"stack     {stack.stack_name}: {len(stack.resources)} resources, deployed in {stack.deploy_seconds:.1f} s\n")
+    _print_resources(stack)
+    print(f"\nfilled or patched by hand (moto's CloudFormation skipped or ignored them): {len(stack.fills)}")
+    for fill in stack.fills:
+        print(f"  {fill.logical_id}: {fill.action}")
+    if stack.admin_token:
+        print(f"\nadmin token ({stack.admin_token_param}), shown once: {stack.admin_token}")
+    print("\nexport the local endpoint and credentials to use the stack from a shell:")
+    print("  export " + " ".join(f"{k}={v}" for k, v in emu.local_aws_env(stack.endpoint).items()))
+    return 0
+
+
+def _stack_down(args: argparse.Namespace) -> int:
+    stopped = stk.teardown()
+    print(f"emulator stopped (pid {stopped.pid})" if stopped else "no emulator was running")
+    return 0
+
+
+def _stack_status(args: argparse.Namespace) -> int:
+    info = emu.status()
+    if info is None:
+        print("no emulator is running")
+        return 1
+    reachable = emu.is_reachable(info.endpoint)
+    print(f"emulator  {info.endpoint} (pid {info.pid}) {'answering' if reachable else 'NOT answering'}")
+    try:
+        stack = stk.LocalStack.load()
+    except stk.StackError:
+        print("stack     none deployed")
+        return 1
+    print(f"stack     {stack.stack_name} ({len(stack.resources)} resources, parameters {stack.parameters})")
+    for name, value in stack.outputs.items():
+        print(f"  {name} = {value}")
+    return 0 if reachable else 1
+
+
+def _resources(args: argparse.Namespace) -> int:
+    _print_resources(stk.LocalStack.load())
+    return 0
+
+
+def register_stack(subparsers: Any) -> None:
+    stack = subparsers.add_parser("stack", help="the local stack: moto on 127.0.0.1 with template.yaml deployed")
+    actions = stack.add_subparsers(dest="action", required=True)
+    up = actions.add_parser("up", help="start the emulator and deploy the template (the local `sam deploy`)")
+    up.add_argument("--port", type=int, default=emu.DEFAULT_PORT)
+    up.add_argument("--stage", default="dev", help="the template's Stage parameter")
+    up.add_argument("--param", action="append", metavar="KEY=VALUE", help="another template parameter")
+    up.add_argument("--template", default=str(tpl.DEFAULT_TEMPLATE))
+    up.set_defaults(func=_stack_up)
+    actions.add_parser("down", help="stop the emulator (the stack lives in its memory)").set_defaults(func=_stack_down)
+    actions.add_parser("status", help="is the emulator up, what is deployed").set_defaults(func=_stack_status)
+    subparsers.add_parser("resources", help="logical id -> type -> physical id").set_defaults(func=_resources)
+
+
+# ---------------------------------------------------------------- invoke
+def _invoke(args: argparse.Namespace) -> int:
+    from infra.runtime import invoke
+
+    stack = stk.LocalStack.load()
+    try:
+        event = json.loads(Path(args.event).read_text()) if args.event else {}
+    except (OSError, ValueError) as exc:
+        raise InfraError(f"cannot read event {args.event}: {exc}") from exc
+    result = invoke(stack, args.function, event, extra_env=_key_values(args.env, "--env"))
+    print(json.dumps(result, indent=2, default=str))
+    return 0
+
+
+def register_invoke(subparsers: Any) -> None:
+    parser = subparsers.add_parser("invoke", help="run a function's handler in-process (the local `sam local invoke`)")
+    parser.add_argument("function", help="logical id (CollectFunction) or short name (collect)")
+    parser.add_argument("--event", "-e", help="JSON event file (see events/)")
+    parser.add_argument("--env", action="append", metavar="KEY=VALUE", help="override an environment variable")
+    parser.set_defaults(func=_invoke)
+
+
+# ---------------------------------------------------------------- serve
+def _serve(args: argparse.Namespace) -> int:
+    import os
+
+    stack = stk.LocalStack.load()
+    api_functions = tpl.http_api_functions(tpl.load(stack.template_path))
+    if not api_functions:
+        raise InfraError("the template has no function with an HttpApi event to serve")
+    env = stack.env_for(api_functions[0], lambda_runtime=False)
+    try:
+        from nbaml.serving import api
+    except ModuleNotFoundError as exc:
+        raise InfraError(f"`nbaml serve` needs nbaml.serving.api.create_app, which is not built yet ({exc})") from exc
+    if not callable(getattr(api, "create_app", None)):
+        raise InfraError("`nbaml serve` needs nbaml.serving.api.create_app(), which is not built yet")
+    import uvicorn
+
+    os.environ.update(env)
+    print(f"serving {api_functions[0]} on http://{emu.HOST}:{args.port} against {stack.endpoint}", flush=True)
+    uvicorn.run("nbaml.serving.api:create_app", factory=True, host=emu.HOST, port=args.port, log_level="info")
+    return 0
+
+
+def register_serve(subparsers: Any) -> None:
+    parser = subparsers.add_parser("serve", help="the prediction API on 127.0.0.1 (the local `sam local start-api`)")
+    parser.add_argument("--port", type=int, default=3000)
+    parser.set_defaults(func=_serve)
+
+
+REGISTRARS: list[Registrar] = [register_stack, register_invoke, register_serve]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    import importlib
+
+    parser = argparse.ArgumentParser(prog="nbaml", description=__doc__.splitlines()[0])
+    subparsers = parser.add_subparsers(dest="command", required=True)
+    for register in REGISTRARS:
+        register(subparsers)
+    for name in PLUGIN_MODULES:
+        try:
+            module = importlib.import_module(name)
+        except ModuleNotFoundError as exc:
+            if exc.name != name:
+                raise
+            continue
+        if hasattr(module, "register"):
+            module.register(subparsers)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    from nbaml.errors import NbamlError
+
+    args = build_parser().parse_args(argv)
+    try:
+        return int(args.func(args) or 0)
+    except (InfraError, NbamlError) as exc:
+        print(f"nbaml: error: {exc}", file=sys.stderr)
+        return EXIT_ERROR
+    except KeyboardInterrupt:
+        return 130

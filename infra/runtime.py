@@ -1,0 +1,142 @@
+"""``sam local invoke``, in-process: a handler of the template run with its function's deployed environment.
+
+moto runs no Lambda code without Docker, so the handler runs here, from the repository's sources, with
+the environment moto's Lambda holds for it (pointed at the emulator). Each function's module is imported
+once under its own name and kept, so a second invoke finds the caches and clients of the first, as a warm
+Lambda would; a new endpoint (a new stack) means a cold start.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import importlib.util
+import os
+import sys
+import time
+import uuid
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+from infra import emulator as emu
+from infra.stack import LocalStack, StackError
+
+_WARM: dict[tuple[str, str, str], ModuleType] = {}
+
+
+@dataclass
+class LocalLambdaContext:
+    """The attributes of Lambda's context object that handlers and Powertools read."""
+
+    function_name: str
+    memory_limit_in_mb: int
+    timeout_s: int
+    function_version: str = "$LATEST"
+    aws_request_id: str = field(default_factory=lambda: str(uuid.uuid4()))
+    invoked_function_arn: str = ""
+    log_group_name: str = ""
+    log_stream_name: str = ""
+    _deadline: float = field(default=0.0, repr=False)
+
+    def __post_init__(self) -> None:
+        self.invoked_function_arn = self.invoked_function_arn or (
+            f"arn:aws:lambda:{emu.LOCAL_REGION}:{emu.LOCAL_ACCOUNT_ID}:function:{self.function_name}"
+        )
+        self.log_group_name = self.log_group_name or f"/aws/lambda/{self.function_name}"
+        self.log_stream_name = self.log_stream_name or f"{time.strftime('%Y/%m/%d')}/[$LATEST]{uuid.uuid4().hex}"
+        self._deadline = time.monotonic() + self.timeout_s
+
+    def get_remaining_time_in_millis(self) -> int:
+        return max(0, int((self._deadline - time.monotonic()) * 1000))
+
+
+@contextlib.contextmanager
+def function_environment(env: Mapping[str, str]) -> Iterator[None]:
+    """Apply ``env`` to os.environ for the block and restore it exactly afterwards.
+
+    AWS clients are cached per execution environment (nbaml.storage.aws); when the endpoint changes on
+    the way in or out, they are dropped so none keeps talking to the previous one.
+    """
+    saved = dict(os.environ)
+    before = os.environ.get("AWS_ENDPOINT_URL")
+    os.environ.update(env)
+    _reset_clients_if(before != os.environ.get("AWS_ENDPOINT_URL"))
+    try:
+        yield
+    finally:
+        during = os.environ.get("AWS_ENDPOINT_URL")
+        os.environ.clear()
+        os.environ.update(saved)
+        _reset_clients_if(during != os.environ.get("AWS_ENDPOINT_URL"))
+
+
+def _reset_clients_if(changed: bool) -> None:
+    if changed:
+        from nbaml.storage.aws import reset_clients
+
+        reset_clients()
+
+
+def _handler_module(stack: LocalStack, logical_id: str) -> tuple[ModuleType, str]:
+    """The function's handler module (imported once, kept warm) and the handler's attribute name."""
+    settings = stack.function_settings[logical_id]
+    module_name, _, attribute = str(settings["Handler"]).rpartition(".")
+    source_dir = Path(stack.function_dirs[logical_id])
+    key = (stack.endpoint, logical_id, str(source_dir))
+    if key not in _WARM:
+        path = source_dir / f"{module_name.replace('.', '/')}.py"
+        if not path.exists():
+            raise StackError(f"{logical_id}: handler file {path} does not exist")
+        unique = f"nbaml_local_{_module_safe(logical_id)}_{len(_WARM)}"
+        spec = importlib.util.spec_from_file_location(unique, path)
+        if spec is None or spec.loader is None:
+            raise StackError(f"{logical_id}: cannot import {path}")
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[unique] = module
+        # Lambda puts the code directory first on sys.path: a handler may import its sibling modules.
+        sys.path.insert(0, str(source_dir))
+        try:
+            spec.loader.exec_module(module)
+        except BaseException:
+            sys.modules.pop(unique, None)
+            raise
+        finally:
+            with contextlib.suppress(ValueError):
+                sys.path.remove(str(source_dir))
+        _WARM[key] = module
+    return _WARM[key], attribute
+
+
+def _module_safe(name: str) -> str:
+    return "".join(ch if ch.isalnum() else "_" for ch in name)
+
+
+def invoke(stack: LocalStack, function: str, event: Any, *, extra_env: Mapping[str, str] | None = None) -> Any:
+    """Run ``function``'s handler on ``event`` in this process and return what it returns.
+
+    ``function`` is a logical id (CollectFunction) or a short name (collect). The handler's exceptions
+    propagate: a scheduled handler that fails must fail here as it would fail in Lambda.
+    """
+    logical_id = stack.function_id(function)
+    env = {**stack.env_for(logical_id), **(extra_env or {})}
+    settings = stack.function_settings[logical_id]
+    with function_environment(env):
+        module, attribute = _handler_module(stack, logical_id)
+        handler = getattr(module, attribute, None)
+        if not callable(handler):
+            raise StackError(f"{logical_id}: {module.__file__} has no handler {attribute!r}")
+        context = LocalLambdaContext(
+            function_name=env["AWS_LAMBDA_FUNCTION_NAME"],
+            memory_limit_in_mb=int(settings["MemorySize"]),
+            timeout_s=int(settings["Timeout"]),
+        )
+        return handler(event, context)
+
+
+def forget_warm_modules() -> None:
+    """Cold-start every function on its next invoke (tests that change a function's environment)."""
+    for module in _WARM.values():
+        sys.modules.pop(module.__name__, None)
+    _WARM.clear()

@@ -1,0 +1,479 @@
+"""template.yaml read, linted and turned into plain CloudFormation, offline.
+
+The SAM template is the one description of every resource. The local stack never restates a name, key,
+schedule or environment variable: it reads them here. ``translate`` is what ``sam deploy`` asks
+CloudFormation's transform to do, done locally with samtranslator and its bundled managed-policy map
+(no IAM call), because moto rejects a template that still carries ``Transform``.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import re
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import boto3
+import yaml
+from samtranslator.yaml_helper import intrinsics_multi_constructor
+
+from infra import InfraError
+from infra.emulator import LOCAL_ACCOUNT_ID, LOCAL_CREDENTIALS, LOCAL_REGION, REPO_ROOT
+
+DEFAULT_TEMPLATE = REPO_ROOT / "template.yaml"
+# The bucket in the emulator that plays the role of `sam deploy`'s artifact bucket.
+CODE_BUCKET = "nbaml-local-code"
+
+FUNCTION = "AWS::Serverless::Function"
+LAYER = "AWS::Serverless::LayerVersion"
+SCHEDULE_EVENTS = ("Schedule", "ScheduleV2")
+
+
+class TemplateError(InfraError):
+    """The template is unreadable, fails the linter, or cannot be translated."""
+
+
+class _CfnLoader(yaml.SafeLoader):
+    """A SafeLoader that reads the short forms (!Ref, !Sub, !GetAtt a.b ...) as their long forms.
+
+    A subclass, so the global SafeLoader that every other yaml.safe_load in the process uses is untouched
+    (samtranslator's own ``yaml_parse`` registers the constructor on SafeLoader itself).
+    """
+
+
+_CfnLoader.add_multi_constructor("!", intrinsics_multi_constructor)
+
+
+def load(path: Path | str = DEFAULT_TEMPLATE) -> dict[str, Any]:
+    """The template as plain dicts, intrinsics in their long form."""
+    path = Path(path)
+    try:
+        template = yaml.load(path.read_text(encoding="utf-8"), Loader=_CfnLoader)  # noqa: S506 - SafeLoader subclass
+    except (OSError, yaml.YAMLError) as exc:
+        raise TemplateError(f"cannot read {path}: {exc}") from exc
+    if not isinstance(template, dict) or not isinstance(template.get("Resources"), dict):
+        raise TemplateError(f"{path} is not a CloudFormation template (no Resources)")
+    return template
+
+
+# ---------------------------------------------------------------- parameters
+def parameters_with_defaults(template: Mapping[str, Any], overrides: Mapping[str, str] | None = None) -> dict[str, str]:
+    """Every template parameter's value: the override, else its Default; unknown or disallowed values refused.
+
+    The real values matter: the transform and moto resolve names (``nbaml-${Stage}-games``) from them.
+    """
+    declared: Mapping[str, Any] = template.get("Parameters") or {}
+    overrides = dict(overrides or {})
+    unknown = sorted(set(overrides) - set(declared))
+    if unknown:
+        raise TemplateError(f"unknown template parameter(s) {', '.join(unknown)}; declared: {', '.join(declared)}")
+    values: dict[str, str] = {}
+    for name, spec in declared.items():
+        if name in overrides:
+            value = str(overrides[name])
+        elif "Default" in spec:
+            value = str(spec["Default"])
+        else:
+            raise TemplateError(f"template parameter {name} has no Default: pass --param {name}=VALUE")
+        allowed = [str(v) for v in spec.get("AllowedValues") or []]
+        if allowed and value not in allowed:
+            raise TemplateError(f"{name}={value!r} is not allowed; choose one of {', '.join(allowed)}")
+        values[name] = value
+    return values
+
+
+# ---------------------------------------------------------------- what the template declares
+def resources_of_type(template: Mapping[str, Any], resource_type: str) -> dict[str, dict[str, Any]]:
+    return {lid: res for lid, res in template["Resources"].items() if res.get("Type") == resource_type}
+
+
+def _function_properties(template: Mapping[str, Any], logical_id: str) -> dict[str, Any]:
+    """A function's properties with Globals.Function merged under them, as the transform merges them."""
+    resource = template["Resources"].get(logical_id)
+    if resource is None or resource.get("Type") != FUNCTION:
+        raise TemplateError(f"{logical_id} is not an {FUNCTION} of the template")
+    merged = copy.deepcopy((template.get("Globals") or {}).get("Function") or {})
+    for key, value in (resource.get("Properties") or {}).items():
+        if key == "Environment":
+            variables = {**(merged.get("Environment") or {}).get("Variables", {}), **value.get("Variables", {})}
+            merged["Environment"] = {"Variables": variables}
+        else:
+            merged[key] = copy.deepcopy(value)
+    return merged
+
+
+def code_dirs(template: Mapping[str, Any], root: Path = REPO_ROOT) -> dict[str, Path]:
+    """Local source directory of every function (CodeUri) and layer (ContentUri), by logical id."""
+    dirs: dict[str, Path] = {}
+    for logical_id in resources_of_type(template, FUNCTION):
+        uri = _function_properties(template, logical_id).get("CodeUri")
+        if isinstance(uri, str) and not uri.startswith("s3://"):
+            dirs[logical_id] = (root / uri).resolve()
+    for logical_id, layer in resources_of_type(template, LAYER).items():
+        uri = (layer.get("Properties") or {}).get("ContentUri")
+        if isinstance(uri, str) and not uri.startswith("s3://"):
+            dirs[logical_id] = (root / uri).resolve()
+    return dirs
+
+
+def function_dirs(template: Mapping[str, Any], root: Path = REPO_ROOT) -> dict[str, Path]:
+    """Local source directory of every function, by logical id (CollectFunction -> functions/collect)."""
+    functions = resources_of_type(template, FUNCTION)
+    return {lid: path for lid, path in code_dirs(template, root).items() if lid in functions}
+
+
+def function_environment(template: Mapping[str, Any], logical_id: str) -> dict[str, Any]:
+    """A function's declared environment (Globals merged), values still as written (intrinsics unresolved).
+
+    The names are what matter here; the deployed stack resolves the values (LocalStack.env_for).
+    """
+    return dict((_function_properties(template, logical_id).get("Environment") or {}).get("Variables", {}))
+
+
+def function_settings(template: Mapping[str, Any], logical_id: str) -> dict[str, Any]:
+    """Runtime, handler, memory and timeout of a function (Globals merged), for the Lambda context."""
+    props = _function_properties(template, logical_id)
+    return {
+        "Runtime": props.get("Runtime"),
+        "Handler": props.get("Handler", "app.handler"),
+        "MemorySize": int(props.get("MemorySize", 128)),
+        "Timeout": int(props.get("Timeout", 3)),
+    }
+
+
+def schedules(template: Mapping[str, Any]) -> dict[str, list[tuple[str, str]]]:
+    """Every function's schedule events: logical id -> [(event name, cron/rate expression)]."""
+    found: dict[str, list[tuple[str, str]]] = {}
+    for logical_id in resources_of_type(template, FUNCTION):
+        events = _function_properties(template, logical_id).get("Events") or {}
+        for name, event in events.items():
+            if event.get("Type") in SCHEDULE_EVENTS:
+                props = event.get("Properties") or {}
+                expression = props.get("Schedule", props.get("ScheduleExpression"))
+                found.setdefault(logical_id, []).append((name, expression))
+    return found
+
+
+def short_name(function_dir: Path) -> str:
+    """The name operators type (``collect``, ``drift_check``): the function's source directory."""
+    return function_dir.name
+
+
+# ---------------------------------------------------------------- translate
+def _managed_policy_map() -> dict[str, str]:
+    from samtranslator.internal.managed_policies import get_bundled_managed_policy_map
+
+    return get_bundled_managed_policy_map("aws") or {}
+
+
+def translate(
+    path_or_template: Path | str | Mapping[str, Any] = DEFAULT_TEMPLATE,
+    parameters: Mapping[str, str] | None = None,
+    code_bucket: str = CODE_BUCKET,
+) -> dict[str, Any]:
+    """The SAM template as plain CloudFormation, what CloudFormation's transform would hand to a deploy.
+
+    Local CodeUri/ContentUri become ``s3://<code_bucket>/<logical id>.zip`` (what ``sam package`` does);
+    ``code_dirs`` keeps the way back to the sources. Parameters get their real values, pseudo parameters
+    the emulator's account and region, and managed policies samtranslator's bundled map: no AWS call.
+    """
+    from samtranslator.metrics.metrics import DummyMetricsPublisher, Metrics
+    from samtranslator.model.exceptions import InvalidDocumentException
+    from samtranslator.parser.parser import Parser
+    from samtranslator.translator.translator import Translator
+    from samtranslator.utils.py27hash_fix import to_py27_compatible_template, undo_mark_unicode_str_in_template
+
+    sam = copy.deepcopy(path_or_template if isinstance(path_or_template, Mapping) else load(path_or_template))
+    values: dict[str, Any] = parameters_with_defaults(sam, parameters)
+    values |= {"AWS::AccountId": LOCAL_ACCOUNT_ID, "AWS::Region": LOCAL_REGION, "AWS::Partition": "aws"}
+    for logical_id in code_dirs(sam):
+        props = sam["Resources"][logical_id].setdefault("Properties", {})
+        props["ContentUri" if sam["Resources"][logical_id]["Type"] == LAYER else "CodeUri"] = (
+            f"s3://{code_bucket}/{logical_id}.zip"
+        )
+    session = boto3.session.Session(
+        aws_access_key_id=LOCAL_CREDENTIALS["AWS_ACCESS_KEY_ID"],
+        aws_secret_access_key=LOCAL_CREDENTIALS["AWS_SECRET_ACCESS_KEY"],
+        region_name=LOCAL_REGION,
+    )
+    policies = _managed_policy_map()
+    # The transform counts its own metrics; published to nowhere, or it warns about them at exit.
+    metrics = Metrics("ServerlessTransform", DummyMetricsPublisher())
+    to_py27_compatible_template(sam, values)
+    try:
+        translated = Translator(policies, Parser(), boto_session=session, metrics=metrics).translate(
+            sam, parameter_values=values, get_managed_policy_map=lambda: policies
+        )
+    except InvalidDocumentException as exc:
+        causes = "; ".join(getattr(cause, "message", str(cause)) for cause in exc.causes) or str(exc)
+        raise TemplateError(f"the SAM transform refused the template: {causes}") from exc
+    finally:
+        metrics.publish()
+    return json.loads(json.dumps(undo_mark_unicode_str_in_template(translated)))
+
+
+# ---------------------------------------------------------------- lint
+def _format_match(match: Any, where: str | None = None) -> str:
+    location = where or f"{match.filename}:{match.linenumber}:{match.columnnumber}"
+    return f"{match.rule.id} {match.message} ({location})"
+
+
+def lint(
+    path: Path | str = DEFAULT_TEMPLATE, parameters: Mapping[str, str] | None = None, *, warnings: bool = False
+) -> list[str]:
+    """cfn-lint's findings on the template, one line each (errors only unless ``warnings``); [] when clean.
+
+    Three passes, because each catches what the others cannot. cfn-lint 1.x validates the SAM template
+    against SAM's schema without transforming it, so its rules for plain resources (E3027 on an
+    ``AWS::Events::Rule`` ScheduleExpression) never see the rules a SAM ``Schedule`` event becomes: the
+    translated template is linted as well. Neither checks a cron field's range (``cron(0 27 * * ? *)``
+    passes both, and moto accepts it), so the schedules are checked last.
+    """
+    from cfnlint.api import ManualArgs, lint_file
+    from cfnlint.api import lint as lint_string
+
+    path = Path(path)
+
+    def keep(match: Any) -> bool:
+        return bool(match.rule.id.startswith("E") or (warnings and match.rule.id.startswith("W")))
+
+    config = ManualArgs(regions=[LOCAL_REGION])
+    problems = [_format_match(m) for m in lint_file(path, config) if keep(m)]
+    if problems:
+        return problems
+    template = load(path)
+    try:
+        translated = translate(template, parameters)
+    except TemplateError as exc:
+        return [f"{exc} ({path.name})"]
+    for match in lint_string(json.dumps(translated, indent=1), regions=[LOCAL_REGION]):
+        if keep(match):
+            where = "/".join(str(p) for p in match.path) if getattr(match, "path", None) else "translated template"
+            problems.append(_format_match(match, f"{path.name}, translated: {where}"))
+    for logical_id, events in schedules(template).items():
+        for event_name, expression in events:
+            problems.extend(
+                f"E3027 {logical_id}.Events.{event_name}: {problem} ({path.name})"
+                for problem in schedule_expression_problems(expression)
+            )
+    return problems
+
+
+# ---------------------------------------------------------------- schedule expressions
+_MONTH_NAMES = ["JAN", "FEB", "MAR", "APR", "MAY", "JUN", "JUL", "AUG", "SEP", "OCT", "NOV", "DEC"]
+_MONTHS = {m: i for i, m in enumerate(_MONTH_NAMES, start=1)}
+_DAYS = {d: i for i, d in enumerate(["SUN", "MON", "TUE", "WED", "THU", "FRI", "SAT"], start=1)}
+# EventBridge's six fields: name, lowest, highest, names allowed, suffix specials allowed.
+_CRON_FIELDS: tuple[tuple[str, int, int, Mapping[str, int]], ...] = (
+    ("minutes", 0, 59, {}),
+    ("hours", 0, 23, {}),
+    ("day-of-month", 1, 31, {}),
+    ("month", 1, 12, _MONTHS),
+    ("day-of-week", 1, 7, _DAYS),
+    ("year", 1970, 2199, {}),
+)
+_RATE = re.compile(r"^rate\((?P<value>\d+) (?P<unit>minute|minutes|hour|hours|day|days)\)$")
+
+
+def schedule_expression_problems(expression: Any) -> list[str]:
+    """What is wrong with an EventBridge ``cron(...)`` or ``rate(...)`` expression; [] when it is valid."""
+    if not isinstance(expression, str):
+        return [f"schedule {expression!r} is not a literal string"]
+    if expression.startswith("rate("):
+        match = _RATE.match(expression)
+        if not match or int(match["value"]) < 1:
+            return [f"{expression!r} is not rate(<positive integer> <minute(s)|hour(s)|day(s)>)"]
+        if (int(match["value"]) == 1) != (not match["unit"].endswith("s")):
+            return [f"{expression!r}: use the singular unit for 1 and the plural otherwise"]
+        return []
+    if not (expression.startswith("cron(") and expression.endswith(")")):
+        return [f"{expression!r} is neither cron(...) nor rate(...)"]
+    fields = expression[5:-1].split()
+    if len(fields) != 6:
+        return [f"{expression!r} has {len(fields)} fields; EventBridge cron has 6 (min hour dom month dow year)"]
+    problems: list[str] = []
+    for text, (name, low, high, names) in zip(fields, _CRON_FIELDS, strict=True):
+        problems.extend(f"{expression!r}: {name} {p}" for p in _cron_field_problems(text, name, low, high, names))
+    day_of_month, day_of_week = fields[2], fields[4]
+    if (day_of_month == "?") == (day_of_week == "?"):
+        problems.append(f"{expression!r}: exactly one of day-of-month and day-of-week must be '?'")
+    return problems
+
+
+def _cron_field_problems(text: str, name: str, low: int, high: int, names: Mapping[str, int]) -> list[str]:
+    if text == "?":
+        return [] if name in ("day-of-month", "day-of-week") else ["cannot be '?'"]
+    problems: list[str] = []
+    for item in text.split(","):
+        base, _, step = item.partition("/")
+        if step and not (step.isdigit() and int(step) >= 1):
+            problems.append(f"{item!r} has an invalid step")
+        if base == "*":
+            continue
+        if name == "day-of-month" and (base in ("L", "LW") or re.fullmatch(r"\d{1,2}W", base)):
+            base = base.rstrip("W").rstrip("L") or str(low)
+        if name == "day-of-week":
+            special = re.fullmatch(r"(?P<day>\w+?)(?:#(?P<nth>[1-5])|L)", base)
+            if special:
+                base = special["day"]
+            elif base == "L":
+                continue
+        bounds = base.split("-")
+        if len(bounds) > 2:
+            problems.append(f"{item!r} is not a value or a range")
+            continue
+        for bound in bounds:
+            value = names.get(bound.upper()) if not bound.isdigit() else int(bound)
+            if value is None or not low <= value <= high:
+                problems.append(f"{bound!r} is outside {low}-{high}")
+    return problems
+
+
+# ---------------------------------------------------------------- names the template implies
+def stack_name_for(stage: str, samconfig: Path = REPO_ROOT / "samconfig.toml") -> str:
+    """The stack name ``sam deploy`` would use for ``stage``: the samconfig environment deploying that Stage.
+
+    Falls back to ``nbaml-<stage>`` only when samconfig.toml names none, so both deploys agree on names.
+    """
+    import tomllib
+
+    try:
+        config = tomllib.loads(samconfig.read_text(encoding="utf-8"))
+    except (OSError, tomllib.TOMLDecodeError):
+        config = {}
+    for env in config.values():
+        if not isinstance(env, dict):
+            continue
+        overrides = str(((env.get("deploy") or {}).get("parameters") or {}).get("parameter_overrides", ""))
+        name = ((env.get("global") or {}).get("parameters") or {}).get("stack_name")
+        if name and re.search(rf'\bStage=\\?"?{re.escape(stage)}\\?"?(\s|$)', overrides):
+            return str(name)
+    return f"nbaml-{stage}"
+
+
+def http_api_functions(template: Mapping[str, Any]) -> list[str]:
+    """Functions that serve the HTTP API (an ``HttpApi`` event): what ``nbaml serve`` runs."""
+    return [
+        logical_id
+        for logical_id in resources_of_type(template, FUNCTION)
+        if any(
+            e.get("Type") == "HttpApi"
+            for e in (_function_properties(template, logical_id).get("Events") or {}).values()
+        )
+    ]
+
+
+# ---------------------------------------------------------------- intrinsic functions
+NO_VALUE = object()
+
+
+class Intrinsics:
+    """Resolves CloudFormation intrinsics against parameters and, given callbacks, against deployed resources.
+
+    moto's CloudFormation resolves most of them itself; this is for what it skips (the HTTP API, alarms,
+    queue policies) and for checking that what it did resolve matches the template.
+    """
+
+    def __init__(
+        self,
+        parameters: Mapping[str, str],
+        pseudo: Mapping[str, str],
+        conditions: Mapping[str, Any] | None = None,
+        ref: Any = None,
+        get_att: Any = None,
+    ) -> None:
+        self._values = {**parameters, **pseudo}
+        self._ref = ref
+        self._get_att = get_att
+        self._condition_defs = dict(conditions or {})
+        self._conditions: dict[str, bool] = {}
+
+    def condition(self, name: str) -> bool:
+        if name not in self._conditions:
+            if name not in self._condition_defs:
+                raise TemplateError(f"unknown condition {name}")
+            self._conditions[name] = bool(self.resolve(self._condition_defs[name]))
+        return self._conditions[name]
+
+    def resolve(self, value: Any) -> Any:
+        if isinstance(value, list):
+            return [v for v in (self.resolve(item) for item in value) if v is not NO_VALUE]
+        if not isinstance(value, dict):
+            return value
+        if len(value) == 1:
+            ((key, arg),) = value.items()
+            if key == "Ref":
+                return self._resolve_ref(arg)
+            if key == "Fn::GetAtt":
+                logical_id, attribute = arg.split(".", 1) if isinstance(arg, str) else arg
+                return self._call(self._get_att, f"!GetAtt {logical_id}.{attribute}", logical_id, attribute)
+            if key == "Fn::Sub":
+                return self._sub(arg)
+            if key == "Fn::If":
+                name, when_true, when_false = arg
+                return self.resolve(when_true if self.condition(name) else when_false)
+            if key == "Fn::Equals":
+                left, right = self.resolve(arg)
+                return str(left) == str(right)
+            if key == "Fn::Not":
+                return not self.resolve(arg[0])
+            if key == "Fn::And":
+                return all(self.resolve(arg))
+            if key == "Fn::Or":
+                return any(self.resolve(arg))
+            if key == "Condition":
+                return self.condition(arg)
+            if key == "Fn::Join":
+                delimiter, items = arg
+                return str(delimiter).join(str(i) for i in self.resolve(items))
+            if key == "Fn::Select":
+                index, items = arg
+                return self.resolve(items)[int(self.resolve(index))]
+            if key == "Fn::Split":
+                delimiter, text = arg
+                return str(self.resolve(text)).split(delimiter)
+            if key.startswith("Fn::"):
+                raise TemplateError(f"{key} is not supported by the local stack")
+        resolved = {k: self.resolve(v) for k, v in value.items()}
+        return {k: v for k, v in resolved.items() if v is not NO_VALUE}
+
+    def _resolve_ref(self, name: str) -> Any:
+        if name == "AWS::NoValue":
+            return NO_VALUE
+        if name in self._values:
+            return self._values[name]
+        return self._call(self._ref, f"!Ref {name}", name)
+
+    @staticmethod
+    def _call(callback: Any, what: str, *args: str) -> Any:
+        if callback is None:
+            raise TemplateError(f"{what} needs a deployed stack to resolve")
+        return callback(*args)
+
+    def _sub(self, arg: Any) -> str:
+        text, variables = (arg, {}) if isinstance(arg, str) else (arg[0], arg[1])
+        local = {k: self.resolve(v) for k, v in variables.items()}
+
+        def replace(match: re.Match[str]) -> str:
+            name = match.group(1)
+            if name.startswith("!"):
+                return "${" + name[1:] + "}"
+            if name in local:
+                return str(local[name])
+            if "." in name:
+                logical_id, attribute = name.split(".", 1)
+                return str(self.resolve({"Fn::GetAtt": [logical_id, attribute]}))
+            return str(self.resolve({"Ref": name}))
+
+        return re.sub(r"\$\{([^}]+)\}", replace, text)
+
+
+def active_resources(translated: Mapping[str, Any], intrinsics: Intrinsics) -> dict[str, dict[str, Any]]:
+    """The translated template's resources whose Condition holds: what a deploy must create."""
+    return {
+        logical_id: resource
+        for logical_id, resource in translated["Resources"].items()
+        if "Condition" not in resource or intrinsics.condition(resource["Condition"])
+    }

@@ -1,0 +1,55 @@
+"""The local stack for integration tests: an in-process moto server with template.yaml deployed once.
+
+NBAML_TEST_TEMPLATE points the session at another copy of the template (to try a change before making
+it); by default the repository's template.yaml is the one under test.
+"""
+
+from __future__ import annotations
+
+import os
+import warnings
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from infra import emulator, stack
+from infra import template as tpl
+
+
+@pytest.fixture(scope="session")
+def template_path() -> Path:
+    return Path(os.environ.get("NBAML_TEST_TEMPLATE", str(tpl.DEFAULT_TEMPLATE)))
+
+
+@pytest.fixture(scope="session")
+def sam_template(template_path: Path) -> dict[str, Any]:
+    return tpl.load(template_path)
+
+
+@pytest.fixture(scope="session")
+def local_stack(template_path: Path) -> Iterator[stack.LocalStack]:
+    """The template deployed on a fresh moto server; the process environment points at it meanwhile."""
+    saved = dict(os.environ)
+    with emulator.in_process() as endpoint:
+        os.environ.update(emulator.local_aws_env(endpoint))
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", UserWarning)  # moto: "not supported by CloudFormation"
+                deployed = stack.deploy(endpoint, template_path, {"Stage": "dev"}, state_dir=None)
+            yield deployed
+        finally:
+            os.environ.clear()
+            os.environ.update(saved)
+
+
+@pytest.fixture(scope="session")
+def translated(local_stack: stack.LocalStack, sam_template: dict[str, Any]) -> dict[str, Any]:
+    return tpl.translate(sam_template, local_stack.parameters)
+
+
+@pytest.fixture(scope="session")
+def aws(local_stack: stack.LocalStack) -> Any:
+    """aws("s3") -> a boto3 client on the local stack's emulator."""
+    return lambda service: emulator.client(service, local_stack.endpoint)

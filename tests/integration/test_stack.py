@@ -1,0 +1,422 @@
+"""The local stack against template.yaml: what the template declares is what the emulator holds.
+
+Every expectation is read from the template, except the seed's three schedules (collect daily at 03:00
+UTC, drift_check on Mondays at 04:00 UTC, retrain on the 1st of each month), which are the requirement
+the template must meet.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+import re
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from infra import cli, emulator, runtime
+from infra import template as tpl
+from infra.policy import allows, role_statements
+from infra.stack import LocalStack, StackError, deploy
+
+pytestmark = pytest.mark.integration
+
+
+def _of_type(template: dict[str, Any], kind: str) -> dict[str, dict[str, Any]]:
+    return tpl.resources_of_type(template, kind)
+
+
+def _queue_arn(aws: Any, stack: LocalStack, get_att: dict[str, Any]) -> str:
+    logical_id, _ = get_att["Fn::GetAtt"]
+    attributes = aws("sqs").get_queue_attributes(QueueUrl=stack.resource(logical_id), AttributeNames=["QueueArn"])
+    return str(attributes["Attributes"]["QueueArn"])
+
+
+# ---------------------------------------------------------------- every resource
+def test_given_the_translated_template_when_deployed_then_every_active_resource_exists(
+    local_stack: LocalStack, translated: dict[str, Any]
+) -> None:
+    # Given: the resources whose Condition holds for the deployed parameters
+    intrinsics = tpl.Intrinsics(
+        local_stack.parameters, {"AWS::Region": emulator.LOCAL_REGION}, conditions=translated.get("Conditions")
+    )
+    expected = tpl.active_resources(translated, intrinsics)
+    # Then: each one has a physical id, created by moto's CloudFormation or filled by the deploy
+    assert set(local_stack.resources) == set(expected)
+    assert all(local_stack.resources.values())
+
+
+def test_given_skipped_types_when_deployed_then_each_gap_is_recorded(
+    local_stack: LocalStack, translated: dict[str, Any]
+) -> None:
+    # Then: every alarm, queue policy and HTTP API resource of the template was filled by hand
+    skipped = {"AWS::CloudWatch::Alarm", "AWS::SQS::QueuePolicy", "AWS::ApiGatewayV2::Api", "AWS::ApiGatewayV2::Stage"}
+    wanted = {lid for lid, r in translated["Resources"].items() if r["Type"] in skipped}
+    filled = {fill.logical_id for fill in local_stack.fills}
+    assert wanted <= filled
+
+
+# ---------------------------------------------------------------- storage
+def test_given_the_tables_when_described_then_keys_gsis_and_pitr_match_the_template(
+    local_stack: LocalStack, sam_template: dict[str, Any], aws: Any
+) -> None:
+    tables = _of_type(sam_template, "AWS::DynamoDB::Table")
+    assert tables
+    for logical_id, resource in tables.items():
+        props = resource["Properties"]
+        # When
+        table = aws("dynamodb").describe_table(TableName=local_stack.resource(logical_id))["Table"]
+        backups = aws("dynamodb").describe_continuous_backups(TableName=local_stack.resource(logical_id))
+        # Then
+        assert table["KeySchema"] == props["KeySchema"]
+        declared = {g["IndexName"]: g["KeySchema"] for g in props.get("GlobalSecondaryIndexes", [])}
+        assert {g["IndexName"]: g["KeySchema"] for g in table.get("GlobalSecondaryIndexes", [])} == declared
+        if props.get("PointInTimeRecoverySpecification", {}).get("PointInTimeRecoveryEnabled"):
+            pitr = backups["ContinuousBackupsDescription"]["PointInTimeRecoveryDescription"]
+            assert pitr["PointInTimeRecoveryStatus"] == "ENABLED"
+
+
+def test_given_the_bucket_when_read_back_then_it_is_versioned_with_public_access_blocked(
+    local_stack: LocalStack, sam_template: dict[str, Any], aws: Any
+) -> None:
+    for logical_id, resource in _of_type(sam_template, "AWS::S3::Bucket").items():
+        props, name = resource["Properties"], local_stack.resource(logical_id)
+        s3 = aws("s3")
+        assert s3.get_bucket_versioning(Bucket=name)["Status"] == props["VersioningConfiguration"]["Status"]
+        block = s3.get_public_access_block(Bucket=name)["PublicAccessBlockConfiguration"]
+        assert block == props["PublicAccessBlockConfiguration"]
+        assert all(block.values())
+        rule_ids = [r["ID"] for r in s3.get_bucket_lifecycle_configuration(Bucket=name)["Rules"]]
+        assert rule_ids == [r["Id"] for r in props["LifecycleConfiguration"]["Rules"]]
+
+
+def test_given_the_parameters_when_read_then_values_and_secure_strings_exist(
+    local_stack: LocalStack, sam_template: dict[str, Any], aws: Any
+) -> None:
+    ssm = aws("ssm")
+    for logical_id, resource in _of_type(sam_template, "AWS::SSM::Parameter").items():
+        read = ssm.get_parameter(Name=local_stack.resource(logical_id))["Parameter"]
+        assert (read["Value"], read["Type"]) == (resource["Properties"]["Value"], resource["Properties"]["Type"])
+    # The SecureStrings the functions read but the template cannot create
+    assert local_stack.admin_token_param in local_stack.secure_parameters
+    for name in local_stack.secure_parameters:
+        assert ssm.get_parameter(Name=name, WithDecryption=True)["Parameter"]["Type"] == "SecureString"
+    token = ssm.get_parameter(Name=local_stack.admin_token_param, WithDecryption=True)["Parameter"]["Value"]
+    assert token == local_stack.admin_token and len(token) >= 32
+
+
+# ---------------------------------------------------------------- schedules
+def _cron_values(field: str, low: int, high: int, names: dict[str, int]) -> set[int]:
+    if field in ("*", "?"):
+        return set(range(low, high + 1))
+    values: set[int] = set()
+    for item in field.split(","):
+        bounds = [names.get(b.upper()) if not b.isdigit() else int(b) for b in item.split("-")]
+        assert None not in bounds, f"unsupported cron item {item!r} in this test"
+        values |= set(range(bounds[0], bounds[-1] + 1))  # type: ignore[arg-type]
+    return values
+
+
+def _fire_times(expression: str, year: int) -> list[dt.datetime]:
+    """When an EventBridge cron fires during ``year`` (numbers, names, lists, ranges; enough for ours)."""
+    minutes, hours, dom, month, dow, years = expression[len("cron(") : -1].split()
+    days = {d: i for i, d in enumerate(["SUN", "MON", "TUE", "WED", "THU", "FRI", "SAT"], start=1)}
+    allowed_minutes, allowed_hours = _cron_values(minutes, 0, 59, {}), _cron_values(hours, 0, 23, {})
+    allowed_dom, allowed_months = _cron_values(dom, 1, 31, {}), _cron_values(month, 1, 12, {})
+    allowed_dow = _cron_values(dow, 1, 7, days)
+    if years not in ("*", str(year)):
+        return []
+    fires = []
+    day = dt.datetime(year, 1, 1, tzinfo=dt.UTC)
+    while day.year == year:
+        eventbridge_dow = day.isoweekday() % 7 + 1  # EventBridge: SUN=1 ... SAT=7
+        if day.month in allowed_months and day.day in allowed_dom and eventbridge_dow in allowed_dow:
+            fires += [day.replace(hour=h, minute=m) for h in sorted(allowed_hours) for m in sorted(allowed_minutes)]
+        day += dt.timedelta(days=1)
+    return fires
+
+
+def test_given_the_template_schedules_when_deployed_then_eventbridge_holds_them_with_retries_and_dlq(
+    local_stack: LocalStack, sam_template: dict[str, Any], aws: Any
+) -> None:
+    events = aws("events")
+    schedules = tpl.schedules(sam_template)
+    assert schedules
+    for function, declared in schedules.items():
+        for event_name, expression in declared:
+            spec = sam_template["Resources"][function]["Properties"]["Events"][event_name]["Properties"]
+            rule_name = local_stack.resource(f"{function}{event_name}")
+            # When
+            rule = events.describe_rule(Name=rule_name)
+            (target,) = events.list_targets_by_rule(Rule=rule_name)["Targets"]
+            # Then
+            assert rule["ScheduleExpression"] == expression
+            assert rule["State"] == "ENABLED"
+            assert target["Arn"].endswith(f":function:{local_stack.resource(function)}")
+            assert target["RetryPolicy"] == spec["RetryPolicy"]
+            assert target["DeadLetterConfig"]["Arn"] == _queue_arn(aws, local_stack, spec["DeadLetterConfig"]["Arn"])
+
+
+def test_given_the_seed_when_reading_the_deployed_schedules_then_collect_drift_and_retrain_fire_when_it_asks(
+    local_stack: LocalStack, aws: Any
+) -> None:
+    def fires(short_name: str) -> list[dt.datetime]:
+        logical_id = local_stack.function_id(short_name)
+        rules = [
+            lid
+            for lid in local_stack.resources
+            if lid.startswith(logical_id) and "Rule" in local_stack.resource_types[lid]
+        ]
+        (rule,) = rules
+        expression = aws("events").describe_rule(Name=local_stack.resource(rule))["ScheduleExpression"]
+        return _fire_times(expression, 2023)
+
+    # The seed: collect daily at 03:00 UTC
+    collect = fires("collect")
+    assert len(collect) == 365 and {(t.hour, t.minute) for t in collect} == {(3, 0)}
+    # drift_check on Mondays at 04:00 UTC
+    drift = fires("drift_check")
+    assert len(drift) == 52 and {(t.strftime("%A"), t.hour, t.minute) for t in drift} == {("Monday", 4, 0)}
+    # retrain on the 1st of each month
+    retrain = fires("retrain")
+    assert len(retrain) == 12 and {t.day for t in retrain} == {1} and {t.month for t in retrain} == set(range(1, 13))
+
+
+# ---------------------------------------------------------------- HTTP API
+def test_given_the_http_api_when_deployed_then_every_route_exists_and_admin_routes_are_authorized(
+    local_stack: LocalStack, sam_template: dict[str, Any], aws: Any
+) -> None:
+    declared: dict[str, str | None] = {}
+    for logical_id in tpl.http_api_functions(sam_template):
+        for event in sam_template["Resources"][logical_id]["Properties"]["Events"].values():
+            if event["Type"] == "HttpApi":
+                props = event["Properties"]
+                authorizer = (props.get("Auth") or {}).get("Authorizer")
+                declared[f"{props['Method'].upper()} {props['Path']}"] = (
+                    None if authorizer in (None, "NONE") else authorizer
+                )
+    api = aws("apigatewayv2")
+    # When
+    routes = {r["RouteKey"]: r for r in api.get_routes(ApiId=local_stack.api_id)["Items"]}
+    # Then
+    assert set(routes) == set(declared)
+    assert any(declared.values()), "the template declares at least one authorized (admin) route"
+    for key, authorizer in declared.items():
+        if authorizer is None:
+            assert routes[key].get("AuthorizationType", "NONE") == "NONE"
+        else:
+            assert routes[key]["AuthorizationType"] == "CUSTOM"
+            read = api.get_authorizer(ApiId=local_stack.api_id, AuthorizerId=routes[key]["AuthorizerId"])
+            assert read["Name"] == authorizer
+    intrinsics = tpl.Intrinsics(local_stack.parameters, {})
+    for resource in _of_type(sam_template, "AWS::Serverless::HttpApi").values():
+        stage = intrinsics.resolve(resource["Properties"]["StageName"])
+        assert api.get_stage(ApiId=local_stack.api_id, StageName=stage)["StageName"] == stage
+
+
+def test_given_the_alarms_when_deployed_then_each_reads_back_with_its_metric(
+    local_stack: LocalStack, sam_template: dict[str, Any], aws: Any
+) -> None:
+    alarms = _of_type(sam_template, "AWS::CloudWatch::Alarm")
+    read = aws("cloudwatch").describe_alarms(AlarmNames=[local_stack.resource(lid) for lid in alarms])["MetricAlarms"]
+    by_name = {a["AlarmName"]: a for a in read}
+    for logical_id, resource in alarms.items():
+        alarm = by_name[local_stack.resource(logical_id)]
+        assert alarm["MetricName"] == resource["Properties"]["MetricName"]
+        assert alarm["ComparisonOperator"] == resource["Properties"]["ComparisonOperator"]
+
+
+def test_given_the_queue_policies_when_deployed_then_each_queue_carries_it(
+    local_stack: LocalStack, sam_template: dict[str, Any], aws: Any
+) -> None:
+    for resource in _of_type(sam_template, "AWS::SQS::QueuePolicy").values():
+        for queue in resource["Properties"]["Queues"]:
+            url = local_stack.resource(queue["Ref"])
+            policy = json.loads(
+                aws("sqs").get_queue_attributes(QueueUrl=url, AttributeNames=["Policy"])["Attributes"]["Policy"]
+            )
+            declared = resource["Properties"]["PolicyDocument"]["Statement"]
+            assert [s["Action"] for s in policy["Statement"]] == [s["Action"] for s in declared]
+
+
+# ---------------------------------------------------------------- least privilege
+def _statements(local_stack: LocalStack, translated: dict[str, Any], function: str) -> list[dict[str, Any]]:
+    """The function's inline statements from the translated template, with the stack's real names."""
+
+    def get_att(logical_id: str, attribute: str) -> str:
+        kind, physical = local_stack.resource_types[logical_id], local_stack.resource(logical_id)
+        region, account = emulator.LOCAL_REGION, emulator.LOCAL_ACCOUNT_ID
+        arns = {
+            "AWS::S3::Bucket": f"arn:aws:s3:::{physical}",
+            "AWS::DynamoDB::Table": f"arn:aws:dynamodb:{region}:{account}:table/{physical}",
+            "AWS::SQS::Queue": f"arn:aws:sqs:{region}:{account}:{physical.rsplit('/', 1)[-1]}",
+            "AWS::Lambda::Function": f"arn:aws:lambda:{region}:{account}:function:{physical}",
+        }
+        return arns[kind]
+
+    pseudo = {
+        "AWS::Region": emulator.LOCAL_REGION,
+        "AWS::AccountId": emulator.LOCAL_ACCOUNT_ID,
+        "AWS::Partition": "aws",
+    }
+    intrinsics = tpl.Intrinsics(local_stack.parameters, pseudo, ref=local_stack.resource, get_att=get_att)
+    role = translated["Resources"][function]["Properties"]["Role"]["Fn::GetAtt"][0]
+    return role_statements(intrinsics.resolve(translated["Resources"][role]["Properties"]))
+
+
+def test_given_each_function_policy_when_evaluated_then_only_retrain_writes_model_bundles(
+    local_stack: LocalStack, translated: dict[str, Any], sam_template: dict[str, Any]
+) -> None:
+    (bucket_id,) = _of_type(sam_template, "AWS::S3::Bucket")
+    bundle = f"arn:aws:s3:::{local_stack.resource(bucket_id)}/models/v1/model.json"
+    writers = {
+        tpl.short_name(Path(path))
+        for lid, path in local_stack.function_dirs.items()
+        if allows(_statements(local_stack, translated, lid), "s3:PutObject", bundle)
+    }
+    assert writers == {"retrain"}
+    # The predict function reads bundles but never writes them
+    predict = _statements(local_stack, translated, local_stack.function_id("predict"))
+    assert allows(predict, "s3:GetObject", bundle)
+    assert not allows(predict, "s3:PutObject", bundle)
+
+
+def test_given_each_function_when_evaluated_then_its_statements_are_exactly_the_templates(
+    local_stack: LocalStack, translated: dict[str, Any], sam_template: dict[str, Any]
+) -> None:
+    for logical_id in local_stack.function_dirs:
+        statements = _statements(local_stack, translated, logical_id)
+        declared = [
+            s for p in sam_template["Resources"][logical_id]["Properties"].get("Policies", []) for s in p["Statement"]
+        ]
+        assert [s.get("Sid") for s in statements] == [s.get("Sid") for s in declared]
+        assert not any(s.get("Effect") == "Allow" and "*" in json.dumps(s.get("Action")) for s in statements)
+
+
+def test_given_the_secrets_when_evaluated_then_only_the_api_functions_read_the_admin_token(
+    local_stack: LocalStack, translated: dict[str, Any]
+) -> None:
+    token = f"arn:aws:ssm:{emulator.LOCAL_REGION}:{emulator.LOCAL_ACCOUNT_ID}:parameter{local_stack.admin_token_param}"
+    readers = {
+        tpl.short_name(Path(path))
+        for lid, path in local_stack.function_dirs.items()
+        if allows(_statements(local_stack, translated, lid), "ssm:GetParameter", token)
+    }
+    assert readers == {"predict", "authorizer"}
+
+
+# ---------------------------------------------------------------- runtime
+def test_given_the_authorizer_when_invoked_without_a_token_then_it_denies(local_stack: LocalStack) -> None:
+    before = dict(os.environ)
+    assert runtime.invoke(local_stack, "authorizer", {"headers": {}}) == {"isAuthorized": False}
+    assert dict(os.environ) == before
+
+
+def test_given_the_admin_token_when_the_authorizer_is_invoked_then_it_reads_ssm_through_its_env(
+    local_stack: LocalStack,
+) -> None:
+    # Given: the token the deploy created; the handler finds it through ADMIN_TOKEN_PARAM and the endpoint
+    event = {"headers": {"authorization": f"Bearer {local_stack.admin_token}"}}
+    # When / Then
+    assert runtime.invoke(local_stack, "AuthorizerFunction", event) == {"isAuthorized": True}
+    assert runtime.invoke(local_stack, "authorizer", {"headers": {"authorization": "Bearer wrong"}}) == {
+        "isAuthorized": False
+    }
+
+
+PROBE = """
+import os
+calls = 0
+
+
+def handler(event, context):
+    global calls
+    calls += 1
+    return {
+        "calls": calls,
+        "env": {k: os.environ.get(k) for k in event["keys"]},
+        "memory": context.memory_limit_in_mb,
+        "remaining_ms": context.get_remaining_time_in_millis(),
+        "request_id": context.aws_request_id,
+        "function_name": context.function_name,
+    }
+"""
+
+
+def test_given_a_probe_function_when_invoked_twice_then_it_gets_the_env_and_stays_warm(
+    local_stack: LocalStack, tmp_path: Path
+) -> None:
+    # Given: the collect function's deployment, its code swapped for a probe
+    logical_id = local_stack.function_id("collect")
+    probe_dir = tmp_path / Path(local_stack.function_dirs[logical_id]).name
+    probe_dir.mkdir()
+    (probe_dir / "app.py").write_text(PROBE)
+    probe = LocalStack(
+        **{**local_stack.__dict__, "function_dirs": {**local_stack.function_dirs, logical_id: str(probe_dir)}}
+    )
+    keys = [*sorted(local_stack.function_environments[logical_id]), "AWS_ENDPOINT_URL"]
+    # When
+    first = runtime.invoke(probe, "collect", {"keys": keys})
+    second = runtime.invoke(probe, logical_id, {"keys": keys}, extra_env={"COLLECT_LOOKBACK_DAYS": "3"})
+    # Then
+    assert first["env"] == {**local_stack.function_environments[logical_id], "AWS_ENDPOINT_URL": local_stack.endpoint}
+    assert second["env"]["COLLECT_LOOKBACK_DAYS"] == "3"
+    assert (first["calls"], second["calls"]) == (1, 2)
+    assert first["memory"] == local_stack.function_settings[logical_id]["MemorySize"]
+    assert 0 < first["remaining_ms"] <= local_stack.function_settings[logical_id]["Timeout"] * 1000
+    assert first["request_id"] != second["request_id"]
+    assert first["function_name"] == local_stack.resource(logical_id)
+
+
+def test_given_a_saved_stack_when_loaded_then_it_round_trips_without_the_token(
+    local_stack: LocalStack, tmp_path: Path
+) -> None:
+    local_stack.save(tmp_path)
+    loaded = LocalStack.load(tmp_path)
+    assert loaded.resources == local_stack.resources
+    assert loaded.admin_token is None
+    assert local_stack.admin_token not in (tmp_path / "stack.json").read_text()
+
+
+# ---------------------------------------------------------------- bad templates
+def _broken_copies(template_path: Path, sam_template: dict[str, Any], tmp_path: Path) -> dict[str, Path]:
+    text = template_path.read_text()
+    _, [(_, expression), *_] = next(iter(tpl.schedules(sam_template).items()))
+    fields = expression[len("cron(") : -1].split()
+    both_days = "cron(" + " ".join([*fields[:2], "*", fields[3], "*", fields[5]]) + ")"
+    get_att = re.search(r"!GetAtt (\w+)\.Arn", text)
+    assert get_att and expression in text
+    copies = {
+        "cron": text.replace(expression, both_days, 1),
+        "getatt": text.replace(get_att.group(0), "!GetAtt NoSuchResource.Arn", 1),
+    }
+    paths = {}
+    for name, body in copies.items():
+        paths[name] = tmp_path / f"template-{name}.yaml"
+        paths[name].write_text(body)
+    return paths
+
+
+@pytest.mark.parametrize(("case", "rule_text"), [("cron", "E3027"), ("getatt", "E1010")])
+def test_given_a_broken_template_when_deployed_then_stack_error_carries_the_linter_message(
+    local_stack: LocalStack,
+    template_path: Path,
+    sam_template: dict[str, Any],
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    case: str,
+    rule_text: str,
+) -> None:
+    broken = _broken_copies(template_path, sam_template, tmp_path)[case]
+    emulator_before = emulator.status()
+    # When / Then: the library raises a StackError naming the cfn-lint rule
+    with pytest.raises(StackError, match=rule_text):
+        deploy(local_stack.endpoint, broken, stack_name=f"broken-{case}", state_dir=None)
+    # and the command line prints one line per problem, no traceback, and exits 2
+    code = cli.main(["stack", "up", "--template", str(broken), "--port", str(emulator.free_port())])
+    err = capsys.readouterr().err
+    assert code == 2
+    assert rule_text in err and "Traceback" not in err
+    assert emulator.status() == emulator_before  # linted before anything was started
