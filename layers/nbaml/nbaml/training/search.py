@@ -46,7 +46,7 @@ SEARCHES = ("staged", "grid")
 DEFAULT_GRID: dict[str, list[Any]] = {
     "max_depth": [1, 2, 3],
     "learning_rate": [0.03],
-    "n_estimators": list(range(50, 601, 50)),  # checkpoints of one fit per shape and fold (staged search)
+    "n_estimators": list(range(50, 401, 50)),  # checkpoints of one fit per shape and fold (staged search)
     "min_child_weight": [10],
     "reg_lambda": [1.0, 30.0],
 }

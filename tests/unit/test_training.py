@@ -1,0 +1,217 @@
+"""Code and model-behaviour tests of training: determinism, the time split, the search, the gates, the metrics.
+
+Small on purpose (one synthetic season, a tiny grid): the search's quality is measured on real seasons by
+bench/bench_retrain.py and ``python -m nbaml.training.walkforward``, not here.
+"""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+
+np = pytest.importorskip("numpy")
+pytest.importorskip("xgboost")
+pytest.importorskip("sklearn")
+
+from nbaml.features import FEATURE_NAMES  # noqa: E402
+from nbaml.games.feeds.generator import SyntheticLeague  # noqa: E402
+from nbaml.training.candidate import feature_distribution, train_candidate  # noqa: E402
+from nbaml.training.dataset import feature_table, time_split  # noqa: E402
+from nbaml.training.evaluate import score  # noqa: E402
+from nbaml.training.gates import Gates, judge  # noqa: E402
+from nbaml.training.search import TrainConfig, fit  # noqa: E402
+from nbaml.training.walkforward import HOME, MODEL, POOLED, beats_baselines, walk_forward  # noqa: E402
+
+TINY_GRID = {"max_depth": [1, 2], "learning_rate": [0.1], "n_estimators": [10, 20, 30], "reg_lambda": [1.0]}
+GOOD = {"accuracy": 0.66, "roc_auc": 0.70, "ece": 0.02, "log_loss": 0.630}
+FAST = {"p50_ms": 0.1, "p99_ms": 1.0}
+
+
+def tiny(**overrides):
+    return TrainConfig(**({"grid": TINY_GRID, "cv_splits": 3, "n_jobs": 1} | overrides))
+
+
+@pytest.fixture(scope="module")
+def season_table():
+    """One synthetic season (1230 games) as the feature table training reads."""
+    return feature_table(SyntheticLeague(seed=11).games(2019))
+
+
+@pytest.fixture(scope="module")
+def split(season_table):
+    return time_split(season_table, FEATURE_NAMES)
+
+
+# ---------------------------------------------------------------- determinism and the search
+
+
+def test_given_same_data_and_config_when_fitted_twice_then_model_json_is_byte_identical(split):
+    games = SyntheticLeague(seed=11).games(2019)
+    rebuilt = time_split(feature_table(games), FEATURE_NAMES)  # the same games, every array built anew
+    first = fit(split.X_train, split.y_train, tiny())
+    second = fit(rebuilt.X_train, rebuilt.y_train, tiny())
+    assert first.model_json == second.model_json
+    assert first.scaler.to_json() == second.scaler.to_json()
+    # And the seed is what fixes it: another seed samples other rows and columns, so other trees.
+    other = fit(split.X_train, split.y_train, tiny(seed=7))
+    assert other.model_json != first.model_json
+
+
+def test_given_the_staged_search_when_fitted_then_the_chosen_params_are_points_of_the_grid(split):
+    fitted = fit(split.X_train, split.y_train, tiny())
+    for name, values in TINY_GRID.items():
+        assert fitted.params[name] in values, name
+    # One fit per shape and fold, every checkpoint scored from it.
+    assert fitted.fits == 2 * 3
+    assert fitted.candidates == 2 * 3
+    assert 0.0 < fitted.cv_log_loss < math.log(2) + 0.05
+
+
+def test_given_a_champion_warm_start_when_searched_then_its_shape_is_a_candidate(split):
+    champion = {"max_depth": 3, "learning_rate": 0.1, "reg_lambda": 1.0, "n_estimators": 15, "subsample": 0.8}
+    fitted = fit(split.X_train, split.y_train, tiny(warm_start=champion))
+    assert fitted.fits == 3 * 3  # the grid's two shapes and the champion's, on each fold
+    assert fitted.candidates == 3 * 4  # checkpoints 10, 15, 20, 30
+
+
+def test_given_the_plain_grid_when_fitted_then_every_grid_point_is_fitted_on_every_fold(split):
+    fitted = fit(split.X_train, split.y_train, tiny(search="grid"))
+    assert fitted.fits == 2 * 3 * 3
+    assert fitted.params["max_depth"] in TINY_GRID["max_depth"]
+
+
+def test_given_an_unknown_search_when_configured_then_it_is_refused():
+    with pytest.raises(ValueError, match="unknown search"):
+        TrainConfig(search="halving-everything")
+
+
+# ---------------------------------------------------------------- the time split
+
+
+def test_given_a_season_when_split_then_every_holdout_date_follows_every_training_date(season_table, split):
+    assert split.train_dates[1] < split.holdout_dates[0]
+    cut = len(split.y_train)
+    assert max(season_table.dates[:cut]) < min(season_table.dates[cut:])
+    assert list(season_table.dates) == sorted(season_table.dates)  # rows in time order, never shuffled
+
+
+def test_given_a_holdout_size_ending_inside_a_date_when_split_then_that_date_stays_on_one_side(season_table):
+    dates = season_table.dates
+    # A size whose naive cut falls between two games of the same date.
+    size = next(k for k in range(150, 400) if dates[len(dates) - k] == dates[len(dates) - k - 1])
+    split = time_split(season_table, FEATURE_NAMES, holdout=size)
+    cut = len(split.y_train)
+    assert set(dates[:cut]).isdisjoint(dates[cut:])
+    assert len(split.y_holdout) < size  # the boundary date went to training
+
+
+def test_given_the_search_folds_when_listed_then_each_validates_only_on_later_rows(split):
+    from sklearn.model_selection import TimeSeriesSplit
+
+    for train, valid in TimeSeriesSplit(n_splits=tiny().cv_splits).split(split.X_train):
+        assert train.max() < valid.min()
+
+
+# ---------------------------------------------------------------- the gates
+
+
+def test_given_a_candidate_worse_than_the_champion_beyond_tolerance_when_judged_then_rejected_with_the_reason():
+    gates = Gates(logloss_tolerance=0.005)
+    champion = GOOD | {"log_loss": 0.620}
+    verdict = judge(GOOD | {"log_loss": 0.626}, champion, gates, FAST)
+    assert not verdict.passed
+    assert any(reason.startswith("log_loss_vs_champion") for reason in verdict.reasons)
+    # Within the tolerance the same candidate passes.
+    assert judge(GOOD | {"log_loss": 0.624}, champion, gates, FAST).passed
+
+
+@pytest.mark.parametrize(
+    ("metric", "value", "check"),
+    [("accuracy", 0.55, "accuracy"), ("roc_auc", 0.60, "roc_auc"), ("ece", 0.08, "ece")],
+)
+def test_given_a_candidate_beyond_one_floor_when_judged_then_rejected_naming_that_floor(metric, value, check):
+    verdict = judge(GOOD | {metric: value}, None, Gates(), FAST)
+    assert not verdict.passed
+    assert [r.split()[0] for r in verdict.reasons] == [check]
+    assert verdict.checks[check]["ok"] is False
+
+
+def test_given_slow_inference_when_judged_then_rejected_on_p99():
+    verdict = judge(GOOD, None, Gates(max_p99_ms=500.0), {"p50_ms": 100.0, "p99_ms": 900.0})
+    assert [r.split()[0] for r in verdict.reasons] == ["inference_p99_ms"]
+
+
+def test_given_a_good_candidate_and_no_champion_when_judged_then_it_passes():
+    verdict = judge(GOOD, None, Gates(), FAST)
+    assert verdict.passed and not verdict.reasons
+
+
+# ---------------------------------------------------------------- metrics
+
+
+def test_given_perfect_predictions_when_scored_then_metrics_are_perfect():
+    y = [0, 1, 1, 0, 1]
+    s = score(y, [0.0, 1.0, 1.0, 0.0, 1.0])
+    assert s.accuracy == 1.0 and s.roc_auc == 1.0
+    assert s.brier == pytest.approx(0.0, abs=1e-12)
+    assert s.log_loss == pytest.approx(0.0, abs=1e-6)
+    assert s.ece == pytest.approx(0.0, abs=1e-6)
+
+
+def test_given_a_constant_half_when_scored_then_log_loss_is_ln2_and_auc_is_chance():
+    y = [0, 1, 1, 0, 1, 1]
+    s = score(y, [0.5] * 6)
+    assert s.log_loss == pytest.approx(math.log(2))
+    assert s.brier == pytest.approx(0.25)
+    assert s.roc_auc == pytest.approx(0.5)
+    assert s.ece == pytest.approx(abs(0.5 - 4 / 6))
+
+
+def test_given_a_calibrated_and_a_miscalibrated_predictor_when_scored_then_ece_tells_them_apart():
+    rng = np.random.default_rng(0)
+    p = rng.uniform(0.2, 0.8, 20_000)
+    y = (rng.uniform(size=p.size) < p).astype(int)
+    calibrated = score(y, p)
+    overconfident = score(y, np.clip(p + 0.1, 0, 1))
+    assert calibrated.ece < 0.02
+    assert overconfident.ece == pytest.approx(0.1, abs=0.02)
+    assert overconfident.log_loss > calibrated.log_loss
+
+
+def test_given_training_rows_when_their_distribution_is_taken_then_each_features_shares_sum_to_one(split):
+    distribution = feature_distribution(split.X_train, FEATURE_NAMES)
+    assert set(distribution) == set(FEATURE_NAMES)
+    for name, entry in distribution.items():
+        assert sum(entry["shares"]) == pytest.approx(1.0, abs=1e-5), name
+        assert len(entry["shares"]) == len(entry["edges"]) + 1
+
+
+# ---------------------------------------------------------------- the candidate and the walk-forward
+
+
+def test_given_a_candidate_when_evaluated_with_the_serving_engine_then_it_equals_xgboost(split):
+    games = SyntheticLeague(seed=11).games(2019)
+    candidate = train_candidate(games, version="v1", config=tiny())
+    p_xgboost = candidate.fitted.predict_proba(candidate.split.X_holdout)
+    p_engine = np.asarray(candidate.bundle.predict_many(candidate.split.holdout_rows))
+    np.testing.assert_allclose(p_engine, p_xgboost, atol=1e-6)
+    expected = score(candidate.split.y_holdout, p_xgboost).as_dict()
+    for metric in ("accuracy", "roc_auc", "brier", "log_loss", "ece"):
+        assert candidate.evaluation["candidate"][metric] == pytest.approx(expected[metric], abs=1e-6), metric
+
+
+def test_given_two_synthetic_seasons_when_walked_forward_then_the_model_beats_always_home():
+    league = SyntheticLeague(seed=11)
+    table = feature_table(league.games(2019) + league.games(2020))
+    result = walk_forward(table, first_test_season=2020, seasons=1, config=tiny(), monthly=True)
+    scores = result.scores()
+    tested = [d for d, season in zip(table.dates, table.seasons, strict=True) if season == 2020]
+    assert scores[MODEL][POOLED]["n"] == len(tested) > 1000
+    assert result.n_train == len(table.dates) - len(tested)
+    assert min(tested) > max(d for d, season in zip(table.dates, table.seasons, strict=True) if season < 2020)
+    assert scores[MODEL][POOLED]["log_loss"] < scores[HOME][POOLED]["log_loss"]
+    assert "model (monthly refit)" in scores
+    assert beats_baselines(scores) == (
+        scores[MODEL][POOLED]["log_loss"] < min(scores[HOME][POOLED]["log_loss"], scores["Elo"][POOLED]["log_loss"])
+    )
