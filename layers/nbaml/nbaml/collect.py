@@ -5,7 +5,8 @@ Order matters, so a failure leaves nothing half-written and a rerun completes th
 2. archive them to S3 raw/ before parsing them (a parser bug never loses a day);
 3. parse, counting every defect; upsert clean games into Games (idempotent);
 4. merge final games into the training snapshot, then refresh the team state;
-5. join outcomes onto the predictions of those games (ground truth for drift_check).
+5. join outcomes onto the predictions of the games whose result is new or changed (ground truth for
+   drift_check); a late correction of a score re-joins its predictions.
 Every step is idempotent, so the same day collected twice, or a replayed event, changes nothing.
 """
 
@@ -109,7 +110,8 @@ def collect_recent_games(
     report.training_added, report.training_changed = len(merged.added), len(merged.changed)
     _, report.state = history.refresh_state(merged)
 
-    report.predictions_resolved = PredictionLog(settings.predictions_table).resolve(final)
+    # Only results that are new or changed need joining: the rest were joined on an earlier day.
+    report.predictions_resolved = PredictionLog(settings.predictions_table).resolve(merged.touched)
 
     if metrics is not None:
         metrics.add_metric(name="GamesCollected", unit=MetricUnit.Count, value=report.final_games)

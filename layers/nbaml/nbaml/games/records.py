@@ -30,9 +30,10 @@ def season_of(day: dt.date) -> int:
 
     Derived from the date because sources' season labels can be wrong. Seasons start in October
     (December in the lockout and pandemic years, which this rule also covers); the one exception is
-    the 2020 bubble, whose 2019-20 playoffs ran into October 2020.
+    the 2020 bubble, whose 2019-20 playoffs ran until October 11, 2020 (the 2020-21 season began on
+    December 22, so nothing of it falls in that window).
     """
-    if day.year == 2020 and day.month == 10:
+    if day.year == 2020 and day.month == 10 and day.day <= 15:
         return 2019
     return day.year if day.month >= 10 else day.year - 1
 

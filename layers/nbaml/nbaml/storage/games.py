@@ -12,6 +12,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from nbaml.errors import StorageError
 from nbaml.games.records import Game
+from nbaml.storage.aws import resource
 from nbaml.storage.dynamo import call, from_item, is_conditional_failure, query_all, table, to_item
 
 
@@ -45,8 +46,14 @@ class GameStore:
         tbl = table(self.table_name)
         stamp = (collected_at or dt.datetime.now(dt.UTC)).isoformat()
         result = UpsertResult()
+        games = list(games)
+        stored = self._stored_hashes([g.game_id for g in games])
         for game in games:
             digest = content_hash(game)
+            known = stored.get(game.game_id)
+            if known is not None and (known[0] == digest or (known[1] == "final" and not game.is_final)):
+                result.unchanged += 1  # read first: a repeated day costs one batch read, not a write a game
+                continue
             item = to_item({**game.model_dump(mode="json"), "content_hash": digest, "collected_at": stamp})
             condition = "attribute_not_exists(game_id) OR content_hash <> :h"
             values: dict[str, str] = {":h": digest}
@@ -73,6 +80,27 @@ class GameStore:
             else:
                 result.inserted += 1
         return result
+
+    def _stored_hashes(self, game_ids: list[str]) -> dict[str, tuple[str, str]]:
+        """game_id -> (content_hash, status) of the stored items, read in batches of 100."""
+        found: dict[str, tuple[str, str]] = {}
+        unique = sorted(set(game_ids))
+        for start in range(0, len(unique), 100):
+            request: dict = {
+                self.table_name: {
+                    "Keys": [{"game_id": gid} for gid in unique[start : start + 100]],
+                    "ProjectionExpression": "game_id, content_hash, #s",
+                    "ExpressionAttributeNames": {"#s": "status"},
+                }
+            }
+            while request:
+                response = call(
+                    "read games", lambda request=request: resource("dynamodb").batch_get_item(RequestItems=request)
+                )
+                for item in response.get("Responses", {}).get(self.table_name, []):
+                    found[item["game_id"]] = (str(item.get("content_hash")), str(item.get("status")))
+                request = response.get("UnprocessedKeys") or {}
+        return found
 
     def put_many(self, games: Iterable[Game], *, collected_at: dt.datetime | None = None) -> int:
         """Bulk write (backfill): batch writes of 25, unconditional, so only for a history load."""

@@ -12,9 +12,10 @@ from nbaml.errors import InsufficientDataError
 from nbaml.features import FEATURE_NAMES, FeatureTable, build_features
 from nbaml.games.records import Game
 
-MIN_HOLDOUT = 150
-MAX_HOLDOUT = 600
-HOLDOUT_SHARE = 0.10
+# The newest 15 % of games, at least 300 and at most a season: enough games to judge calibration.
+MIN_HOLDOUT = 300
+MAX_HOLDOUT = 1230
+HOLDOUT_SHARE = 0.15
 
 
 @dataclass(frozen=True)

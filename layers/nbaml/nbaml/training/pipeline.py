@@ -30,6 +30,10 @@ from nbaml.training.search import TrainConfig
 
 logger = Logger(child=True)
 LOCK = "retrain"
+# TRAIN_PROFILE=quick (local smoke runs and the end-to-end tests): one candidate, two folds.
+QUICK = TrainConfig(
+    grid={"max_depth": [2], "n_estimators": [150], "learning_rate": [0.05]}, cv_splits=2, search="grid", n_jobs=1
+)
 RETRAIN_ACTOR = "retrain"
 
 
@@ -128,6 +132,11 @@ def _retrain_locked(
         "request_id": request.request_id,
         "requested_at": request.requested_at.isoformat(),
     }
+    if config is None and settings.train_profile == "quick":
+        config = QUICK
+    if config is None and champion is not None:
+        # The champion's hyperparameters are scored beside the grid on today's folds.
+        config = TrainConfig(warm_start=champion.metadata.get("hyperparameters"))
     candidate = train_candidate(
         games, version=version, config=config, gates=gates_of(settings), champion=champion, provenance=provenance
     )

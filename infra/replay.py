@@ -1,0 +1,601 @@
+"""The season replay, nbaml's main job: a whole season lived through the local stack, day by day.
+
+1. an emulator starts in this process and template.yaml is deployed into it (``infra.stack``);
+2. history is backfilled (archived raw, Games, training snapshot, team state);
+3. retrain runs once and ``v1`` is activated through the gates;
+4. the prediction API is served on 127.0.0.1 (uvicorn, the same app Mangum wraps on AWS);
+5. for each day of the season, the schedule clock fires what template.yaml schedules for that day
+   (collect 03:00, drift_check Mondays 04:00, retrain on the 1st at 05:00) as scheduled events through
+   the handlers; retrain requests that drift_check queues are drained from SQS into the retrain handler,
+   as Lambda's event source mapping would; then a client asks the HTTP API for the day's slate before
+   tip-off;
+6. at the end it prints the model_versions table, live metrics per version against always-home and Elo
+   on the same games, the drift events, where the time went, and writes the reports.
+
+The replay compresses months into minutes, so the predict function's parameter cache (max_age) is set to
+0 here: a promotion is visible on the next request, as it would be within 30 s on AWS.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import datetime as dt
+import json
+import math
+import os
+import threading
+import time
+from collections import defaultdict
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from infra import emulator as emu
+from infra import runtime
+from infra import stack as stk
+from infra import template as tpl
+from infra.clock import Firing, ScheduleClock
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+SHARED_GAMES = REPO_ROOT.parent / "shared" / "data" / "nba_games_2009_2023.csv"
+QUIET = {"POWERTOOLS_LOG_LEVEL": "ERROR", "POWERTOOLS_METRICS_DISABLED": "true"}
+PHASES = ("setup", "backfill", "collect", "predict", "drift", "retrain", "report")
+
+
+@dataclass
+class ReplayOptions:
+    source: str = "generator"  # or "file"
+    games_file: Path | None = None
+    season: int | None = None
+    history_seasons: int | None = None  # None: 3 synthetic seasons, or every earlier season of the file
+    days: int | None = None  # stop after this many days (short replays, tests)
+    promotion: str = "active"  # the template's PromotionMode: active, canary or shadow
+    quick: bool = False  # TRAIN_PROFILE=quick: a one-point grid (smoke runs)
+    seed: int = 2024
+    out_dir: Path = REPO_ROOT / "reports" / "replay"
+    progress: bool = True
+
+
+@dataclass
+class ReplayResult:
+    season: int
+    days: int
+    slates: int
+    games_predicted: int
+    versions: list[dict[str, Any]]
+    live: dict[str, dict[str, Any]]
+    drift_events: list[dict[str, Any]]
+    retrains: list[dict[str, Any]]
+    timings: dict[str, float]
+    report_dir: Path
+    failures: list[str] = field(default_factory=list)
+
+
+class Hooks:
+    """Points where tests inject faults: each is called with the replay and returns nothing."""
+
+    def before_firing(self, replay: SeasonReplay, firing: Firing) -> None: ...
+
+    def before_slate(self, replay: SeasonReplay, day: dt.date) -> None: ...
+
+
+# ---------------------------------------------------------------- the source of games
+@dataclass
+class Source:
+    name: str
+    feed: Any
+    history: list[Any]
+    season_games: list[Any]
+    start: dt.date
+    end: dt.date
+    collect_env: dict[str, str]
+
+
+def _source(options: ReplayOptions) -> Source:
+    if options.source == "generator":
+        from nbaml.games.feeds.generator import SyntheticLeague, season_window
+
+        league = SyntheticLeague(seed=options.seed)
+        first = league.first_season
+        season = options.season or first + (options.history_seasons or 3)
+        history_from = season - (options.history_seasons or 3)
+        if history_from < first:
+            raise stk.StackError(f"the synthetic league starts in {first}: choose a season from {first + 1}")
+        history = [g for s in range(history_from, season) for g in league.games(s)]
+        start, end = season_window(season)
+        env = {"FEED_SOURCE": "generator", "FEED_SEED": str(options.seed)}
+        return Source("generator", league, history, league.games(season), start, end, env)
+    if options.source == "file":
+        from nbaml.games.feeds.history_file import HistoryFileFeed
+
+        path = Path(options.games_file or SHARED_GAMES)
+        if not path.exists():
+            raise stk.StackError(f"no games file at {path}")
+        feed = HistoryFileFeed(path)
+        games = feed.load().games
+        season = options.season or max(g.season for g in games)
+        first = season - options.history_seasons if options.history_seasons else min(g.season for g in games)
+        history = [g for g in games if first <= g.season < season]
+        season_games = [g for g in games if g.season == season]
+        if not season_games:
+            raise stk.StackError(f"{path.name} has no games of season {season}")
+        start, end = season_games[0].game_date, season_games[-1].game_date
+        return Source("file", feed, history, season_games, start, end, {"FEED_SOURCE": "file", "FEED_FILE": str(path)})
+    raise stk.StackError(f"unknown source {options.source!r}: generator or file")
+
+
+# ---------------------------------------------------------------- the HTTP API
+class ApiServer:
+    """uvicorn on 127.0.0.1 in a thread, serving the predict function's app (the twin of start-api)."""
+
+    def __init__(self, app: Any) -> None:
+        import uvicorn
+
+        self.port = emu.free_port()
+        self.server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=self.port, log_level="warning"))
+        self.thread = threading.Thread(target=self.server.run, name="nbaml-api", daemon=True)
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def __enter__(self) -> ApiServer:
+        self.thread.start()
+        deadline = time.monotonic() + 20
+        while not self.server.started:
+            if time.monotonic() > deadline or not self.thread.is_alive():
+                raise stk.StackError("the prediction API did not start")
+            time.sleep(0.05)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.server.should_exit = True
+        self.thread.join(timeout=10)
+
+
+# ---------------------------------------------------------------- the replay
+class SeasonReplay:
+    def __init__(self, stack: stk.LocalStack, source: Source, options: ReplayOptions, hooks: Hooks | None = None):
+        self.stack = stack
+        self.source = source
+        self.options = options
+        self.hooks = hooks or Hooks()
+        self.clock = ScheduleClock(tpl.load(stack.template_path))
+        self.timings: dict[str, float] = dict.fromkeys(PHASES, 0.0)
+        self.served: dict[str, dict[str, Any]] = {}
+        self.truth = {g.game_id: g for g in source.season_games}
+        self.drift_events: list[dict[str, Any]] = []
+        self.retrains: list[dict[str, Any]] = []
+        self.failures: list[str] = []
+        self.active = "none"
+        self.slates = 0
+
+    # -------------------------------------------------------- plumbing
+    @contextlib.contextmanager
+    def phase(self, name: str) -> Iterator[None]:
+        started = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.timings[name] += time.perf_counter() - started
+
+    def env(self, function: str) -> dict[str, str]:
+        extra = dict(QUIET)
+        if function == "collect":
+            extra |= self.source.collect_env
+        if function == "retrain" and self.options.quick:
+            extra["TRAIN_PROFILE"] = "quick"
+        return extra
+
+    def invoke(self, function: str, event: dict[str, Any]) -> Any:
+        return runtime.invoke(self.stack, function, event, extra_env=self.env(function))
+
+    def drain_retrain_queue(self) -> None:
+        """Deliver queued retrain requests to the retrain handler, one SQS record per invocation."""
+        from nbaml.storage.queue import delete_retrain_request, receive_retrain_requests
+
+        queue = self.stack.resource("RetrainQueue")
+        while records := receive_retrain_requests(queue):
+            for record in records:
+                with self.phase("retrain"):
+                    result = self.invoke("retrain", {"Records": [record]})
+                self.retrains.extend(result["runs"])
+                delete_retrain_request(queue, record["receiptHandle"])
+
+    # -------------------------------------------------------- the job
+    def backfill(self) -> dict[str, Any]:
+        from nbaml.backfill import load
+        from nbaml.config import CommonSettings, load_settings
+        from nbaml.games.feeds.base import FeedBatch
+
+        with self.phase("backfill"), runtime.function_environment(self.stack.env_for("collect") | QUIET):
+            report = load(load_settings(CommonSettings), FeedBatch(games=self.source.history), source=self.source.name)
+        return report.as_dict()
+
+    def train_first_model(self) -> dict[str, Any]:
+        requested_at = dt.datetime.combine(self.source.start - dt.timedelta(days=1), dt.time(12), tzinfo=dt.UTC)
+        event = {
+            "trigger": "manual",
+            "reason": "initial model before the season",
+            "requested_by": "replay",
+            "force": True,
+            "requested_at": requested_at.isoformat(),
+        }
+        with self.phase("retrain"):
+            result = self.invoke("retrain", event)
+        self.retrains.extend(result["runs"])
+        return result["runs"][0]
+
+    def fire(self, firing: Firing) -> None:
+        self.hooks.before_firing(self, firing)
+        short = tpl.short_name(Path(self.stack.function_dirs[firing.function]))
+        phase = {"collect": "collect", "drift_check": "drift", "retrain": "retrain"}.get(short, "collect")
+        rule_arn = self.stack.resources.get(firing.rule_logical_id)
+        try:
+            with self.phase(phase):
+                result = self.invoke(short, firing.event(rule_arn=rule_arn))
+        except Exception as exc:  # a scheduled function that fails raises; EventBridge would retry it
+            self.failures.append(f"{firing.at:%Y-%m-%d %H:%M} {short}: {type(exc).__name__}: {exc}")
+            return
+        if short == "drift_check" and result.get("drift"):
+            self.drift_events.append(result)
+        if short == "retrain":
+            self.retrains.extend(result["runs"])
+        self.drain_retrain_queue()
+
+    def predict_slate(self, client: Any, day: dt.date) -> None:
+        self.hooks.before_slate(self, day)
+        games = self.source.feed.schedule(day)
+        if not games:
+            return
+        limit = int(self.stack.env_for("predict")["SLATE_LIMIT"])
+        with self.phase("predict"):
+            for i in range(0, len(games), limit):
+                chunk = games[i : i + limit]
+                body = {"games": [{"home": g.home, "away": g.away, "date": day.isoformat()} for g in chunk]}
+                response = client.post("/predictions", json=body)
+                if response.status_code != 200:
+                    self.failures.append(f"{day} predictions: HTTP {response.status_code} {response.text[:200]}")
+                    continue
+                for answer in response.json()["predictions"]:
+                    self.served[answer["game_id"]] = answer
+                    self.active = answer["version"] if answer["role"] == "champion" else self.active
+        self.slates += 1
+
+    def live_accuracy(self, before: dt.date) -> float | None:
+        hits = [
+            (a["home_win_probability"] >= 0.5) == self.truth[g].home_won
+            for g, a in self.served.items()
+            if g in self.truth and self.truth[g].game_date < before
+        ]
+        return sum(hits) / len(hits) if hits else None
+
+    def days(self) -> list[dt.date]:
+        end = self.source.end
+        if self.options.days is not None:
+            end = min(end, self.source.start + dt.timedelta(days=self.options.days - 1))
+        return [self.source.start + dt.timedelta(days=n) for n in range((end - self.source.start).days + 1)]
+
+    def run(self) -> ReplayResult:
+        import httpx
+
+        from nbaml.serving.api import create_app
+
+        print(f"backfilling {len(self.source.history)} games of history ({self.source.name}) ...", flush=True)
+        backfilled = self.backfill()
+        print(
+            f"  {backfilled['final_games']} games, seasons {backfilled['seasons']}, "
+            f"state as of {backfilled['state_as_of']}"
+        )
+        print("training v1 ...", flush=True)
+        first = self.train_first_model()
+        print(f"  {first['version']}: {first['status']} {json.dumps(_short_metrics(first['metrics']))}")
+        with runtime.function_environment(self.stack.env_for("predict") | QUIET | {"MODEL_PARAM_MAX_AGE_SECONDS": "0"}):
+            app = create_app()
+        days = self.days()
+        with ApiServer(app) as api, httpx.Client(base_url=api.url, timeout=60) as client:
+            for day, _ in _progress(days, self, enabled=self.options.progress):
+                for firing in self.clock.firings_on(day):
+                    self.fire(firing)
+                self.predict_slate(client, day)
+            # the morning after the last game day: collect its results so every prediction is resolved
+            after = days[-1] + dt.timedelta(days=1)
+            for firing in self.clock.firings_on(after):
+                if firing.function == self.stack.function_id("collect"):
+                    self.fire(firing)
+        with self.phase("report"):
+            return self.report(days)
+
+    # -------------------------------------------------------- the end
+    def report(self, days: list[dt.date]) -> ReplayResult:
+        from nbaml.config import CommonSettings, load_settings
+        from nbaml.storage.artifacts import ArtifactStore
+        from nbaml.storage.predictions import PredictionLog
+        from nbaml.storage.registry import ModelRegistry
+
+        with runtime.function_environment(self.stack.env_for("drift_check") | QUIET):
+            settings = load_settings(CommonSettings)
+            versions = ModelRegistry(settings.model_versions_table).versions()
+            items = [i for i in PredictionLog(settings.predictions_table).all() if i.get("resolved_key")]
+            store = ArtifactStore(settings.nbaml_bucket)
+            drift_html = (
+                store.get_bytes("reports/latest/drift.html") if store.exists("reports/latest/drift.html") else None
+            )
+        live = live_metrics(items, self.source.history, self.source.season_games)
+        out = Path(self.options.out_dir)
+        out.mkdir(parents=True, exist_ok=True)
+        if drift_html is not None:
+            (out / "drift.html").write_bytes(drift_html)
+        result = ReplayResult(
+            season=self.source.season_games[0].season,
+            days=len(days),
+            slates=self.slates,
+            games_predicted=len(self.served),
+            versions=versions,
+            live=live,
+            drift_events=self.drift_events,
+            retrains=self.retrains,
+            timings={k: round(v, 2) for k, v in self.timings.items()},
+            report_dir=out,
+            failures=self.failures,
+        )
+        (out / "replay.json").write_text(json.dumps(_jsonable(result), indent=2, sort_keys=True, default=str) + "\n")
+        text = render(result)
+        (out / "replay.md").write_text(text + "\n")
+        print(text)
+        return result
+
+
+# ---------------------------------------------------------------- metrics and rendering
+def live_metrics(items: list[dict[str, Any]], history: list[Any], season_games: list[Any]) -> dict[str, dict[str, Any]]:
+    """Served predictions per version and overall, with always-home and Elo on exactly the same games."""
+    from nbaml.features import FEATURE_NAMES, build_features, elo_probability
+
+    table = build_features([*history, *season_games])
+    elo_col = FEATURE_NAMES.index("elo_diff")
+    elo = {gid: elo_probability(row[elo_col]) for gid, row in zip(table.game_ids, table.rows, strict=True)}
+    home_rate = sum(1 for g in history if g.home_won) / max(1, sum(1 for g in history if g.is_final))
+    served = [i for i in items if i.get("served", True) and i["role"] in ("champion", "canary")]
+    groups: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    for item in served:
+        groups[item["version"]].append(item)
+    groups["overall"] = served
+    result = {}
+    for name, group in groups.items():
+        outcomes = [bool(i["home_won"]) for i in group]
+        result[name] = {
+            "n": len(group),
+            "model": _scores([float(i["probability"]) for i in group], outcomes),
+            "always_home": _scores([home_rate] * len(group), outcomes),
+            "elo": _scores([elo.get(i["game_id"], 0.5) for i in group], outcomes),
+        }
+    return result
+
+
+def _scores(p: list[float], y: list[bool]) -> dict[str, float | None]:
+    if not p:
+        return {"log_loss": None, "accuracy": None, "brier": None, "ece": None}
+    from nbaml.monitoring.rules import calibration, game_log_loss
+
+    n = len(p)
+    ece, _ = calibration(list(zip(p, y, strict=True)))
+    return {
+        "log_loss": round(sum(game_log_loss(pi, yi) for pi, yi in zip(p, y, strict=True)) / n, 4),
+        "accuracy": round(sum((pi >= 0.5) == yi for pi, yi in zip(p, y, strict=True)) / n, 4),
+        "brier": round(sum((pi - yi) ** 2 for pi, yi in zip(p, y, strict=True)) / n, 4),
+        "ece": round(ece, 4),
+    }
+
+
+def _short_metrics(metrics: dict[str, Any]) -> dict[str, Any]:
+    return {k: metrics.get(k) for k in ("accuracy", "roc_auc", "log_loss", "ece")}
+
+
+def _fmt(value: Any) -> str:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "-"
+    return f"{value:.3f}" if isinstance(value, float) else str(value)
+
+
+def _table(headers: list[str], rows: list[list[Any]]) -> str:
+    cells = [headers, *[[_fmt(c) for c in row] for row in rows]]
+    widths = [max(len(str(r[i])) for r in cells) for i in range(len(headers))]
+    lines = ["| " + " | ".join(str(c).ljust(w) for c, w in zip(row, widths, strict=True)) + " |" for row in cells]
+    lines.insert(1, "|" + "|".join("-" * (w + 2) for w in widths) + "|")
+    return "\n".join(lines)
+
+
+def render(result: ReplayResult) -> str:
+    versions = _table(
+        ["version", "accuracy", "roc_auc", "log_loss", "status", "deployed_at", "trigger"],
+        [
+            [
+                v["version"],
+                v.get("metrics", {}).get("accuracy"),
+                v.get("metrics", {}).get("roc_auc"),
+                v.get("metrics", {}).get("log_loss"),
+                v.get("status"),
+                v.get("deployed_at", "-"),
+                v.get("trigger"),
+            ]
+            for v in result.versions
+        ],
+    )
+    live_rows = []
+    for name, group in sorted(result.live.items(), key=lambda kv: (kv[0] == "overall", kv[0])):
+        for who in ("model", "always_home", "elo"):
+            s = group[who]
+            live_rows.append(
+                [
+                    name if who == "model" else "",
+                    who,
+                    group["n"] if who == "model" else "",
+                    s["log_loss"],
+                    s["accuracy"],
+                    s["brier"],
+                    s["ece"],
+                ]
+            )
+    live = _table(["version", "predictor", "n", "log_loss", "accuracy", "brier", "ece"], live_rows)
+    drift = (
+        _table(
+            ["run", "rule", "reasons", "retrain requested"],
+            [
+                [d["run_date"], d.get("rule"), "; ".join(d["reasons"])[:90], d["retrain_requested"]]
+                for d in result.drift_events
+            ],
+        )
+        if result.drift_events
+        else "no drift found"
+    )
+    retrains = _table(
+        ["trigger", "version", "status", "log_loss", "reasons"],
+        [
+            [
+                r["trigger"],
+                r.get("version"),
+                r["status"],
+                r.get("metrics", {}).get("log_loss"),
+                "; ".join(r["reasons"])[:80],
+            ]
+            for r in result.retrains
+        ],
+    )
+    timings = _table(
+        ["phase", "seconds"],
+        [[k, v] for k, v in result.timings.items()] + [["total", round(sum(result.timings.values()), 2)]],
+    )
+    overall = result.live.get("overall", {})
+    verdict = ""
+    if overall.get("n"):
+        m, h, e = overall["model"]["log_loss"], overall["always_home"]["log_loss"], overall["elo"]["log_loss"]
+        beats = m < h and m < e
+        verdict = (
+            f"\nLive log-loss {m:.4f} vs always-home {h:.4f} and Elo {e:.4f}: "
+            f"{'beats both baselines' if beats else 'does NOT beat both baselines'}."
+        )
+    failures = "\n".join(f"- {f}" for f in result.failures) or "none"
+    return (
+        f"# Season {result.season} replay: {result.days} days, {result.slates} slates, "
+        f"{result.games_predicted} games predicted\n\n## model_versions\n{versions}\n\n"
+        f"## Live results (served predictions, joined to outcomes){verdict}\n{live}\n\n"
+        f"## Drift events\n{drift}\n\n## Retrains\n{retrains}\n\n## Where the time went\n{timings}\n\n"
+        f"## Failures of scheduled runs (EventBridge would retry them)\n{failures}\n\n"
+        f"Reports: {result.report_dir / 'replay.md'}, {result.report_dir / 'replay.json'}"
+        + (f", drift report {result.report_dir / 'drift.html'}" if (result.report_dir / "drift.html").exists() else "")
+    )
+
+
+def _jsonable(result: ReplayResult) -> dict[str, Any]:
+    return {k: (str(v) if isinstance(v, Path) else v) for k, v in result.__dict__.items()}
+
+
+def _progress(days: list[dt.date], replay: SeasonReplay, *, enabled: bool) -> Iterator[tuple[dt.date, None]]:
+    try:
+        from tqdm import tqdm
+    except ImportError:  # pragma: no cover - tqdm is in the local extra
+        tqdm = None
+    bar = tqdm(total=len(days), unit="day", disable=not enabled or tqdm is None, dynamic_ncols=True) if tqdm else None
+    for day in days:
+        yield day, None
+        if bar is not None:
+            accuracy = replay.live_accuracy(day + dt.timedelta(days=1))
+            bar.set_postfix_str(
+                f"{day} games {len(replay.served)} live acc {'-' if accuracy is None else f'{accuracy:.3f}'} "
+                f"active {replay.active}"
+            )
+            bar.update(1)
+    if bar is not None:
+        bar.close()
+
+
+# ---------------------------------------------------------------- entry points
+@contextlib.contextmanager
+def _process_env(env: dict[str, str]) -> Iterator[None]:
+    saved = {k: os.environ.get(k) for k in env}
+    os.environ.update(env)
+    try:
+        yield
+    finally:
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+
+
+def run(
+    options: ReplayOptions, hooks: Hooks | None = None, on_stack: Callable[[stk.LocalStack], None] | None = None
+) -> ReplayResult:
+    """Replay a season on a fresh in-process emulator with the template deployed into it."""
+    started = time.perf_counter()
+    source = _source(options)
+    with emu.in_process() as endpoint, _process_env(emu.local_aws_env(endpoint)):
+        stack = stk.deploy(endpoint, parameters={"Stage": "dev", "PromotionMode": options.promotion}, state_dir=None)
+        if on_stack is not None:
+            on_stack(stack)
+        replay = SeasonReplay(stack, source, options, hooks)
+        replay.timings["setup"] = time.perf_counter() - started
+        try:
+            return replay.run()
+        finally:
+            runtime.forget_warm_modules()
+
+
+def _cli(args: argparse.Namespace) -> int:
+    options = ReplayOptions(
+        source=args.source,
+        games_file=Path(args.games) if args.games else None,
+        season=args.season,
+        history_seasons=args.history_seasons,
+        days=args.days,
+        promotion=args.promotion,
+        quick=args.quick,
+        seed=args.seed,
+        out_dir=Path(args.out),
+        progress=not args.no_progress,
+    )
+    result = run(options)
+    overall = result.live.get("overall", {})
+    if args.require_beat_baselines and overall.get("n"):
+        m = overall["model"]["log_loss"]
+        if not (m < overall["always_home"]["log_loss"] and m < overall["elo"]["log_loss"]):
+            return 1
+    return 0
+
+
+def register(subparsers: Any) -> None:
+    parser = subparsers.add_parser(
+        "replay",
+        help="replay a season through the local stack (the main job)",
+        description="Backfill history, train v1, then live a season day by day: schedules fire the handlers, "
+        "a client asks the HTTP API for each slate, and the end prints the model_versions table and live metrics.",
+    )
+    parser.add_argument(
+        "--source",
+        choices=["generator", "file"],
+        default="generator",
+        help="generator: the embedded synthetic league (default); file: a real games CSV",
+    )
+    parser.add_argument("--games", help=f"games CSV for --source file (default {SHARED_GAMES})")
+    parser.add_argument("--season", type=int, help="season to replay, by its start year (default: the last)")
+    parser.add_argument(
+        "--history-seasons", type=int, help="seasons of history before it (default 3 synthetic, all of a file)"
+    )
+    parser.add_argument("--days", type=int, help="stop after this many days")
+    parser.add_argument(
+        "--promotion",
+        choices=["active", "canary", "shadow"],
+        default="active",
+        help="where a retrained candidate that passes its gates goes (the template's PromotionMode)",
+    )
+    parser.add_argument("--quick", action="store_true", help="one-point training grid (smoke runs)")
+    parser.add_argument("--seed", type=int, default=2024, help="seed of the synthetic league")
+    parser.add_argument("--out", default=str(REPO_ROOT / "reports" / "replay"), help="where the reports go")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+    parser.add_argument(
+        "--require-beat-baselines", action="store_true", help="exit 1 unless live log-loss beats always-home and Elo"
+    )
+    parser.set_defaults(func=_cli)
