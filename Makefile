@@ -78,3 +78,44 @@ build: ## sam build (needs a python3.12; found on PATH or under pyenv).
 .PHONY: size
 size: ## After build: unzipped size of each function with its layers (fails above Lambda's 250 MB).
 	$(PY) -m infra.size $(BUILD_DIR)
+
+SHARED_GAMES ?= ../shared/data/nba_games_2009_2023.csv
+
+.PHONY: run
+run: $(VENV)/bin/python ## The main job: replay a synthetic season through the local stack (no AWS, no Docker, no file).
+	$(PY) -m infra replay
+
+.PHONY: run-real
+run-real: $(VENV)/bin/python ## Replay the real 2022-23 season from the shared file; fails unless it beats always-home and Elo.
+	$(PY) -m infra replay --source file --games $(SHARED_GAMES) --season 2022 --require-beat-baselines
+
+.PHONY: test
+test: $(VENV)/bin/python ## Every test: unit (moto decorators), integration (moto server), end-to-end (replays).
+	$(PY) -m pytest
+
+.PHONY: test-unit
+test-unit: $(VENV)/bin/python ## Unit tests only (fast).
+	$(PY) -m pytest tests/unit
+
+.PHONY: evaluate
+evaluate: $(VENV)/bin/python ## Walk-forward on the real 2021-22 and 2022-23 seasons against always-home and Elo.
+	$(PY) -m nbaml.training.walkforward --games $(SHARED_GAMES)
+
+.PHONY: bench
+bench: $(VENV)/bin/python ## Every benchmark, each printing its figures against its target and baseline.
+	$(PY) bench/bench_features.py
+	$(PY) bench/bench_engine.py
+	$(PY) bench/bench_retrain.py
+	@if [ -f bench/bench_serving.py ]; then $(PY) bench/bench_serving.py; fi
+	@if [ -f bench/bench_drift_rules.py ]; then $(PY) bench/bench_drift_rules.py; fi
+	$(PY) bench/bench_replay.py
+
+.PHONY: clean
+clean: ## Remove build output, reports and caches (not the virtual environments).
+	rm -rf .aws-sam reports .pytest_cache .ruff_cache .hypothesis
+
+.PHONY: security
+security: $(VENV)/bin/python ## bandit over our code and pip-audit over the deployed requirements (see security/FINDINGS.md).
+	@if [ -f security/bandit.yaml ]; then $(VENV)/bin/bandit -q -c security/bandit.yaml -r layers functions infra; \
+	else echo "security/bandit.yaml missing" >&2; exit 1; fi
+	$(VENV)/bin/pip-audit --progress-spinner off -r layers/nbaml/requirements.txt -r layers/api/requirements.txt -r layers/ml/requirements.txt

@@ -24,7 +24,7 @@ from infra import template as tpl
 EXIT_ERROR = 2
 Registrar = Callable[[Any], None]
 # Modules that may add commands later; each one, once it exists, exposes register(subparsers).
-PLUGIN_MODULES = ("infra.backfill", "infra.train", "infra.replay", "infra.rollback")
+PLUGIN_MODULES = ("infra.backfill", "infra.operator", "infra.backup", "infra.replay")
 
 
 def _key_values(pairs: Sequence[str] | None, what: str) -> dict[str, str]:

@@ -19,6 +19,7 @@ import sys
 import time
 import urllib.error
 import urllib.request
+import warnings
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -143,6 +144,8 @@ def in_process(port: int | None = None) -> Iterator[str]:
     levels = {name: logger.level for name, logger in quiet.items()}
     for logger in quiet.values():
         logger.setLevel(logging.ERROR)
+    # moto warns once per resource type its CloudFormation skips; infra.stack fills and reports each.
+    warnings.filterwarnings("ignore", message="Tried to parse .* not supported by moto", category=UserWarning)
     saved = {key: os.environ.get(key) for key in EMULATOR_ENV}
     os.environ.update(EMULATOR_ENV)
     port = port or free_port()

@@ -40,7 +40,7 @@ from infra.clock import Firing, ScheduleClock
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 SHARED_GAMES = REPO_ROOT.parent / "shared" / "data" / "nba_games_2009_2023.csv"
-QUIET = {"POWERTOOLS_LOG_LEVEL": "ERROR", "POWERTOOLS_METRICS_DISABLED": "true"}
+QUIET = {"POWERTOOLS_LOG_LEVEL": "WARNING"}
 PHASES = ("setup", "backfill", "collect", "predict", "drift", "retrain", "report")
 
 
@@ -171,6 +171,8 @@ class SeasonReplay:
         self.failures: list[str] = []
         self.active = "none"
         self.slates = 0
+        Path(options.out_dir).mkdir(parents=True, exist_ok=True)
+        self.function_log = (Path(options.out_dir) / "functions.log").open("w")
 
     # -------------------------------------------------------- plumbing
     @contextlib.contextmanager
@@ -190,7 +192,9 @@ class SeasonReplay:
         return extra
 
     def invoke(self, function: str, event: dict[str, Any]) -> Any:
-        return runtime.invoke(self.stack, function, event, extra_env=self.env(function))
+        # Functions log JSON lines and EMF metrics to stdout, as in Lambda; here they go to functions.log.
+        with contextlib.redirect_stdout(self.function_log):
+            return runtime.invoke(self.stack, function, event, extra_env=self.env(function))
 
     def drain_retrain_queue(self) -> None:
         """Deliver queued retrain requests to the retrain handler, one SQS record per invocation."""
@@ -306,7 +310,10 @@ class SeasonReplay:
                 if firing.function == self.stack.function_id("collect"):
                     self.fire(firing)
         with self.phase("report"):
-            return self.report(days)
+            try:
+                return self.report(days)
+            finally:
+                self.function_log.close()
 
     # -------------------------------------------------------- the end
     def report(self, days: list[dt.date]) -> ReplayResult:
@@ -483,7 +490,8 @@ def render(result: ReplayResult) -> str:
         f"## Live results (served predictions, joined to outcomes){verdict}\n{live}\n\n"
         f"## Drift events\n{drift}\n\n## Retrains\n{retrains}\n\n## Where the time went\n{timings}\n\n"
         f"## Failures of scheduled runs (EventBridge would retry them)\n{failures}\n\n"
-        f"Reports: {result.report_dir / 'replay.md'}, {result.report_dir / 'replay.json'}"
+        f"Reports: {result.report_dir / 'replay.md'}, {result.report_dir / 'replay.json'}, "
+        f"function logs and metrics {result.report_dir / 'functions.log'}"
         + (f", drift report {result.report_dir / 'drift.html'}" if (result.report_dir / "drift.html").exists() else "")
     )
 

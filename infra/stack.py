@@ -555,8 +555,15 @@ def _lifecycle_rule(rule: Mapping[str, Any]) -> dict[str, Any]:
     if "AbortIncompleteMultipartUpload" in rule:
         days = int(rule["AbortIncompleteMultipartUpload"]["DaysAfterInitiation"])
         out["AbortIncompleteMultipartUpload"] = {"DaysAfterInitiation": days}
-    unknown = set(rule) - {"Id", "Status", "Prefix", "NoncurrentVersionExpiration", "NoncurrentVersionExpirationInDays",
-                           "ExpirationInDays", "AbortIncompleteMultipartUpload"}  # fmt: skip
+    unknown = set(rule) - {
+        "Id",
+        "Status",
+        "Prefix",
+        "NoncurrentVersionExpiration",
+        "NoncurrentVersionExpirationInDays",
+        "ExpirationInDays",
+        "AbortIncompleteMultipartUpload",
+    }
     if unknown:
         raise StackError(f"lifecycle rule {rule['Id']}: {', '.join(sorted(unknown))} not supported locally yet")
     return out
@@ -846,6 +853,15 @@ def _event_source_mapping(d: _Deployment, lid: str, props: dict[str, Any]) -> st
         int(mapping.get("BatchSize", 0)) == int(props.get("BatchSize", mapping.get("BatchSize", 0))),
         f"{lid}: batch size",
     )
+    # moto runs Lambda code only through Docker: left enabled, its SQS would try (and hang trying) to
+    # invoke the function on every message. Locally, the replay and `nbaml retrain` drain the queue into
+    # the handler in-process instead, as the mapping would on AWS.
+    d.client("lambda").update_event_source_mapping(UUID=uuid, Enabled=False)
+    _check(
+        d.client("lambda").get_event_source_mapping(UUID=uuid).get("State") in {"Disabled", "Disabling"},
+        f"{lid}: could not disable the mapping",
+    )
+    d.note(lid, "disabled: no Lambda runtime without Docker; infra drains the queue in-process")
     return uuid
 
 

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from nbaml.config import CommonSettings
 from nbaml.features import build_features
 from nbaml.games.defects import DefectReport
-from nbaml.games.feeds.base import FeedBatch, GameFeed
+from nbaml.games.feeds.base import FeedBatch, GameFeed, RawPayload
 from nbaml.games.history import GameHistory
 from nbaml.storage.artifacts import ArtifactStore
 from nbaml.storage.games import GameStore
@@ -41,10 +41,21 @@ class BackfillReport:
         }
 
 
-def backfill(settings: CommonSettings, feed: GameFeed, start: dt.date, end: dt.date) -> BackfillReport:
-    """Archive, parse and load every game of ``feed`` between ``start`` and ``end`` (inclusive)."""
+def backfill(
+    settings: CommonSettings,
+    feed: GameFeed,
+    start: dt.date,
+    end: dt.date,
+    *,
+    payloads: list[RawPayload] | None = None,
+) -> BackfillReport:
+    """Archive, parse and load every game of ``feed`` between ``start`` and ``end`` (inclusive).
+
+    ``payloads`` replaces the fetch when the caller already holds the source whole (a file: every row is
+    archived and checked, including rows with no date, which belong to no window).
+    """
     store = ArtifactStore(settings.nbaml_bucket)
-    payloads = feed.fetch_raw(start, end)
+    payloads = payloads if payloads is not None else feed.fetch_raw(start, end)
     stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%S")
     for payload in payloads:
         store.put_bytes(f"raw/backfill-{stamp}/{payload.key}", payload.body, payload.content_type)

@@ -63,8 +63,22 @@ class CollectReport:
         }
 
 
+_FEEDS: dict[tuple[str, str, int, str], GameFeed] = {}
+
+
 def make_feed(settings: CollectSettings) -> GameFeed:
-    """The feed the function's FEED_SOURCE names. The API key is read from its SecureString at call time."""
+    """The feed the function's FEED_SOURCE names, built once per execution environment.
+
+    A warm function keeps it: the synthetic league generates its seasons once, the file feed reads its
+    file once. The API key is read from its SecureString at call time, never kept in the feed.
+    """
+    key = (settings.feed_source, settings.feed_file, settings.feed_seed, settings.feed_key_param)
+    if key not in _FEEDS:
+        _FEEDS[key] = _new_feed(settings)
+    return _FEEDS[key]
+
+
+def _new_feed(settings: CollectSettings) -> GameFeed:
     if settings.feed_source == "generator":
         from nbaml.games.feeds.generator import SyntheticLeague
 

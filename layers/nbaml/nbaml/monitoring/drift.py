@@ -4,8 +4,8 @@ Reads the prediction log joined to outcomes and reports, for the active version:
 - the performance rule (DRIFT_RULE): "sequential" (CUSUM on log-loss, the default) or "seed" (the seed's
   accuracy drop over the last 50), with the other rule's verdict beside it for comparison;
 - calibration (ECE and reliability bins) on every resolved champion prediction of the version;
-- feature drift: PSI of each feature over the last 28 days of requests against the training distribution
-  stored in the bundle (alarm at PSI_ALARM);
+- feature drift: PSI of each feature over the last 28 days of resolved requests against the training
+  distribution stored in the bundle (alarm at PSI_ALARM);
 - coverage (share of the week's finished games predicted before tip-off) and latency p50/p99;
 - champion against canary and shadow on the same resolved games.
 It writes reports/{run_date}/drift.{json,html} and reports/latest/, emits metrics, and when the
@@ -36,7 +36,9 @@ from nbaml.storage.queue import send_retrain_request
 from nbaml.storage.registry import ModelRegistry
 
 logger = Logger(child=True)
-PSI_DAYS = 28
+PSI_DAYS = 28  # feature drift compares the last four weeks of requests with the training distribution
+ROLLING_DAYS = 56  # the weekly-accuracy plot shows eight more weeks before that
+ROLES = ("champion", "canary", "shadow")
 
 
 @dataclass
@@ -99,18 +101,24 @@ def check_drift(settings: DriftSettings, *, run_date: dt.date, metrics: Metrics 
     ece, curve = rules.calibration(pairs)
     report.sections["calibration"] = {"n": len(pairs), "ece": round(ece, 4), "curve": curve}
 
+    # Each role's resolved predictions are read once (an index query each); every section below is
+    # computed from them in memory.
     since = run_date - dt.timedelta(days=PSI_DAYS)
-    recent = [i for d in _days(since, run_date) for i in log.on_date(d)]
+    by_role = {
+        role: log.resolved(role=role, since=since - dt.timedelta(days=ROLLING_DAYS), until=run_date) for role in ROLES
+    }
+    recent = [i for i in by_role["champion"] if i["game_date"] >= since.isoformat()]
     report.sections["psi"] = _feature_drift(recent, active, bundle, settings.psi_alarm)
-    report.sections["coverage"] = _coverage(settings, log, run_date)
-    latencies = [float(i["latency_ms"]) for i in recent if "latency_ms" in i]
+    report.sections["coverage"] = _coverage(settings, by_role["champion"], run_date)
+    week = [i for i in recent if i["game_date"] >= (run_date - dt.timedelta(days=7)).isoformat()]
+    latencies = [float(i["latency_ms"]) for i in week if "latency_ms" in i]
     report.sections["latency"] = {
         "n": len(latencies),
         "p50_ms": round(rules.percentile(latencies, 0.5), 4) if latencies else None,
         "p99_ms": round(rules.percentile(latencies, 0.99), 4) if latencies else None,
     }
-    report.sections["challengers"] = _challengers(settings, log, active, since)
-    report.sections["rolling"] = _rolling_accuracy(log, settings, active, since)
+    report.sections["challengers"] = _challengers(by_role, active, since)
+    report.sections["rolling"] = _rolling_accuracy(by_role)
 
     if report.drift:
         report.retrain_requested = _request_retrain(settings, run_date, report.reasons)
@@ -158,26 +166,27 @@ def _feature_drift(recent: list[dict[str, Any]], active: str, bundle: ModelBundl
     }
 
 
-def _coverage(settings: DriftSettings, log: PredictionLog, run_date: dt.date) -> dict[str, Any]:
+def _coverage(settings: DriftSettings, champion: list[dict[str, Any]], run_date: dt.date) -> dict[str, Any]:
+    """Share of last week's finished games that the champion predicted before tip-off."""
     games = GameStore(settings.games_table)
+    predicted_ids = {i["game_id"] for i in champion}
     finished = predicted = 0
     for day in _days(run_date - dt.timedelta(days=7), run_date - dt.timedelta(days=1)):
         ids = {g.game_id for g in games.on_date(day) if g.is_final}
-        served = {i["game_id"] for i in log.on_date(day) if i.get("role") == "champion"}
         finished += len(ids)
-        predicted += len(ids & served)
+        predicted += len(ids & predicted_ids)
     return {"finished": finished, "predicted": predicted, "share": round(predicted / finished, 4) if finished else None}
 
 
-def _challengers(settings: DriftSettings, log: PredictionLog, active: str, since: dt.date) -> list[dict[str, Any]]:
+def _challengers(by_role: dict[str, list[dict[str, Any]]], active: str, since: dt.date) -> list[dict[str, Any]]:
     """Champion against every other version logged since ``since``, on the games both scored."""
-    others = {}
+    floor = since.isoformat()
+    others: dict[str, dict[str, dict[str, Any]]] = {}
     for role in ("canary", "shadow"):
-        for item in log.resolved(role=role, since=since):
-            others.setdefault(item["version"], {})[item["game_id"]] = item
-    if not others:
-        return []
-    champion = {i["game_id"]: i for i in log.resolved(version=active, since=since) if i.get("role") == "champion"}
+        for item in by_role[role]:
+            if item["game_date"] >= floor:
+                others.setdefault(item["version"], {})[item["game_id"]] = item
+    champion = {i["game_id"]: i for i in by_role["champion"] if i["version"] == active and i["game_date"] >= floor}
     result = []
     for version, items in sorted(others.items()):
         shared = sorted(set(items) & set(champion))
@@ -192,14 +201,13 @@ def _challengers(settings: DriftSettings, log: PredictionLog, active: str, since
     return result
 
 
-def _rolling_accuracy(log: PredictionLog, settings: DriftSettings, active: str, since: dt.date) -> dict[str, list]:
-    """Weekly accuracy per version (champion, canary and shadow roles) since ``since``: the report's line plot."""
+def _rolling_accuracy(by_role: dict[str, list[dict[str, Any]]]) -> dict[str, list]:
+    """Weekly accuracy per version and role: the report's line plot."""
     weekly: dict[str, dict[str, list[int]]] = defaultdict(lambda: defaultdict(lambda: [0, 0]))
-    for role in ("champion", "canary", "shadow"):
-        for item in log.resolved(role=role, since=since - dt.timedelta(days=56)):
+    for role, items in by_role.items():
+        for item in items:
             week = dt.date.fromisoformat(item["game_date"]).isocalendar()
-            key = f"{week.year}-W{week.week:02d}"
-            cell = weekly[f"{item['version']} ({role})"][key]
+            cell = weekly[f"{item['version']} ({role})"][f"{week.year}-W{week.week:02d}"]
             cell[0] += int(bool(item["correct"]))
             cell[1] += 1
     return {
