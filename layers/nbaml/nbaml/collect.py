@@ -63,7 +63,7 @@ class CollectReport:
         }
 
 
-_FEEDS: dict[tuple[str, str, int, str], GameFeed] = {}
+_FEEDS: dict[tuple[str, str, int, str, str], GameFeed] = {}
 
 
 def make_feed(settings: CollectSettings) -> GameFeed:
@@ -72,7 +72,13 @@ def make_feed(settings: CollectSettings) -> GameFeed:
     A warm function keeps it: the synthetic league generates its seasons once, the file feed reads its
     file once. The API key is read from its SecureString at call time, never kept in the feed.
     """
-    key = (settings.feed_source, settings.feed_file, settings.feed_seed, settings.feed_key_param)
+    key = (
+        settings.feed_source,
+        settings.feed_file,
+        settings.feed_seed,
+        settings.feed_key_param,
+        settings.feed_base_url,
+    )
     if key not in _FEEDS:
         _FEEDS[key] = _new_feed(settings)
     return _FEEDS[key]
@@ -93,7 +99,8 @@ def _new_feed(settings: CollectSettings) -> GameFeed:
 
     if not settings.feed_key_param:
         raise ConfigurationError("FEED_SOURCE=api-basketball needs FEED_KEY_PARAM (the SecureString's name)")
-    return ApiBasketballFeed(key_provider=lambda: parameters.read_secret(settings.feed_key_param))
+    options = {"base_url": settings.feed_base_url} if settings.feed_base_url else {}
+    return ApiBasketballFeed(key_provider=lambda: parameters.read_secret(settings.feed_key_param), **options)
 
 
 def collect_recent_games(

@@ -35,9 +35,11 @@ class CollectSettings(CommonSettings):
     feed_source: Literal["generator", "api-basketball", "file"] = "generator"
     feed_key_param: str = ""
     collect_lookback_days: int = Field(default=7, ge=1, le=60)
-    # Local replays only (not in the template): the file feed's path and the generator's seed.
+    # Local replays and tests only (not in the template): the file feed's path, the generator's seed, and
+    # another base URL for the API-Basketball client (a local server that serves its response shape).
     feed_file: str = ""
     feed_seed: int = 2024
+    feed_base_url: str = ""
 
 
 class DriftSettings(CommonSettings):
