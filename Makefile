@@ -106,9 +106,17 @@ bench: $(VENV)/bin/python ## Every benchmark, each printing its figures against 
 	$(PY) bench/bench_features.py
 	$(PY) bench/bench_engine.py
 	$(PY) bench/bench_retrain.py
-	@if [ -f bench/bench_serving.py ]; then $(PY) bench/bench_serving.py; fi
-	@if [ -f bench/bench_drift_rules.py ]; then $(PY) bench/bench_drift_rules.py; fi
+	$(PY) bench/bench_serving.py
+	$(PY) bench/bench_drift_rules.py
 	$(PY) bench/bench_replay.py
+
+.PHONY: bench-serving
+bench-serving: $(VENV)/bin/python ## The serving benchmark alone (run make build first for the size row).
+	$(PY) bench/bench_serving.py
+
+.PHONY: rollback
+rollback: ## Emergency rollback: make rollback VERSION=v1 [STAGE=dev] (infra/rollback.sh, unchecked).
+	infra/rollback.sh $(VERSION) $(STAGE)
 
 .PHONY: clean
 clean: ## Remove build output, reports and caches (not the virtual environments).

@@ -127,6 +127,16 @@ def _wait_until_reachable(endpoint: str, alive: Any) -> None:
     raise EmulatorError(f"the moto server did not answer at {endpoint} within {_START_TIMEOUT_S:.0f} s")
 
 
+LIVE: list[str] = []  # endpoints of the in-process emulators running now
+
+
+def _reset(endpoint: str) -> None:
+    """Empty moto's backends (its own /moto-api/reset); ``endpoint`` is always our loopback server."""
+    request = urllib.request.Request(f"{endpoint}/moto-api/reset", method="POST")  # noqa: S310
+    with urllib.request.urlopen(request, timeout=10) as response:  # noqa: S310
+        response.read()
+
+
 # ---------------------------------------------------------------- in-process (tests)
 @contextlib.contextmanager
 def in_process(port: int | None = None) -> Iterator[str]:
@@ -154,8 +164,20 @@ def in_process(port: int | None = None) -> Iterator[str]:
     endpoint = endpoint_for(port)
     try:
         _wait_until_reachable(endpoint, alive=lambda: True)
+        # moto keeps its backends in module globals, shared by every server of this process. The first
+        # in-process emulator starts empty and the last one leaves nothing behind ("stack nbaml-dev
+        # already exists" otherwise); one started while another runs shares its state, so it must deploy
+        # under another stack name (or run as a background process: `stack up`).
+        if not LIVE:
+            _reset(endpoint)
+        LIVE.append(endpoint)
         yield endpoint
     finally:
+        if endpoint in LIVE:
+            LIVE.remove(endpoint)
+        if not LIVE:
+            with contextlib.suppress(OSError):
+                _reset(endpoint)
         server.stop()
         for key, value in saved.items():
             if value is None:

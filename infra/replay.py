@@ -522,8 +522,15 @@ def _progress(days: list[dt.date], replay: SeasonReplay, *, enabled: bool) -> It
 # ---------------------------------------------------------------- entry points
 @contextlib.contextmanager
 def _process_env(env: dict[str, str]) -> Iterator[None]:
+    # nbaml caches its AWS clients per process: one made for an earlier replay's emulator would keep talking to
+    # that (stopped) endpoint, so they are dropped on the way in and out.
+    from nbaml.storage import parameters
+    from nbaml.storage.aws import reset_clients
+
     saved = {k: os.environ.get(k) for k in env}
     os.environ.update(env)
+    reset_clients()
+    parameters.reset_cache()
     try:
         yield
     finally:
@@ -532,6 +539,8 @@ def _process_env(env: dict[str, str]) -> Iterator[None]:
                 os.environ.pop(key, None)
             else:
                 os.environ[key] = value
+        reset_clients()
+        parameters.reset_cache()
 
 
 def run(
@@ -540,6 +549,11 @@ def run(
     """Replay a season on a fresh in-process emulator with the template deployed into it."""
     started = time.perf_counter()
     source = _source(options)
+    if emu.LIVE:
+        raise stk.StackError(
+            "another in-process emulator runs in this process; a replay needs its own (moto's state "
+            "is process-wide): run it in a fresh process"
+        )
     with emu.in_process() as endpoint, _process_env(emu.local_aws_env(endpoint)):
         stack = stk.deploy(endpoint, parameters={"Stage": "dev", "PromotionMode": options.promotion}, state_dir=None)
         if on_stack is not None:
