@@ -1,0 +1,455 @@
+"""The season replay end to end, and the fault drills of issue 6, on the embedded generator.
+
+Each replay deploys template.yaml into a fresh in-process emulator and lives a few weeks of the 2022 synthetic
+season through the real handlers and the HTTP API (``infra.replay.run``). One module-scoped replay of three weeks
+(it crosses Mondays and the 1st of November) carries the happy-path assertions; each drill is a separate short
+replay with one fault injected through ``Hooks`` or a patch of nbaml's own code for the duration of that replay.
+Every drill asserts the same two things: nothing is lost, and no wrong model is served.
+
+The emulator is gone when ``run`` returns, so ``report`` is wrapped to take a ``Snapshot`` of the tables, the
+bucket and the active parameter first, while the stack is still up. moto keeps its state per process, not per
+server, so each replay's emulator is reset when it starts and when it stops: otherwise the second replay of the
+session (or one after the integration tests' stack) finds the first one's stack and refuses to deploy.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import threading
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from infra import replay as rp
+from infra import runtime
+from infra.clock import Firing
+from nbaml.errors import FeedError, NbamlError, NotFoundError, StorageError
+from nbaml.games.feeds.generator import SyntheticLeague, season_window
+from nbaml.games.records import Game
+
+SEASON = 2022  # the replay's default: the generator's first season (2019) plus three seasons of history
+START, _ = season_window(SEASON)  # Tuesday 2022-10-18
+MAIN_DAYS = 21  # to Monday 2022-11-07: three drift checks (Oct 24, Oct 31, Nov 7) and the retrain of Nov 1
+MONTHLY_RETRAIN = dt.date(2022, 11, 1)
+
+
+# ---------------------------------------------------------------- running a replay and looking inside it
+@dataclass
+class Snapshot:
+    """What the stack holds when the replay ends (taken before the emulator stops)."""
+
+    predictions: list[dict[str, Any]]
+    games: dict[str, Game]  # the Games table, every date of the window
+    training: dict[str, Game]  # the training snapshot of the season
+    registry: dict[str, dict[str, Any]]
+    active: str
+    keys: list[str]
+    bundles: dict[str, dict[str, bool]]  # version prefix under models/ -> committed, readable
+
+
+class Drill(rp.Hooks):
+    """A fault injected into one replay; ``api_url`` is the replay's HTTP API once it is serving."""
+
+    api_url: str | None = None
+
+
+def _settings(replay: rp.SeasonReplay) -> Any:
+    from nbaml.config import CommonSettings, load_settings
+
+    return load_settings(CommonSettings)
+
+
+def take_snapshot(replay: rp.SeasonReplay) -> Snapshot:
+    from nbaml.games.history import GameHistory
+    from nbaml.storage import parameters
+    from nbaml.storage.artifacts import ArtifactStore
+    from nbaml.storage.games import GameStore
+    from nbaml.storage.predictions import PredictionLog
+    from nbaml.storage.registry import ModelRegistry
+
+    with runtime.function_environment(replay.stack.env_for("drift_check") | rp.QUIET):
+        settings = _settings(replay)
+        store = ArtifactStore(settings.nbaml_bucket)
+        games_table = GameStore(settings.games_table)
+        games = {g.game_id: g for day in replay.days() for g in games_table.on_date(day)}
+        keys = list(store.keys(""))
+        bundles: dict[str, dict[str, bool]] = {}
+        for version in sorted({k.split("/")[1] for k in keys if k.startswith("models/")}):
+            try:
+                store.read_bundle_files(version)
+                readable = True
+            except NbamlError:
+                readable = False
+            bundles[version] = {"committed": store.bundle_committed(version), "readable": readable}
+        return Snapshot(
+            predictions=PredictionLog(settings.predictions_table).all(),
+            games=games,
+            training={g.game_id: g for g in GameHistory(store).season_games(SEASON)},
+            registry={v["version"]: v for v in ModelRegistry(settings.model_versions_table).versions()},
+            active=parameters.read(settings.active_model_param),
+            keys=keys,
+            bundles=bundles,
+        )
+
+
+def run_replay(out_dir: Path, days: int, hooks: Drill | None = None) -> tuple[rp.ReplayResult, Snapshot]:
+    """A quick replay of ``days`` days with ``hooks``; the stack's contents are captured before it stops."""
+    captured: dict[str, Snapshot] = {}
+    report, enter = rp.SeasonReplay.report, rp.ApiServer.__enter__
+
+    def report_after_snapshot(replay: rp.SeasonReplay, replay_days: list[dt.date]) -> rp.ReplayResult:
+        captured["snapshot"] = take_snapshot(replay)
+        return report(replay, replay_days)
+
+    def enter_and_tell(server: rp.ApiServer) -> rp.ApiServer:
+        entered = enter(server)
+        if hooks is not None:
+            hooks.api_url = server.url
+        return entered
+
+    options = rp.ReplayOptions(days=days, quick=True, progress=False, out_dir=out_dir)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(rp.SeasonReplay, "report", report_after_snapshot)
+        patch.setattr(rp.ApiServer, "__enter__", enter_and_tell)
+        result = rp.run(options, hooks)
+    return result, captured["snapshot"]
+
+
+def window(days: int) -> list[dt.date]:
+    return [START + dt.timedelta(days=n) for n in range(days)]
+
+
+def season_games(days: int) -> dict[str, Game]:
+    """The truth: every game of the first ``days`` days of the season."""
+    last = START + dt.timedelta(days=days - 1)
+    return {g.game_id: g for g in SyntheticLeague().games(SEASON) if g.game_date <= last}
+
+
+def served_by_day(result: rp.ReplayResult, snapshot: Snapshot) -> dict[str, dict[str, Any]]:
+    """The answers the API returned (game id -> champion or canary item of the Predictions table)."""
+    return {p["game_id"]: p for p in snapshot.predictions if p.get("served") and p["role"] in ("champion", "canary")}
+
+
+def expected_version(retrains: list[dict[str, Any]], day: dt.date) -> str:
+    """The champion on ``day``: the newest promoted version requested before it (names carry that moment)."""
+    champion = "v1"
+    for run in retrains:
+        version = run.get("version") or ""
+        promoted = run["status"] == "promoted" and version.startswith("v2")
+        if promoted and dt.datetime.strptime(version[1:], "%Y%m%d_%H%M%S").date() <= day and version > champion:
+            champion = version
+    return champion
+
+
+# ---------------------------------------------------------------- the three-week replay
+@pytest.fixture(scope="module")
+def season(tmp_path_factory: pytest.TempPathFactory) -> tuple[rp.ReplayResult, Snapshot]:
+    return run_replay(tmp_path_factory.mktemp("replay"), MAIN_DAYS)
+
+
+def test_given_a_fresh_stack_when_the_replay_starts_then_v1_is_trained_and_promoted(season) -> None:
+    result, snapshot = season
+    first = result.retrains[0]
+    assert (first["version"], first["status"], first["trigger"]) == ("v1", "promoted", "manual")
+    assert snapshot.registry["v1"]["status"] in {"active", "inactive"}
+    assert snapshot.bundles["v1"] == {"committed": True, "readable": True}
+
+
+def test_given_three_weeks_when_replayed_then_every_slate_is_predicted_without_failure(season) -> None:
+    result, snapshot = season
+    truth = season_games(MAIN_DAYS)
+    assert result.failures == []
+    assert result.slates == len({g.game_date for g in truth.values()})
+    assert set(served_by_day(result, snapshot)) == set(truth)
+    assert result.games_predicted == len(truth)
+
+
+def test_given_three_weeks_when_replayed_then_each_game_is_served_by_the_champion_of_its_day(season) -> None:
+    result, snapshot = season
+    truth = season_games(MAIN_DAYS)
+    wrong = {
+        gid: (item["version"], expected_version(result.retrains, truth[gid].game_date))
+        for gid, item in served_by_day(result, snapshot).items()
+        if item["version"] != expected_version(result.retrains, truth[gid].game_date)
+    }
+    assert wrong == {}
+
+
+def test_given_served_predictions_when_collect_runs_then_they_carry_the_outcomes(season) -> None:
+    result, snapshot = season
+    truth = season_games(MAIN_DAYS)
+    served = served_by_day(result, snapshot)
+    unresolved = [gid for gid, item in served.items() if not item.get("resolved_key")]
+    wrong = [gid for gid, item in served.items() if item.get("home_won") != truth[gid].home_won]
+    assert unresolved == [] and wrong == []
+    assert result.live["overall"]["n"] == len(truth)
+    # collect also put every game of the window into Games and into the training snapshot
+    assert set(snapshot.games) == set(truth) and set(snapshot.training) >= set(truth)
+
+
+def test_given_mondays_in_the_window_when_replayed_then_drift_check_wrote_a_report_each_monday(season) -> None:
+    _, snapshot = season
+    mondays = [d for d in window(MAIN_DAYS) if d.weekday() == 0]
+    report_days = {k.split("/")[1] for k in snapshot.keys if k.startswith("reports/") and k.endswith("drift.json")}
+    assert len(mondays) == 3
+    assert report_days == {d.isoformat() for d in mondays} | {"latest"}
+    assert {f"reports/{d}/drift.html" for d in mondays} <= set(snapshot.keys)
+
+
+def test_given_the_first_of_the_month_when_retrain_runs_then_a_candidate_is_judged_against_v1(season) -> None:
+    result, snapshot = season
+    scheduled = [r for r in result.retrains if r["trigger"] == "schedule"]
+    assert len(scheduled) == 1
+    run = scheduled[0]
+    assert run["version"] == f"v{MONTHLY_RETRAIN:%Y%m%d}_050000"
+    assert run["status"] in {"promoted", "rejected"}
+    if run["status"] == "rejected":
+        assert run["reasons"]
+    item = snapshot.registry[run["version"]]
+    assert item["status"] == {"promoted": "active", "rejected": "rejected"}[run["status"]]
+    assert item["evaluation"]["champion"]["version"] == "v1"
+    assert snapshot.active == (run["version"] if run["status"] == "promoted" else "v1")
+
+
+def test_given_the_replay_ends_then_the_report_has_model_versions_and_baselines(season) -> None:
+    result, _ = season
+    text = (result.report_dir / "replay.md").read_text()
+    document = json.loads((result.report_dir / "replay.json").read_text())
+    assert "## model_versions" in text
+    assert "| version " in text and "| accuracy " in text and "| roc_auc " in text and "| status " in text
+    for version in {"v1", *(r["version"] for r in result.retrains)}:
+        assert f"| {version} " in text
+    assert "always_home" in text and "| elo " in text and "Live log-loss" in text
+    overall = document["live"]["overall"]
+    assert overall["n"] == result.games_predicted
+    for who in ("model", "always_home", "elo"):
+        assert 0.0 < overall[who]["log_loss"] < 1.0
+    assert {v["version"] for v in document["versions"]} >= {"v1"}
+
+
+# ---------------------------------------------------------------- drill (a): S3 unreachable during predict
+class S3DownForServing(Drill):
+    """From ``since``, every S3 read of the prediction API fails; the scheduled jobs (main thread) still work."""
+
+    def __init__(self, since: dt.date) -> None:
+        self.since = since
+        self.down = False
+        self.failed_reads = 0
+
+    def before_slate(self, replay: rp.SeasonReplay, day: dt.date) -> None:
+        self.down = day >= self.since
+
+
+@pytest.fixture
+def dead_s3_for_serving(monkeypatch: pytest.MonkeyPatch) -> Iterator[S3DownForServing]:
+    from nbaml.storage.artifacts import ArtifactStore
+
+    drill = S3DownForServing(START + dt.timedelta(days=2))
+    get_bytes = ArtifactStore.get_bytes
+
+    def unreachable(store: ArtifactStore, key: str) -> bytes:
+        # The API's requests run in worker threads; the handlers the replay fires run in the main thread.
+        if drill.down and threading.current_thread() is not threading.main_thread():
+            drill.failed_reads += 1
+            raise StorageError(f"cannot read s3://{store.bucket}/{key}: drill, endpoint unreachable")
+        return get_bytes(store, key)
+
+    monkeypatch.setattr(ArtifactStore, "get_bytes", unreachable)
+    yield drill
+
+
+def test_given_s3_unreachable_during_predict_then_the_model_in_memory_keeps_serving(
+    dead_s3_for_serving: S3DownForServing, tmp_path: Path
+) -> None:
+    days = 6
+    result, snapshot = run_replay(tmp_path, days, dead_s3_for_serving)
+
+    truth = season_games(days)
+    during = {gid for gid, g in truth.items() if g.game_date >= dead_s3_for_serving.since}
+    served = served_by_day(result, snapshot)
+    assert dead_s3_for_serving.failed_reads > 0  # the outage really hit the serving path
+    assert during and during <= set(served)
+    assert result.failures == []
+    assert {served[gid]["version"] for gid in during} == {"v1"}
+    assert set(served) == set(truth)
+
+
+# ---------------------------------------------------------------- drill (b): feed 5xx during collect
+class FeedDownOneMorning(Drill):
+    """The feed fails (after its retries) at one morning's collect; what that run left behind is recorded."""
+
+    def __init__(self, day: dt.date) -> None:
+        self.day = day
+        self.failing = False
+        self.after_failure: dict[str, Any] = {}
+        self.day_before: dict[str, Any] = {}
+
+    def before_firing(self, replay: rp.SeasonReplay, firing: Firing) -> None:
+        collect = replay.stack.function_id("collect")
+        self.failing = firing.function == collect and firing.at.date() == self.day
+
+    def before_slate(self, replay: rp.SeasonReplay, day: dt.date) -> None:
+        if day == self.day - dt.timedelta(days=1):
+            self.day_before = self._look(replay, day)
+        if day == self.day:
+            self.after_failure = self._look(replay, day)
+
+    @staticmethod
+    def _look(replay: rp.SeasonReplay, day: dt.date) -> dict[str, Any]:
+        """What the collect of ``day`` (03:00) wrote for the games of the day before."""
+        from nbaml.games.history import GameHistory
+        from nbaml.storage.artifacts import ArtifactStore
+        from nbaml.storage.games import GameStore
+        from nbaml.storage.predictions import PredictionLog
+
+        played = day - dt.timedelta(days=1)
+        with runtime.function_environment(replay.stack.env_for("collect") | rp.QUIET):
+            settings = _settings(replay)
+            store = ArtifactStore(settings.nbaml_bucket)
+            return {
+                "raw": list(store.keys(f"raw/{day.isoformat()}/")),
+                "games": GameStore(settings.games_table).on_date(played),
+                "training": [g for g in GameHistory(store).season_games(SEASON) if g.game_date == played],
+                "resolved": [
+                    p for p in PredictionLog(settings.predictions_table).on_date(played) if p.get("resolved_key")
+                ],
+            }
+
+
+@pytest.fixture
+def feed_down(monkeypatch: pytest.MonkeyPatch) -> FeedDownOneMorning:
+    drill = FeedDownOneMorning(START + dt.timedelta(days=3))  # Friday's collect, for Thursday's games
+    fetch_raw = SyntheticLeague.fetch_raw
+
+    def failing(feed: SyntheticLeague, start: dt.date, end: dt.date) -> list[Any]:
+        if drill.failing:
+            raise FeedError("api-basketball: HTTP 503 after 3 attempts (drill)")
+        return fetch_raw(feed, start, end)
+
+    monkeypatch.setattr(SyntheticLeague, "fetch_raw", failing)
+    return drill
+
+
+def test_given_the_feed_fails_one_morning_then_nothing_is_half_written_and_the_next_day_catches_up(
+    feed_down: FeedDownOneMorning, tmp_path: Path
+) -> None:
+    days = 6
+    result, snapshot = run_replay(tmp_path, days, feed_down)
+
+    # that morning's collect failed, and only it (EventBridge would retry it)
+    assert len(result.failures) == 1
+    assert f"{feed_down.day} 03:00 collect: FeedError" in result.failures[0]
+    # the morning before, collect wrote everything, so the checks below can see a write
+    before = feed_down.day_before
+    assert before["raw"] and before["games"] and before["training"] and before["resolved"]
+    # the failed run wrote nothing: no raw payload, no games, no training rows, no outcomes
+    after = feed_down.after_failure
+    assert (after["raw"], after["games"], after["training"], after["resolved"]) == ([], [], [], [])
+    # the next mornings' 7-day lookback caught up: every game of the window is everywhere, every prediction resolved
+    truth = season_games(days)
+    assert set(snapshot.games) == set(truth)
+    assert set(snapshot.training) >= set(truth)
+    served = served_by_day(result, snapshot)
+    assert set(served) == set(truth)
+    assert all(item.get("resolved_key") for item in served.values())
+
+
+# ---------------------------------------------------------------- drill (c): a retrain that crashes mid-upload
+class CrashingMonthlyRetrain(Drill):
+    """During the scheduled retrain, the upload of a new bundle's metadata.json fails."""
+
+    def __init__(self) -> None:
+        self.retraining = False
+        self.crashed: list[str] = []
+
+    def before_firing(self, replay: rp.SeasonReplay, firing: Firing) -> None:
+        self.retraining = firing.function == replay.stack.function_id("retrain")
+
+    def before_slate(self, replay: rp.SeasonReplay, day: dt.date) -> None:
+        self.retraining = False
+
+
+@pytest.fixture
+def crashing_upload(monkeypatch: pytest.MonkeyPatch) -> CrashingMonthlyRetrain:
+    from nbaml.storage.artifacts import ArtifactStore
+
+    drill = CrashingMonthlyRetrain()
+    put_bytes = ArtifactStore.put_bytes
+
+    def crashing(store: ArtifactStore, key: str, body: bytes, content_type: str = "application/octet-stream") -> str:
+        parts = key.split("/")
+        if drill.retraining and parts[0] == "models" and parts[1] != "v1" and parts[-1] == "metadata.json":
+            drill.crashed.append(parts[1])
+            raise StorageError(f"cannot write s3://{store.bucket}/{key}: drill, connection reset")
+        return put_bytes(store, key, body, content_type)
+
+    monkeypatch.setattr(ArtifactStore, "put_bytes", crashing)
+    return drill
+
+
+def test_given_the_monthly_retrain_crashes_mid_upload_then_nothing_served_changes(
+    crashing_upload: CrashingMonthlyRetrain, tmp_path: Path
+) -> None:
+    days = (MONTHLY_RETRAIN - START).days + 2  # to Nov 2: two slates after the crash
+    result, snapshot = run_replay(tmp_path, days, crashing_upload)
+
+    assert len(crashing_upload.crashed) == 1
+    version = crashing_upload.crashed[0]
+    assert len(result.failures) == 1 and result.failures[0].startswith(f"{MONTHLY_RETRAIN} 05:00 retrain: StorageError")
+    # some of the bundle was uploaded, but it has no manifest, so no reader accepts it
+    assert any(k.startswith(f"models/{version}/") for k in snapshot.keys)
+    assert snapshot.bundles[version] == {"committed": False, "readable": False}
+    assert version not in snapshot.registry
+    # the champion never changed: v1 is active and served every game, before and after the crash
+    assert snapshot.active == "v1"
+    served = served_by_day(result, snapshot)
+    assert set(served) == set(season_games(days))
+    assert {item["version"] for item in served.values()} == {"v1"}
+
+
+# ---------------------------------------------------------------- drill (d): the active parameter, a missing version
+class MissingVersionActivated(Drill):
+    """An operator points the active parameter at a version that was never uploaded (rollback.sh does no checks)."""
+
+    missing = "v20221019_120000"
+
+    def __init__(self, on: dt.date, look: dt.date) -> None:
+        self.on = on
+        self.look = look
+        self.health: httpx.Response | None = None
+
+    def before_slate(self, replay: rp.SeasonReplay, day: dt.date) -> None:
+        from nbaml.storage import parameters
+
+        if day == self.on:
+            with runtime.function_environment(replay.stack.env_for("predict") | rp.QUIET):
+                parameters.write(
+                    _settings(replay).active_model_param, self.missing, why="drill: rollback.sh to a missing version"
+                )
+        if day == self.look and self.api_url:
+            self.health = httpx.get(f"{self.api_url}/health", timeout=30)
+
+
+def test_given_the_active_parameter_names_a_missing_version_then_it_is_refused_and_v1_keeps_serving(
+    tmp_path: Path,
+) -> None:
+    days = 6  # Tuesday to Sunday: no drift check reads the broken parameter
+    drill = MissingVersionActivated(on=START + dt.timedelta(days=1), look=START + dt.timedelta(days=3))
+    result, snapshot = run_replay(tmp_path, days, drill)
+
+    assert snapshot.active == drill.missing  # the bad pointer stayed in place for the rest of the replay
+    assert result.failures == []
+    served = served_by_day(result, snapshot)
+    assert set(served) == set(season_games(days))
+    assert {item["version"] for item in served.values()} == {"v1"}
+    assert drill.missing not in {p["version"] for p in snapshot.predictions}
+    assert drill.health is not None and drill.health.status_code == 200
+    health = drill.health.json()
+    assert health["active"]["version"] == "v1"
+    assert health["last_refusal"]["version"] == drill.missing
+    assert NotFoundError.__name__ in health["last_refusal"]["reason"]
