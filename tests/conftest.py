@@ -164,6 +164,46 @@ def fast_config():
     return TrainConfig(**FAST_TRAIN)
 
 
+V2 = "v20210602_000000"
+
+
+@pytest.fixture(scope="session")
+def trained_bundles() -> dict[str, dict[str, bytes]]:
+    """Two model bundles (v1 and a timestamped one) trained once per session on the loaded_history games."""
+    from nbaml.games.feeds.generator import SyntheticLeague
+    from nbaml.training.candidate import train_candidate
+    from nbaml.training.search import TrainConfig
+
+    league = SyntheticLeague(seed=7)
+    first = league.games(2019)[0].season
+    games = [g for season in (first, first + 1) for g in league.games(season)]
+    return {
+        version: train_candidate(games, version=version, config=TrainConfig(**FAST_TRAIN)).bundle.to_files()
+        for version in ("v1", V2)
+    }
+
+
+@pytest.fixture
+def registered_versions(stack: TestStack, loaded_history, trained_bundles) -> list[str]:
+    """Both bundles in S3 and the registry, v1 promoted: what two retrains leave, without training again."""
+    import json
+
+    from nbaml.config import CommonSettings, load_settings
+    from nbaml.deployment import Deployment
+    from nbaml.storage.artifacts import ArtifactStore
+    from nbaml.storage.registry import ModelRegistry
+
+    settings = load_settings(CommonSettings)
+    store, registry = ArtifactStore(settings.nbaml_bucket), ModelRegistry(settings.model_versions_table)
+    for version, files in trained_bundles.items():
+        store.write_bundle_files(version, files)
+        meta = json.loads(files["metadata.json"])
+        record = {"metrics": meta["metrics"], "training_window": meta["training_window"], "trigger": "manual"}
+        registry.register(version, record, by="test", why="fixture")
+    Deployment(settings).promote("v1", by="test", why="baseline for the serving tests")
+    return list(trained_bundles)
+
+
 @pytest.fixture
 def league():
     from nbaml.games.feeds.generator import SyntheticLeague

@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from infra import emulator, stack
+from infra import emulator, runtime, stack
 from infra import template as tpl
 
 
@@ -28,9 +28,13 @@ def sam_template(template_path: Path) -> dict[str, Any]:
     return tpl.load(template_path)
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def local_stack(template_path: Path) -> Iterator[stack.LocalStack]:
-    """The template deployed on a fresh moto server; the process environment points at it meanwhile."""
+    """The template deployed on a fresh moto server, one per test module; the environment points at it meanwhile.
+
+    Per module, not per session: moto's state is process-wide, so a module that starts emulators of its
+    own (recovery, live serving) must find none running.
+    """
     saved = dict(os.environ)
     with emulator.in_process() as endpoint:
         os.environ.update(emulator.local_aws_env(endpoint))
@@ -40,16 +44,17 @@ def local_stack(template_path: Path) -> Iterator[stack.LocalStack]:
                 deployed = stack.deploy(endpoint, template_path, {"Stage": "dev"}, state_dir=None)
             yield deployed
         finally:
+            runtime.forget_warm_modules()  # handlers warmed on this stack must not serve the next one
             os.environ.clear()
             os.environ.update(saved)
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def translated(local_stack: stack.LocalStack, sam_template: dict[str, Any]) -> dict[str, Any]:
     return tpl.translate(sam_template, local_stack.parameters)
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def aws(local_stack: stack.LocalStack) -> Any:
     """aws("s3") -> a boto3 client on the local stack's emulator."""
     return lambda service: emulator.client(service, local_stack.endpoint)

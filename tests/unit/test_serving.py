@@ -8,37 +8,21 @@ import boto3
 import pytest
 from fastapi.testclient import TestClient
 
-from nbaml.config import PredictSettings, RetrainSettings, load_settings
-from nbaml.events import RetrainRequest, RetrainTrigger
+from nbaml.config import PredictSettings, load_settings
 from nbaml.storage import parameters
 from nbaml.storage.artifacts import ArtifactStore
 from nbaml.storage.predictions import PredictionLog
 from nbaml.storage.registry import ModelRegistry
-from nbaml.training import pipeline
 
 TOKEN = "s3cret-admin-token"
 
 
 @pytest.fixture
-def served(stack, loaded_history, fast_config, monkeypatch):
-    """v1 active and v2 registered (inactive), the admin token in its SecureString, the app built."""
+def served(stack, loaded_history, registered_versions, monkeypatch):
+    """v1 active and v2 registered, the admin token in its SecureString, the app built."""
     monkeypatch.setenv("MODEL_PARAM_MAX_AGE_SECONDS", "0")
-    retrain = load_settings(RetrainSettings)
-    for version_day in (1, 2):
-        req = RetrainRequest(
-            trigger=RetrainTrigger.MANUAL,
-            reason=f"model {version_day}",
-            requested_by="t",
-            force=True,
-            requested_at=dt.datetime(2021, 6, version_day, tzinfo=dt.UTC),
-        )
-        pipeline.retrain(retrain, req, config=fast_config)
     settings = load_settings(PredictSettings)
     boto3.client("ssm").put_parameter(Name=settings.admin_token_param, Value=TOKEN, Type="SecureString")
-    # keep v1 as champion for the tests (the second run promoted v20210602_000000)
-    from nbaml.deployment import Deployment
-
-    Deployment(settings).promote("v1", by="test", why="baseline for the serving tests")
     parameters.reset_cache()
     from nbaml.serving.api import create_app
 

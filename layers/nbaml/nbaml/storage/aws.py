@@ -7,6 +7,7 @@ AWS, to the moto server of the local stack, or to LocalStack: nothing here names
 
 from __future__ import annotations
 
+import os
 from functools import cache
 from typing import Any
 
@@ -16,19 +17,36 @@ from botocore.config import Config
 _CONFIG = Config(retries={"mode": "standard", "max_attempts": 5}, connect_timeout=5, read_timeout=30)
 
 
-@cache
+def _where() -> tuple[str, str, str]:
+    # In Lambda these never change; locally a test or the replay may point the process at another emulator.
+    return (
+        os.environ.get("AWS_ENDPOINT_URL", ""),
+        os.environ.get("AWS_REGION", os.environ.get("AWS_DEFAULT_REGION", "")),
+        os.environ.get("AWS_ACCESS_KEY_ID", ""),
+    )
+
+
 def client(service: str) -> Any:
-    """The shared boto3 client for ``service`` in this execution environment."""
+    """The shared boto3 client for ``service`` in this execution environment (one per endpoint)."""
+    return _client(service, *_where())
+
+
+def resource(service: str) -> Any:
+    """The shared boto3 resource for ``service`` (DynamoDB tables read better through it)."""
+    return _resource(service, *_where())
+
+
+@cache
+def _client(service: str, endpoint: str, region: str, key_id: str) -> Any:
     return boto3.session.Session().client(service, config=_CONFIG)  # type: ignore[call-overload]
 
 
 @cache
-def resource(service: str) -> Any:
-    """The shared boto3 resource for ``service`` (DynamoDB tables read better through it)."""
+def _resource(service: str, endpoint: str, region: str, key_id: str) -> Any:
     return boto3.session.Session().resource(service, config=_CONFIG)  # type: ignore[call-overload]
 
 
 def reset_clients() -> None:
-    """Forget every client, e.g. after a test changes the endpoint or the credentials."""
-    client.cache_clear()
-    resource.cache_clear()
+    """Forget every client (tests that swap credentials inside one endpoint, e.g. moto's mock_aws)."""
+    _client.cache_clear()
+    _resource.cache_clear()

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass
+from typing import Any
 
 from aws_lambda_powertools.utilities import parameters as pt_parameters
 from aws_lambda_powertools.utilities.parameters.exceptions import GetParameterError
@@ -54,14 +55,15 @@ class ParameterChange:
 
 
 def _provider() -> pt_parameters.SSMProvider:
-    # One provider per process, built lazily so the endpoint and credentials are read at first use.
+    # One provider per SSM client (so per endpoint), built lazily: its cache belongs to that endpoint.
     global _SSM
-    if _SSM is None:
-        _SSM = pt_parameters.SSMProvider(boto3_client=client("ssm"))
-    return _SSM
+    ssm = client("ssm")
+    if _SSM is None or _SSM[0] is not ssm:
+        _SSM = (ssm, pt_parameters.SSMProvider(boto3_client=ssm))
+    return _SSM[1]
 
 
-_SSM: pt_parameters.SSMProvider | None = None
+_SSM: tuple[Any, pt_parameters.SSMProvider] | None = None
 
 
 def reset_cache() -> None:
