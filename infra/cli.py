@@ -10,6 +10,7 @@ traceback.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import sys
 from collections.abc import Callable, Sequence
@@ -56,6 +57,12 @@ def _stack_up(args: argparse.Namespace) -> int:
     info = emu.start(port=args.port)
     try:
         stack = stk.deploy(info.endpoint, template_path, parameters, linted=True)
+        # moto keeps nothing on disk: the state the last `stack down` saved comes back (unless --fresh).
+        restored = None
+        if not args.fresh:
+            from infra.backup import restore_on_up
+
+            restored = restore_on_up(stack)
     except BaseException:
         emu.stop()
         raise
@@ -65,7 +72,10 @@ def _stack_up(args: argparse.Namespace) -> int:
     print(f"\nfilled or patched by hand (moto's CloudFormation skipped or ignored them): {len(stack.fills)}")
     for fill in stack.fills:
         print(f"  {fill.logical_id}: {fill.action}")
-    if stack.admin_token:
+    if restored is not None:
+        print(f"\nstate restored from the last `stack down`: {restored.summary()}")
+        print(f"the admin token ({stack.admin_token_param}) is the restored one")
+    elif stack.admin_token:
         print(f"\nadmin token ({stack.admin_token_param}), shown once: {stack.admin_token}")
     print("\nexport the local endpoint and credentials to use the stack from a shell:")
     print("  export " + " ".join(f"{k}={v}" for k, v in emu.local_aws_env(stack.endpoint).items()))
@@ -73,6 +83,13 @@ def _stack_up(args: argparse.Namespace) -> int:
 
 
 def _stack_down(args: argparse.Namespace) -> int:
+    if not args.discard:
+        from infra.backup import snapshot_on_down
+
+        with contextlib.suppress(stk.StackError):
+            folder = snapshot_on_down(stk.LocalStack.load())
+            if folder:
+                print(f"state saved to {folder} (the next `stack up` restores it; `stack up --fresh` does not)")
     stopped = stk.teardown()
     print(f"emulator stopped (pid {stopped.pid})" if stopped else "no emulator was running")
     return 0
@@ -109,8 +126,11 @@ def register_stack(subparsers: Any) -> None:
     up.add_argument("--stage", default="dev", help="the template's Stage parameter")
     up.add_argument("--param", action="append", metavar="KEY=VALUE", help="another template parameter")
     up.add_argument("--template", default=str(tpl.DEFAULT_TEMPLATE))
+    up.add_argument("--fresh", action="store_true", help="start empty: do not restore what the last `stack down` saved")
     up.set_defaults(func=_stack_up)
-    actions.add_parser("down", help="stop the emulator (the stack lives in its memory)").set_defaults(func=_stack_down)
+    down = actions.add_parser("down", help="save the stack's state to models/backups/, then stop the emulator")
+    down.add_argument("--discard", action="store_true", help="stop without saving the state")
+    down.set_defaults(func=_stack_down)
     actions.add_parser("status", help="is the emulator up, what is deployed").set_defaults(func=_stack_status)
     subparsers.add_parser("resources", help="logical id -> type -> physical id").set_defaults(func=_resources)
 

@@ -7,6 +7,7 @@ AWS, to the moto server of the local stack, or to LocalStack: nothing here names
 
 from __future__ import annotations
 
+import logging
 import os
 from functools import cache
 from typing import Any
@@ -36,13 +37,24 @@ def resource(service: str) -> Any:
     return _resource(service, *_where())
 
 
+def _quiet_wire_logs() -> None:
+    # botocore's DEBUG log prints request and response bodies, a decrypted SecureString included: never
+    # let a DEBUG level set later reach them (security/FINDINGS.md, S-01).
+    for name in ("botocore", "urllib3"):
+        logger = logging.getLogger(name)
+        if logger.getEffectiveLevel() < logging.INFO:
+            logger.setLevel(logging.INFO)
+
+
 @cache
 def _client(service: str, endpoint: str, region: str, key_id: str) -> Any:
+    _quiet_wire_logs()
     return boto3.session.Session().client(service, config=_CONFIG)  # type: ignore[call-overload]
 
 
 @cache
 def _resource(service: str, endpoint: str, region: str, key_id: str) -> Any:
+    _quiet_wire_logs()
     return boto3.session.Session().resource(service, config=_CONFIG)  # type: ignore[call-overload]
 
 

@@ -1,0 +1,715 @@
+"""Backup and restore of a stack's whole state to a folder and back: the seed's daily snapshot of ``models/``.
+
+What a stack holds that a redeploy of template.yaml cannot recreate is data: the artifact bucket (bundles,
+team state, training snapshots, raw payloads, reports), the three DynamoDB tables (games, the prediction
+log, the registry) and the SSM parameters under ``/nbaml/{stage}/`` with their history (the audit trail of
+every promotion and rollback). This module copies exactly that, through the same boto3 calls on AWS and
+on the emulator, so the one runbook covers a lost AWS stack and a local ``stack down``.
+
+A backup folder::
+
+    manifest.json                         format, source, counts, SHA-256 of every other file
+    s3-objects.jsonl                      one line per current object: key, file, size, sha256, content type
+    s3/<key>                              each object's bytes under its own key (s3-other/<sha256> if the key
+                                          cannot be a path)
+    dynamodb/<LogicalId>.jsonl            one item per line in DynamoDB JSON (type-preserving; binary base64)
+    ssm-parameters.json                   every parameter's history, oldest first; SecureString values left out
+    ssm-securestrings.SECRET.json         the SecureString values only, mode 0600; never printed
+
+Restore replays each parameter's history in order (so GetParameterHistory shows it again), then writes
+the objects and the items. It refuses a stack that already holds data unless forced: restoring over live
+data is a decision, not a default. moto keeps nothing on disk, so the local stack survives ``stack down``
+and ``stack up`` the same way (``snapshot_on_down`` and ``restore_on_up``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import datetime as dt
+import hashlib
+import json
+import os
+import shutil
+import time
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path, PurePosixPath
+from typing import Any
+
+from infra import InfraError
+from infra import emulator as emu
+
+BACKUP_FORMAT = 1
+MANIFEST = "manifest.json"
+OBJECTS_INDEX = "s3-objects.jsonl"
+OBJECTS_DIR = "s3"
+ODD_OBJECTS_DIR = "s3-other"
+TABLES_DIR = "dynamodb"
+PARAMETERS = "ssm-parameters.json"
+SECRETS = "ssm-securestrings.SECRET.json"
+SECRET_MODE = 0o600
+
+MODELS_DIR = emu.REPO_ROOT / "models"
+BACKUPS_DIR = MODELS_DIR / "backups"
+LAST_SNAPSHOT = emu.STATE_DIR / "last-snapshot.json"
+BUNDLE_PREFIX = "models/"
+BUNDLE_MANIFEST = "manifest.json"
+DEFAULT_KMS_KEY = "alias/aws/ssm"
+
+_BATCH = 25  # DynamoDB's BatchWriteItem limit
+_UNPROCESSED_ATTEMPTS = 8
+_SECURE = "SecureString"
+
+Clients = Callable[[str], Any]
+
+
+class BackupError(InfraError):
+    """A backup could not be taken, or a folder cannot be restored (missing, tampered, or a non-empty stack)."""
+
+
+# ---------------------------------------------------------------- what a stack is, for a backup
+@dataclass(frozen=True)
+class StackState:
+    """Where a stack keeps its state, by the template's logical ids, and the clients that reach it.
+
+    Logical ids, not physical names, tie a backup to a stack: a restore into a stack of another name
+    (a new account, another stage, a fresh emulator) finds each table and the bucket by its role.
+    """
+
+    stage: str
+    bucket: str
+    tables: dict[str, str]  # logical id -> table name
+    clients: Clients = field(repr=False, compare=False)
+    stack_name: str = ""
+
+    @property
+    def parameter_prefix(self) -> str:
+        return f"/nbaml/{self.stage}/"
+
+    @classmethod
+    def of_local(cls, stack: Any) -> StackState:
+        """A ``infra.stack.LocalStack`` on the emulator (its own endpoint, the fake credentials)."""
+        buckets = [lid for lid, kind in stack.resource_types.items() if kind == "AWS::S3::Bucket"]
+        if len(buckets) != 1:
+            raise BackupError(f"expected one bucket in stack {stack.stack_name}, found {len(buckets)}")
+        tables = {
+            lid: stack.resource(lid) for lid, kind in stack.resource_types.items() if kind == "AWS::DynamoDB::Table"
+        }
+        endpoint = stack.endpoint
+        return cls(
+            stage=stack.parameters.get("Stage", "dev"),
+            bucket=stack.resource(buckets[0]),
+            tables=tables,
+            clients=lambda service: emu.client(service, endpoint),
+            stack_name=stack.stack_name,
+        )
+
+    @classmethod
+    def of_cloudformation(cls, stack_name: str, clients: Clients | None = None) -> StackState:
+        """A deployed CloudFormation stack (AWS, or any endpoint boto3's AWS_ENDPOINT_URL names).
+
+        ``clients`` defaults to boto3's default session: the operator's profile and region decide where.
+        """
+        if clients is None:
+            import boto3
+
+            session = boto3.session.Session()
+            clients = session.client
+        cfn = clients("cloudformation")
+        try:
+            described = cfn.describe_stacks(StackName=stack_name)["Stacks"][0]
+            rows = []
+            for page in cfn.get_paginator("list_stack_resources").paginate(StackName=stack_name):
+                rows.extend(page["StackResourceSummaries"])
+        except Exception as exc:  # botocore's errors: the stack name is wrong or the caller may not read it
+            raise BackupError(f"cannot read stack {stack_name}: {exc}") from exc
+        parameters = {p["ParameterKey"]: p.get("ParameterValue", "") for p in described.get("Parameters", [])}
+        buckets = [r["PhysicalResourceId"] for r in rows if r["ResourceType"] == "AWS::S3::Bucket"]
+        if len(buckets) != 1:
+            raise BackupError(f"expected one bucket in stack {stack_name}, found {len(buckets)}")
+        tables = {
+            r["LogicalResourceId"]: r["PhysicalResourceId"] for r in rows if r["ResourceType"] == "AWS::DynamoDB::Table"
+        }
+        return cls(parameters.get("Stage", "dev"), buckets[0], tables, clients, stack_name)
+
+
+# ---------------------------------------------------------------- reports
+@dataclass
+class BackupReport:
+    folder: Path
+    objects: int
+    items: dict[str, int]
+    parameters: int
+    parameter_versions: int
+    secure_strings: int
+    seconds: float = 0.0
+    mirrored: list[str] = field(default_factory=list)
+
+    def summary(self) -> str:
+        tables = ", ".join(f"{lid} {n}" for lid, n in sorted(self.items.items()))
+        lines = [
+            f"backup    {self.folder}",
+            f"  s3        {self.objects} objects",
+            f"  dynamodb  {tables}",
+            f"  ssm       {self.parameters} parameters, {self.parameter_versions} versions in their history",
+        ]
+        if self.secure_strings:
+            lines.append(f"  secrets   {self.secure_strings} SecureString(s): values only in {SECRETS} (mode 0600)")
+        if self.mirrored:
+            lines.append(f"  mirror    models/{{{','.join(self.mirrored)}}}")
+        lines.append(f"  took      {self.seconds:.1f} s")
+        return "\n".join(lines)
+
+
+@dataclass
+class RestoreReport:
+    folder: Path
+    objects: int
+    items: dict[str, int]
+    parameters: int
+    parameter_versions: int
+    replaced_parameters: list[str] = field(default_factory=list)
+    seconds: float = 0.0
+
+    def summary(self) -> str:
+        tables = ", ".join(f"{lid} {n}" for lid, n in sorted(self.items.items()))
+        lines = [
+            f"restored  {self.folder}",
+            f"  s3        {self.objects} objects",
+            f"  dynamodb  {tables}",
+            f"  ssm       {self.parameters} parameters, {self.parameter_versions} versions replayed",
+        ]
+        if self.replaced_parameters:
+            lines.append(f"  replaced  {', '.join(self.replaced_parameters)} (their history differed; rewritten whole)")
+        lines.append(f"  took      {self.seconds:.1f} s")
+        return "\n".join(lines)
+
+
+# ---------------------------------------------------------------- backup
+def backup(state: StackState, folder: Path | str) -> BackupReport:
+    """Copy the stack's whole state into ``folder`` (new or empty), then seal it with ``manifest.json``.
+
+    The manifest is written last: a folder without one is an interrupted backup and restore refuses it.
+    """
+    started = time.monotonic()
+    folder = Path(folder)
+    if folder.exists() and any(folder.iterdir()):
+        raise BackupError(f"{folder} is not empty: a backup never overwrites another")
+    folder.mkdir(parents=True, exist_ok=True)
+    objects = _backup_objects(state, folder)
+    items = {lid: _backup_table(state, lid, name, folder) for lid, name in sorted(state.tables.items())}
+    parameters, versions, secure = _backup_parameters(state, folder)
+    files = {
+        path.relative_to(folder).as_posix(): _sha256_file(path)
+        for path in sorted(folder.rglob("*"))
+        if path.is_file() and path.name != MANIFEST
+    }
+    manifest = {
+        "format": BACKUP_FORMAT,
+        "created_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+        "source": {
+            "stack_name": state.stack_name,
+            "stage": state.stage,
+            "bucket": state.bucket,
+            "tables": state.tables,
+            "parameter_prefix": state.parameter_prefix,
+        },
+        "counts": {
+            "s3_objects": objects,
+            "dynamodb_items": items,
+            "ssm_parameters": parameters,
+            "ssm_parameter_versions": versions,
+            "ssm_secure_strings": secure,
+        },
+        "key_schemas": {lid: _key_schema(state, name) for lid, name in sorted(state.tables.items())},
+        "files": files,
+    }
+    (folder / MANIFEST).write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n")
+    return BackupReport(
+        folder=folder,
+        objects=objects,
+        items=items,
+        parameters=parameters,
+        parameter_versions=versions,
+        secure_strings=secure,
+        seconds=round(time.monotonic() - started, 2),
+    )
+
+
+def _backup_objects(state: StackState, folder: Path) -> int:
+    s3 = state.clients("s3")
+    index: list[dict[str, Any]] = []
+    for page in s3.get_paginator("list_objects_v2").paginate(Bucket=state.bucket):
+        for listed in page.get("Contents", []):
+            key = listed["Key"]
+            response = s3.get_object(Bucket=state.bucket, Key=key)
+            body = response["Body"].read()
+            digest = hashlib.sha256(body).hexdigest()
+            relative = _object_path(folder, key, digest)
+            target = folder / relative
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.write_bytes(body)
+            index.append(
+                {
+                    "key": key,
+                    "file": relative,
+                    "size": len(body),
+                    "sha256": digest,
+                    "content_type": response.get("ContentType") or "binary/octet-stream",
+                }
+            )
+    _write_lines(folder / OBJECTS_INDEX, index)
+    return len(index)
+
+
+def _object_path(folder: Path, key: str, digest: str) -> str:
+    """``s3/<key>`` when the key is a safe relative path that does not collide; else ``s3-other/<sha256>``.
+
+    Keys are whatever S3 allows ("a/../b", "x/", "a" beside "a/b"); the index keeps the real key, so the
+    fallback loses nothing, and no key can ever write outside the backup folder.
+    """
+    parts = PurePosixPath(key).parts
+    safe = (
+        bool(parts)
+        and not key.startswith("/")
+        and not key.endswith("/")
+        and "\\" not in key
+        and "\x00" not in key
+        and all(part not in ("", ".", "..") for part in parts)
+        and "//" not in key
+    )
+    if safe:
+        target = folder / OBJECTS_DIR / Path(*parts)
+        blocked = any(parent.is_file() for parent in target.parents if folder in parent.parents)
+        if not blocked and not target.exists():
+            return f"{OBJECTS_DIR}/{key}"
+    return f"{ODD_OBJECTS_DIR}/{digest}"
+
+
+def _backup_table(state: StackState, logical_id: str, name: str, folder: Path) -> int:
+    ddb = state.clients("dynamodb")
+    lines: list[str] = []
+    for page in ddb.get_paginator("scan").paginate(TableName=name, ConsistentRead=True):
+        lines.extend(json.dumps(_json_safe(item), sort_keys=True) for item in page.get("Items", []))
+    lines.sort()  # scan order is the table's hash order: sorted, a backup of the same data is the same file
+    path = folder / TABLES_DIR / f"{logical_id}.jsonl"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("".join(line + "\n" for line in lines))
+    return len(lines)
+
+
+def _key_schema(state: StackState, name: str) -> list[dict[str, str]]:
+    return list(state.clients("dynamodb").describe_table(TableName=name)["Table"]["KeySchema"])
+
+
+def _backup_parameters(state: StackState, folder: Path) -> tuple[int, int, int]:
+    ssm = state.clients("ssm")
+    prefix = state.parameter_prefix
+    names: list[str] = []
+    for page in ssm.get_paginator("get_parameters_by_path").paginate(Path=prefix.rstrip("/"), Recursive=True):
+        names.extend(p["Name"] for p in page.get("Parameters", []))
+    documents: list[dict[str, Any]] = []
+    secrets: dict[str, dict[str, str]] = {}
+    versions = 0
+    for name in sorted(set(names)):
+        history: list[dict[str, Any]] = []
+        for page in ssm.get_paginator("get_parameter_history").paginate(Name=name, WithDecryption=True):
+            history.extend(page.get("Parameters", []))
+        history.sort(key=lambda h: int(h["Version"]))
+        entries = []
+        for item in history:
+            entry = {
+                "version": int(item["Version"]),
+                "type": item["Type"],
+                "description": item.get("Description", ""),
+                "labels": list(item.get("Labels", [])),
+                "data_type": item.get("DataType", "text"),
+                "tier": item.get("Tier", "Standard"),
+                "modified_at": _iso(item.get("LastModifiedDate")),
+                "modified_by": item.get("LastModifiedUser", ""),
+            }
+            if item.get("AllowedPattern"):
+                entry["allowed_pattern"] = item["AllowedPattern"]
+            if item["Type"] == _SECURE:
+                entry["key_id"] = item.get("KeyId", DEFAULT_KMS_KEY)
+                secrets.setdefault(name[len(prefix) :], {})[str(entry["version"])] = str(item["Value"])
+            else:
+                entry["value"] = item["Value"]
+            entries.append(entry)
+        versions += len(entries)
+        documents.append({"name": name[len(prefix) :], "history": entries})
+    (folder / PARAMETERS).write_text(
+        json.dumps({"prefix": prefix, "parameters": documents}, indent=2, sort_keys=True) + "\n"
+    )
+    if secrets:
+        _write_secret(folder / SECRETS, json.dumps(secrets, indent=2, sort_keys=True) + "\n")
+    return len(documents), versions, len(secrets)
+
+
+def _write_secret(path: Path, text: str) -> None:
+    """Create the secrets file readable by its owner only, from the first byte (no chmod after the fact)."""
+    descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, SECRET_MODE)
+    with os.fdopen(descriptor, "w", encoding="utf-8") as handle:
+        handle.write(text)
+    os.chmod(path, SECRET_MODE)  # the umask may have removed bits, never added them; make it exact
+
+
+# ---------------------------------------------------------------- restore
+def read_manifest(folder: Path | str) -> dict[str, Any]:
+    """The folder's manifest after every listed file's SHA-256 is checked; refuses a tampered backup."""
+    folder = Path(folder)
+    path = folder / MANIFEST
+    if not path.is_file():
+        raise BackupError(f"{folder} has no {MANIFEST}: not a backup, or an interrupted one")
+    try:
+        manifest = json.loads(path.read_text())
+    except ValueError as exc:
+        raise BackupError(f"{path} is not JSON: {exc}") from exc
+    if manifest.get("format") != BACKUP_FORMAT:
+        raise BackupError(f"{path}: backup format {manifest.get('format')!r}, this tool reads {BACKUP_FORMAT}")
+    for relative, digest in manifest.get("files", {}).items():
+        file = folder / relative
+        if folder.resolve() not in file.resolve().parents:
+            raise BackupError(f"{path} lists {relative!r}, outside the backup folder")
+        if not file.is_file():
+            raise BackupError(f"{folder}: {relative} is missing")
+        if _sha256_file(file) != digest:
+            raise BackupError(f"{folder}: {relative} does not match its SHA-256 in {MANIFEST}")
+    secrets = folder / SECRETS
+    if secrets.exists() and secrets.stat().st_mode & 0o077:
+        raise BackupError(f"{secrets} is readable by others: `chmod 600` it (and ask who read it) before restoring")
+    return manifest
+
+
+def holds_data(state: StackState) -> list[str]:
+    """What makes the stack not empty: any object, any item, any parameter changed since its creation."""
+    found: list[str] = []
+    s3 = state.clients("s3")
+    if s3.list_objects_v2(Bucket=state.bucket, MaxKeys=1).get("KeyCount", 0):
+        found.append(f"s3://{state.bucket} has objects")
+    ddb = state.clients("dynamodb")
+    for lid, name in sorted(state.tables.items()):
+        if ddb.scan(TableName=name, Limit=1, Select="COUNT").get("Count", 0):
+            found.append(f"{lid} has items")
+    ssm = state.clients("ssm")
+    for page in ssm.get_paginator("get_parameters_by_path").paginate(
+        Path=state.parameter_prefix.rstrip("/"), Recursive=True
+    ):
+        for parameter in page.get("Parameters", []):
+            if parameter["Type"] != _SECURE and int(parameter["Version"]) > 1:
+                found.append(f"{parameter['Name']} was changed after its creation")
+    return found
+
+
+def restore(state: StackState, folder: Path | str, *, force: bool = False) -> RestoreReport:
+    """Write a backup into the stack: parameters (history replayed in order), then objects, then items.
+
+    Refuses a stack that holds data unless ``force``; forced, same keys are overwritten and anything the
+    backup does not have is left in place (nothing is deleted but a parameter whose history must be
+    rewritten whole). The registry's items come last, so a restore interrupted midway never shows a
+    version as registered whose bundle is not there yet.
+    """
+    started = time.monotonic()
+    folder = Path(folder)
+    manifest = read_manifest(folder)
+    missing = sorted(set(manifest["source"]["tables"]) - set(state.tables))
+    if missing:
+        raise BackupError(f"the stack has no table for {', '.join(missing)} (logical ids of the backup)")
+    for lid, schema in manifest.get("key_schemas", {}).items():
+        if _key_schema(state, state.tables[lid]) != schema:
+            raise BackupError(f"{lid}: the stack's key schema differs from the backup's; restore would corrupt it")
+    if not force:
+        occupied = holds_data(state)
+        if occupied:
+            raise BackupError(
+                "the stack is not empty (" + "; ".join(occupied[:4]) + "): pass --force to restore over it"
+            )
+    parameters, versions, replaced = _restore_parameters(state, folder)
+    objects = _restore_objects(state, folder)
+    order = sorted(state.tables, key=lambda lid: (lid == "ModelVersionsTable", lid))
+    items = {lid: _restore_table(state, lid, folder) for lid in order if lid in manifest["source"]["tables"]}
+    return RestoreReport(
+        folder=folder,
+        objects=objects,
+        items=items,
+        parameters=parameters,
+        parameter_versions=versions,
+        replaced_parameters=replaced,
+        seconds=round(time.monotonic() - started, 2),
+    )
+
+
+def _restore_objects(state: StackState, folder: Path) -> int:
+    s3 = state.clients("s3")
+    count = 0
+    for entry in _read_lines(folder / OBJECTS_INDEX):
+        body = (folder / entry["file"]).read_bytes()
+        if hashlib.sha256(body).hexdigest() != entry["sha256"]:
+            raise BackupError(f"{entry['file']} does not match the SHA-256 of {entry['key']}")
+        s3.put_object(Bucket=state.bucket, Key=entry["key"], Body=body, ContentType=entry["content_type"])
+        count += 1
+    return count
+
+
+def _restore_table(state: StackState, logical_id: str, folder: Path) -> int:
+    from boto3.dynamodb.types import TypeDeserializer
+
+    check = TypeDeserializer()
+    path = folder / TABLES_DIR / f"{logical_id}.jsonl"
+    items = [_from_json_safe(line) for line in _read_lines(path)]
+    for item in items:
+        check.deserialize({"M": item})  # a malformed item fails here, before anything of the table is written
+    ddb = state.clients("dynamodb")
+    name = state.tables[logical_id]
+    for start in range(0, len(items), _BATCH):
+        request = {name: [{"PutRequest": {"Item": item}} for item in items[start : start + _BATCH]]}
+        for attempt in range(_UNPROCESSED_ATTEMPTS):
+            request = ddb.batch_write_item(RequestItems=request).get("UnprocessedItems") or {}
+            if not request:
+                break
+            time.sleep(min(0.05 * 2**attempt, 2.0))  # throttled: back off, bounded
+        if request:
+            raise BackupError(f"{logical_id}: DynamoDB kept refusing writes after {_UNPROCESSED_ATTEMPTS} attempts")
+    return len(items)
+
+
+def _restore_parameters(state: StackState, folder: Path) -> tuple[int, int, list[str]]:
+    """Replay each parameter's history; a stack's own first versions that match the backup are kept.
+
+    A fresh deploy creates the role parameters with their first value ("none"), which is also the first
+    entry of the backup's history: only the later entries are replayed, so the version numbers match too.
+    A parameter whose history differs (a new random admin token) is deleted and rewritten whole.
+    """
+    from botocore.exceptions import ClientError
+
+    document = json.loads((folder / PARAMETERS).read_text())
+    secrets_file = folder / SECRETS
+    secrets: dict[str, dict[str, str]] = json.loads(secrets_file.read_text()) if secrets_file.exists() else {}
+    ssm = state.clients("ssm")
+    replayed = 0
+    replaced: list[str] = []
+    for parameter in document["parameters"]:
+        relative = parameter["name"]
+        name = state.parameter_prefix + relative
+        wanted = [_with_value(entry, secrets.get(relative, {}), name) for entry in parameter["history"]]
+        try:
+            existing = []
+            for page in ssm.get_paginator("get_parameter_history").paginate(Name=name, WithDecryption=True):
+                existing.extend(page.get("Parameters", []))
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") != "ParameterNotFound":
+                raise
+            existing = []
+        existing.sort(key=lambda h: int(h["Version"]))
+        have = [(h["Type"], h["Value"]) for h in existing]
+        want = [(e["type"], e["value"]) for e in wanted]
+        if have and have == want[: len(have)]:
+            todo = wanted[len(have) :]
+        else:
+            if have:
+                ssm.delete_parameter(Name=name)
+                replaced.append(name)
+            todo = wanted
+        for entry in todo:
+            arguments: dict[str, Any] = {
+                "Name": name,
+                "Value": entry["value"],
+                "Type": entry["type"],
+                "Overwrite": True,
+                "Tier": entry.get("tier", "Standard"),
+                "DataType": entry.get("data_type", "text"),
+            }
+            if entry.get("description"):
+                arguments["Description"] = entry["description"]
+            if entry.get("allowed_pattern"):
+                arguments["AllowedPattern"] = entry["allowed_pattern"]
+            if entry["type"] == _SECURE and entry.get("key_id") not in (None, DEFAULT_KMS_KEY):
+                arguments["KeyId"] = entry["key_id"]
+            version = int(ssm.put_parameter(**arguments)["Version"])
+            if entry.get("labels"):
+                ssm.label_parameter_version(Name=name, ParameterVersion=version, Labels=entry["labels"])
+            replayed += 1
+    return len(document["parameters"]), replayed, replaced
+
+
+def _with_value(entry: dict[str, Any], secret_values: dict[str, str], name: str) -> dict[str, Any]:
+    if entry["type"] != _SECURE:
+        return entry
+    value = secret_values.get(str(entry["version"]))
+    if value is None:
+        raise BackupError(f"{name} version {entry['version']} is a SecureString with no value in {SECRETS}")
+    return {**entry, "value": value}
+
+
+# ---------------------------------------------------------------- the local mirror of the models bucket
+def mirror_bundles(folder: Path | str, models_dir: Path | str = MODELS_DIR) -> list[str]:
+    """Copy the backup's committed bundles to ``models/{version}/``: the local mirror of the models bucket.
+
+    Only bundles whose manifest is in the backup (a bundle without one was never committed). The files
+    are artifacts, never code: the mirror is read, never imported or unpickled.
+    """
+    folder, models_dir = Path(folder), Path(models_dir)
+    by_version: dict[str, dict[str, Path]] = {}
+    for entry in _read_lines(folder / OBJECTS_INDEX):
+        key = entry["key"]
+        if not key.startswith(BUNDLE_PREFIX):
+            continue
+        version, _, name = key[len(BUNDLE_PREFIX) :].partition("/")
+        if not _plain_name(version) or not _plain_name(name):
+            continue
+        by_version.setdefault(version, {})[name] = folder / entry["file"]
+    mirrored = []
+    for version, files in sorted(by_version.items()):
+        if BUNDLE_MANIFEST not in files:
+            continue
+        target = models_dir / version
+        target.mkdir(parents=True, exist_ok=True)
+        for name, source in files.items():
+            shutil.copyfile(source, target / name)
+        mirrored.append(version)
+    return mirrored
+
+
+def _plain_name(text: str) -> bool:
+    return bool(text) and "/" not in text and "\\" not in text and text not in (".", "..") and "\x00" not in text
+
+
+# ---------------------------------------------------------------- the local stack across stack down / up
+def snapshot_on_down(stack: Any, backups_dir: Path = BACKUPS_DIR, state_dir: Path = emu.STATE_DIR) -> Path | None:
+    """Back the local stack up before its emulator stops (moto keeps nothing on disk); None if unreachable.
+
+    The folder is recorded in ``.nbaml/last-snapshot.json`` for ``restore_on_up``.
+    """
+    if not emu.is_reachable(stack.endpoint):
+        return None
+    folder = backups_dir / f"{_stamp()}-stack-down"
+    backup(StackState.of_local(stack), folder)
+    mirror_bundles(folder, backups_dir.parent)
+    state_dir.mkdir(parents=True, exist_ok=True)
+    (state_dir / LAST_SNAPSHOT.name).write_text(json.dumps({"folder": str(folder.resolve())}) + "\n")
+    return folder
+
+
+def restore_on_up(stack: Any, state_dir: Path = emu.STATE_DIR) -> RestoreReport | None:
+    """Restore the snapshot the last ``stack down`` took into the freshly deployed stack; None if there is none."""
+    pointer = state_dir / LAST_SNAPSHOT.name
+    if not pointer.is_file():
+        return None
+    try:
+        folder = Path(json.loads(pointer.read_text())["folder"])
+    except (ValueError, KeyError, TypeError) as exc:
+        raise BackupError(f"{pointer} is unreadable ({exc}); delete it to start from an empty stack") from exc
+    if not folder.is_dir():
+        raise BackupError(f"{pointer} names {folder}, which is gone; delete {pointer} to start from an empty stack")
+    return restore(StackState.of_local(stack), folder)
+
+
+# ---------------------------------------------------------------- command line
+def _state_for(args: argparse.Namespace) -> StackState:
+    if getattr(args, "aws_stack", None):
+        return StackState.of_cloudformation(args.aws_stack)
+    from infra.stack import LocalStack
+
+    stack = LocalStack.load()
+    if not emu.is_reachable(stack.endpoint):
+        raise BackupError(f"the emulator at {stack.endpoint} does not answer: run `nbaml stack up` first")
+    return StackState.of_local(stack)
+
+
+def _backup_cli(args: argparse.Namespace) -> int:
+    state = _state_for(args)
+    folder = Path(args.to) if args.to else BACKUPS_DIR / _stamp()
+    report = backup(state, folder)
+    if not args.no_mirror:
+        report.mirrored = mirror_bundles(folder, MODELS_DIR)
+    print(report.summary())
+    return 0
+
+
+def _restore_cli(args: argparse.Namespace) -> int:
+    report = restore(_state_for(args), Path(args.source), force=args.force)
+    print(report.summary())
+    return 0
+
+
+def register(subparsers: Any) -> None:
+    backup_parser = subparsers.add_parser(
+        "backup",
+        help="copy the stack's whole state (bucket, tables, SSM history) to a folder; mirror bundles to models/",
+    )
+    backup_parser.add_argument("--to", help="a new or empty folder (default: models/backups/<UTC timestamp>/)")
+    backup_parser.add_argument("--no-mirror", action="store_true", help="do not copy the bundles to models/{version}/")
+    backup_parser.add_argument(
+        "--aws-stack",
+        metavar="NAME",
+        help="back up a CloudFormation stack (boto3's default session), not the local one",
+    )
+    backup_parser.set_defaults(func=_backup_cli)
+    restore_parser = subparsers.add_parser("restore", help="write a backup folder into the running stack")
+    restore_parser.add_argument("--from", dest="source", required=True, help="the backup folder (with manifest.json)")
+    restore_parser.add_argument("--force", action="store_true", help="restore even though the stack holds data")
+    restore_parser.add_argument(
+        "--aws-stack", metavar="NAME", help="restore into a CloudFormation stack with boto3's default session"
+    )
+    restore_parser.set_defaults(func=_restore_cli)
+
+
+# ---------------------------------------------------------------- helpers
+def _stamp() -> str:
+    return dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%SZ")
+
+
+def _iso(value: Any) -> str:
+    return value.isoformat() if isinstance(value, dt.datetime) else str(value or "")
+
+
+def _sha256_file(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        for chunk in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def _write_lines(path: Path, rows: Iterable[dict[str, Any]]) -> None:
+    path.write_text("".join(json.dumps(row, sort_keys=True) + "\n" for row in rows))
+
+
+def _read_lines(path: Path) -> Iterator[dict[str, Any]]:
+    with path.open(encoding="utf-8") as handle:
+        for line in handle:
+            if line.strip():
+                yield json.loads(line)
+
+
+def _json_safe(value: Any) -> Any:
+    """DynamoDB JSON (``{"S": ...}``, ``{"N": ...}``) as plain JSON: binary values become base64 text.
+
+    Numbers stay the strings DynamoDB sends, so no precision is lost on the way through a float.
+    """
+    if isinstance(value, bytes | bytearray):
+        return base64.b64encode(bytes(value)).decode()
+    if isinstance(value, dict):
+        return {k: _json_safe(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_json_safe(v) for v in value]
+    return value
+
+
+def _from_json_safe(item: dict[str, Any]) -> dict[str, Any]:
+    """The inverse of ``_json_safe`` on an item: base64 back to bytes under every ``B`` and ``BS``."""
+
+    def attribute(av: dict[str, Any]) -> dict[str, Any]:
+        ((kind, value),) = av.items()
+        if kind == "B":
+            return {"B": base64.b64decode(value)}
+        if kind == "BS":
+            return {"BS": [base64.b64decode(v) for v in value]}
+        if kind == "M":
+            return {"M": {k: attribute(v) for k, v in value.items()}}
+        if kind == "L":
+            return {"L": [attribute(v) for v in value]}
+        return {kind: value}
+
+    return {name: attribute(av) for name, av in item.items()}
