@@ -80,8 +80,22 @@ def check_drift(settings: DriftSettings, *, run_date: dt.date, metrics: Metrics 
     bundle = ModelBundle.from_files(store.read_bundle_files(active), expected_version=active)
     meta = bundle.metadata
 
-    resolved = [i for i in log.resolved(version=active, until=run_date) if i.get("role") == "champion"]
-    resolved.sort(key=lambda i: i["resolved_key"])  # oldest first
+    # Each role's resolved predictions are read once (an index query each) and every section is computed
+    # from them in memory. A role that held no version in the window is not queried at all.
+    since = run_date - dt.timedelta(days=PSI_DAYS)
+    window_start = since - dt.timedelta(days=ROLLING_DAYS)
+    by_role = {
+        role: log.resolved(role=role, since=window_start, until=run_date)
+        if _held_since(settings, role, window_start)
+        else []
+        for role in ROLES
+    }
+    deployed = str(ModelRegistry(settings.model_versions_table).get(active).get("deployed_at") or "")
+    if deployed[:10] >= window_start.isoformat():
+        versioned = [i for i in by_role["champion"] if i["version"] == active]  # all of it is in the window
+    else:
+        versioned = [i for i in log.resolved(version=active, until=run_date) if i.get("role") == "champion"]
+    resolved = sorted(versioned, key=lambda i: i["resolved_key"])  # oldest first
     pairs = [(float(i["probability"]), bool(i["home_won"])) for i in resolved]
     report.sections["performance"] = _performance(pairs, meta)
     seed = rules.seed_rule(
@@ -101,12 +115,6 @@ def check_drift(settings: DriftSettings, *, run_date: dt.date, metrics: Metrics 
     ece, curve = rules.calibration(pairs)
     report.sections["calibration"] = {"n": len(pairs), "ece": round(ece, 4), "curve": curve}
 
-    # Each role's resolved predictions are read once (an index query each); every section below is
-    # computed from them in memory.
-    since = run_date - dt.timedelta(days=PSI_DAYS)
-    by_role = {
-        role: log.resolved(role=role, since=since - dt.timedelta(days=ROLLING_DAYS), until=run_date) for role in ROLES
-    }
     recent = [i for i in by_role["champion"] if i["game_date"] >= since.isoformat()]
     report.sections["psi"] = _feature_drift(recent, active, bundle, settings.psi_alarm)
     report.sections["coverage"] = _coverage(settings, by_role["champion"], run_date)
@@ -126,6 +134,17 @@ def check_drift(settings: DriftSettings, *, run_date: dt.date, metrics: Metrics 
     _emit(metrics, report, ece)
     logger.info("drift check", extra=report.summary())
     return report
+
+
+def _held_since(settings: DriftSettings, role: str, start: dt.date) -> bool:
+    """Whether a role's parameter named a version at any time since ``start`` (the champion always does)."""
+    if role == "champion":
+        return True
+    name = settings.canary_model_param if role == "canary" else settings.shadow_model_param
+    changes = parameters.history(name)  # oldest first
+    before = [c for c in changes if c.modified_at.date() < start]
+    in_force = before[-1:] + [c for c in changes if c.modified_at.date() >= start]
+    return any(c.value != parameters.NONE for c in in_force)
 
 
 def _days(start: dt.date, end: dt.date) -> list[dt.date]:
