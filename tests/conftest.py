@@ -147,7 +147,40 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
             item.add_marker(pytest.mark.e2e)
 
 
-# ---------------------------------------------------------------- shared job fixtures
+# ---------------------------------------------------------------- shared job helpers and fixtures
+def synthetic_history(seed: int, seasons: int = 2) -> list:
+    """The first ``seasons`` seasons of a synthetic league: enough history to train on."""
+    from nbaml.games.feeds.generator import SyntheticLeague
+
+    league = SyntheticLeague(seed=seed)
+    return [g for season in range(league.first_season, league.first_season + seasons) for g in league.games(season)]
+
+
+def train_versions(settings, days, *, requested_by: str, config=None) -> list:
+    """One forced manual retrain per day of June 2021 (v1, then v20210602_000000, ...), as an operator would."""
+    import datetime as dt
+
+    from nbaml.events import RetrainRequest, RetrainTrigger
+    from nbaml.training import pipeline
+    from nbaml.training.search import TrainConfig
+
+    config = config or TrainConfig(**FAST_TRAIN)
+    return [
+        pipeline.retrain(
+            settings,
+            RetrainRequest(
+                trigger=RetrainTrigger.MANUAL,
+                reason=f"model {day}",
+                requested_by=requested_by,
+                force=True,
+                requested_at=dt.datetime(2021, 6, day, tzinfo=dt.UTC),
+            ),
+            config=config,
+        )
+        for day in days
+    ]
+
+
 FAST_TRAIN = {
     "grid": {"max_depth": [2], "n_estimators": [40], "learning_rate": [0.1]},
     "cv_splits": 2,

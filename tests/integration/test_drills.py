@@ -25,6 +25,7 @@ from nbaml.errors import StorageError
 from nbaml.games.feeds.base import RawPayload
 from nbaml.games.records import Game
 from nbaml.storage.predictions import PredictionLog, PredictionRecord
+from tests.conftest import train_versions
 
 pytestmark = pytest.mark.integration
 V2 = "v20210602_000000"
@@ -33,18 +34,8 @@ V2 = "v20210602_000000"
 # ---------------------------------------------------------------- shared set-ups
 def _train(fast_config: Any, days: tuple[int, ...] = (1, 2)) -> None:
     from nbaml.config import RetrainSettings, load_settings
-    from nbaml.events import RetrainRequest, RetrainTrigger
-    from nbaml.training import pipeline
 
-    for day in days:
-        request = RetrainRequest(
-            trigger=RetrainTrigger.MANUAL,
-            reason=f"model {day}",
-            requested_by="drill",
-            force=True,
-            requested_at=dt.datetime(2021, 6, day, tzinfo=dt.UTC),
-        )
-        pipeline.retrain(load_settings(RetrainSettings), request, config=fast_config)
+    train_versions(load_settings(RetrainSettings), days, requested_by="drill", config=fast_config)
 
 
 QUIET = {"POWERTOOLS_LOG_LEVEL": "ERROR", "POWERTOOLS_METRICS_DISABLED": "true"}

@@ -24,10 +24,10 @@ from infra import emulator as emu
 from infra import runtime
 from infra import stack as stk
 from infra import template as tpl
+from tests.conftest import synthetic_history, train_versions
 
 pytestmark = pytest.mark.integration
 
-FAST_TRAIN = {"grid": {"max_depth": [2], "n_estimators": [30], "learning_rate": [0.1]}, "cv_splits": 2, "n_jobs": 1}
 V2 = "v20210602_000000"
 V3 = "v20210603_000000"
 
@@ -67,27 +67,13 @@ def build_history(stack: stk.LocalStack) -> list[Any]:
     from nbaml.backfill import load
     from nbaml.config import CommonSettings, RetrainSettings, load_settings
     from nbaml.deployment import Deployment
-    from nbaml.events import RetrainRequest, RetrainTrigger
     from nbaml.games.feeds.base import FeedBatch
-    from nbaml.games.feeds.generator import SyntheticLeague
-    from nbaml.training import pipeline
-    from nbaml.training.search import TrainConfig
 
-    league = SyntheticLeague(seed=11)
-    first = league.first_season
-    games = [g for season in (first, first + 1) for g in league.games(season)]
     with acting_as(stack, "retrain"):
+        games = synthetic_history(seed=11)
         load(load_settings(CommonSettings), FeedBatch(games=games), source="generator")
         settings = load_settings(RetrainSettings)
-        for day in (1, 2, 3):
-            request = RetrainRequest(
-                trigger=RetrainTrigger.MANUAL,
-                reason=f"model {day}",
-                requested_by="recovery-test",
-                force=True,
-                requested_at=dt.datetime(2021, 6, day, tzinfo=dt.UTC),
-            )
-            pipeline.retrain(settings, request, config=TrainConfig(**FAST_TRAIN))
+        train_versions(settings, (1, 2, 3), requested_by="recovery-test")
         deployment = Deployment(settings)
         deployment.promote("v1", by="operator", why="back to the first model")
         deployment.promote(V2, by="operator", why="v2 looks better")

@@ -10,7 +10,6 @@ Bounded: 30 examples per operation, no deadline.
 from __future__ import annotations
 
 import contextlib
-import datetime as dt
 import warnings
 from collections.abc import Iterator
 from pathlib import Path
@@ -27,10 +26,10 @@ from infra import emulator as emu
 from infra import runtime
 from infra import stack as stk
 from infra import template as tpl
+from tests.conftest import synthetic_history, train_versions
 
 pytestmark = pytest.mark.integration
 
-FAST_TRAIN = {"grid": {"max_depth": [2], "n_estimators": [20], "learning_rate": [0.1]}, "cv_splits": 2, "n_jobs": 1}
 CHECKS = [not_a_server_error, response_schema_conformance]
 
 
@@ -72,26 +71,12 @@ def _train_two_versions() -> None:
     from nbaml.backfill import load
     from nbaml.config import CommonSettings, RetrainSettings, load_settings
     from nbaml.deployment import Deployment
-    from nbaml.events import RetrainRequest, RetrainTrigger
     from nbaml.games.feeds.base import FeedBatch
-    from nbaml.games.feeds.generator import SyntheticLeague
-    from nbaml.training import pipeline
-    from nbaml.training.search import TrainConfig
 
-    league = SyntheticLeague(seed=5)
-    games = [g for season in (league.first_season, league.first_season + 1) for g in league.games(season)]
-    load(load_settings(CommonSettings), FeedBatch(games=games), source="generator")
+    load(load_settings(CommonSettings), FeedBatch(games=synthetic_history(seed=5)), source="generator")
     # The retrain function's settings are the template's; the environment here is predict's plus these
     settings = RetrainSettings(**load_settings(CommonSettings).model_dump())
-    for day in (1, 2):
-        request = RetrainRequest(
-            trigger=RetrainTrigger.MANUAL,
-            reason=f"model {day}",
-            requested_by="schemathesis",
-            force=True,
-            requested_at=dt.datetime(2021, 6, day, tzinfo=dt.UTC),
-        )
-        pipeline.retrain(settings, request, config=TrainConfig(**FAST_TRAIN))
+    train_versions(settings, (1, 2), requested_by="schemathesis")
     deployment = Deployment(settings)
     deployment.promote("v1", by="schemathesis", why="v1 is the champion under test")
     deployment.set_canary("v20210602_000000", 10, by="schemathesis", why="a canary, so routing is exercised")

@@ -30,6 +30,7 @@ import pytest
 from infra import emulator, runtime
 from infra import stack as stk
 from infra.replay import ApiServer
+from tests.conftest import synthetic_history, train_versions
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 ROLLBACK_SH = REPO_ROOT / "infra" / "rollback.sh"
@@ -78,15 +79,10 @@ def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Live]:
     """Own stack; two synthetic seasons; three trained versions (v1, V2, V3); v1 active; the API on uvicorn."""
     from nbaml.backfill import load
     from nbaml.config import CommonSettings, PredictSettings, RetrainSettings, load_settings
-    from nbaml.events import RetrainRequest, RetrainTrigger
     from nbaml.games.feeds.base import FeedBatch
-    from nbaml.games.feeds.generator import SyntheticLeague
     from nbaml.serving.api import create_app
     from nbaml.storage import parameters
     from nbaml.storage.registry import VersionStatus
-    from nbaml.training import pipeline
-    from nbaml.training.search import TrainConfig
-    from tests.conftest import FAST_TRAIN
 
     saved = dict(os.environ)
     with emulator.in_process() as endpoint:
@@ -98,21 +94,10 @@ def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Live]:
             state_dir = tmp_path_factory.mktemp("nbaml-state")
             deployed.save(state_dir)  # what `nbaml stack up` leaves for the CLI
             parameters.reset_cache()
-            league = SyntheticLeague(seed=7)
-            first = league.games(2019)[0].season
-            history = [g for season in (first, first + 1) for g in league.games(season)]
             with runtime.function_environment(deployed.env_for("retrain") | QUIET):
+                history = synthetic_history(seed=7)
                 load(load_settings(CommonSettings), FeedBatch(games=history), source="generator")
-                retrain = load_settings(RetrainSettings)
-                for day in (1, 2, 3):
-                    request = RetrainRequest(
-                        trigger=RetrainTrigger.MANUAL,
-                        reason=f"live serving test model {day}",
-                        requested_by="test",
-                        force=True,
-                        requested_at=dt.datetime(2021, 6, day, tzinfo=dt.UTC),
-                    )
-                    pipeline.retrain(retrain, request, config=TrainConfig(**FAST_TRAIN))
+                train_versions(load_settings(RetrainSettings), (1, 2, 3), requested_by="test")
             env = deployed.env_for("predict") | QUIET | {"MODEL_PARAM_MAX_AGE_SECONDS": str(int(MAX_AGE_S))}
             with runtime.function_environment(env):
                 parameters.reset_cache()
