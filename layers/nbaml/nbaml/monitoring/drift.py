@@ -39,6 +39,7 @@ logger = Logger(child=True)
 PSI_DAYS = 28  # feature drift compares the last four weeks of requests with the training distribution
 ROLLING_DAYS = 56  # the weekly-accuracy plot shows eight more weeks before that
 ROLES = ("champion", "canary", "shadow")
+MIN_PSI_ROWS = 100
 
 
 @dataclass
@@ -116,7 +117,7 @@ def check_drift(settings: DriftSettings, *, run_date: dt.date, metrics: Metrics 
     report.sections["calibration"] = {"n": len(pairs), "ece": round(ece, 4), "curve": curve}
 
     recent = [i for i in by_role["champion"] if i["game_date"] >= since.isoformat()]
-    report.sections["psi"] = _feature_drift(recent, active, bundle, settings.psi_alarm)
+    report.sections["psi"] = _feature_drift(recent, bundle, settings.psi_alarm)
     report.sections["coverage"] = _coverage(settings, by_role["champion"], run_date)
     week = [i for i in recent if i["game_date"] >= (run_date - dt.timedelta(days=7)).isoformat()]
     latencies = [float(i["latency_ms"]) for i in week if "latency_ms" in i]
@@ -164,18 +165,21 @@ def _performance(pairs: list[tuple[float, bool]], meta: dict[str, Any]) -> dict[
     }
 
 
-def _feature_drift(recent: list[dict[str, Any]], active: str, bundle: ModelBundle, alarm: float) -> dict[str, Any]:
+def _feature_drift(recent: list[dict[str, Any]], bundle: ModelBundle, alarm: float) -> dict[str, Any]:
+    """PSI of each feature over the window's requests against the champion's training distribution.
+
+    Inputs do not depend on which version served them, so every champion request of the window counts
+    (the features are logged in the serving feature order, the bundle's). Below MIN_PSI_ROWS requests PSI
+    is noise (most of its ten bins would be empty, and an empty bin weighs heavily), so it is not computed.
+    """
     reference = bundle.metadata.get("feature_distribution", {})
-    rows = [
-        i["features"]
-        for i in recent
-        if i.get("version") == active and i.get("role") == "champion" and i.get("features")
-    ]
+    rows = [i["features"] for i in recent if i.get("role") == "champion" and i.get("features")]
     values: dict[str, float] = {}
-    for j, name in enumerate(bundle.feature_names):
-        ref = reference.get(name)
-        if ref and rows:
-            values[name] = round(rules.psi(ref["shares"], ref["edges"], [float(r[j]) for r in rows]), 4)
+    if len(rows) >= MIN_PSI_ROWS:
+        for j, name in enumerate(bundle.feature_names):
+            ref = reference.get(name)
+            if ref:
+                values[name] = round(rules.psi(ref["shares"], ref["edges"], [float(r[j]) for r in rows]), 4)
     return {
         "n": len(rows),
         "days": PSI_DAYS,
