@@ -6,6 +6,7 @@ it); by default the repository's template.yaml is the one under test.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import warnings
 from collections.abc import Iterator
@@ -58,3 +59,20 @@ def translated(local_stack: stack.LocalStack, sam_template: dict[str, Any]) -> d
 def aws(local_stack: stack.LocalStack) -> Any:
     """aws("s3") -> a boto3 client on the local stack's emulator."""
     return lambda service: emulator.client(service, local_stack.endpoint)
+
+
+@contextlib.contextmanager
+def emulated_stack(state_dir: Path) -> Iterator[stack.LocalStack]:
+    """template.yaml deployed into a fresh moto server *process*; the process is stopped (state lost) after.
+
+    A separate process, unlike ``local_stack``: tests that destroy and rebuild a stack need emulators
+    whose state is really their own.
+    """
+    info = emulator.start(port=emulator.free_port(), state_dir=state_dir)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", UserWarning)
+            yield stack.deploy(info.endpoint, tpl.DEFAULT_TEMPLATE, {"Stage": "dev"}, state_dir=None, linted=True)
+    finally:
+        emulator.stop(state_dir)
+        runtime.forget_warm_modules()

@@ -8,11 +8,9 @@ Drill 5 restarts that process, because only a process that ends really loses its
 
 from __future__ import annotations
 
-import contextlib
 import datetime as dt
 import json
 import threading
-import warnings
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -26,6 +24,7 @@ from nbaml.games.feeds.base import RawPayload
 from nbaml.games.records import Game
 from nbaml.storage.predictions import PredictionLog, PredictionRecord
 from tests.conftest import train_versions
+from tests.integration.conftest import emulated_stack
 
 pytestmark = pytest.mark.integration
 V2 = "v20210602_000000"
@@ -46,7 +45,7 @@ def stack(tmp_path: Path) -> Iterator[Any]:
     """A fresh deployed stack; the process environment is every function's (the template's) meanwhile."""
     from infra import runtime
 
-    with _emulated(tmp_path / "emulator") as deployed:
+    with emulated_stack(tmp_path / "emulator") as deployed:
         env: dict[str, str] = {}
         for function in deployed.function_dirs:
             env |= deployed.env_for(function, lambda_runtime=False)
@@ -305,23 +304,6 @@ def test_given_a_late_and_then_a_corrected_result_then_predictions_and_state_fol
 
 
 # ---------------------------------------------------------------- drill 5: the stack restarted mid-replay
-@contextlib.contextmanager
-def _emulated(state_dir: Path) -> Iterator[Any]:
-    from infra import emulator as emu
-    from infra import runtime
-    from infra import stack as stk
-    from infra import template as tpl
-
-    info = emu.start(port=emu.free_port(), state_dir=state_dir)
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", UserWarning)
-            yield stk.deploy(info.endpoint, tpl.DEFAULT_TEMPLATE, {"Stage": "dev"}, state_dir=None, linted=True)
-    finally:
-        emu.stop(state_dir)
-        runtime.forget_warm_modules()
-
-
 def _scheduled(day: dt.date) -> dict[str, Any]:
     return {
         "id": f"collect-{day}",
@@ -367,7 +349,7 @@ def test_given_the_stack_restarts_mid_replay_then_registry_active_version_and_da
         return predict(stack, day)
 
     # Given: a replay under way: history, v1 and v2 trained (v2 active), three days lived
-    with _emulated(tmp_path / "first") as first:
+    with emulated_stack(tmp_path / "first") as first:
         with runtime.function_environment(first.env_for("retrain") | quiet):
             from nbaml.backfill import load
             from nbaml.config import CommonSettings, load_settings
@@ -388,7 +370,7 @@ def test_given_the_stack_restarts_mid_replay_then_registry_active_version_and_da
     assert active_before == V2 and {p["version"] for p in served_before} == {V2}
 
     # ... and a new emulator comes up, the template is deployed and the snapshot restored
-    with _emulated(tmp_path / "second") as second:
+    with emulated_stack(tmp_path / "second") as second:
         bk.restore(bk.StackState.of_local(second), tmp_path / "snapshot")
         registry_after, active_after = _registry_and_active(second)
         # Then: the registry and the active version survived the restart

@@ -11,7 +11,6 @@ import contextlib
 import datetime as dt
 import hashlib
 import json
-import warnings
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -25,6 +24,7 @@ from infra import runtime
 from infra import stack as stk
 from infra import template as tpl
 from tests.conftest import synthetic_history, train_versions
+from tests.integration.conftest import emulated_stack
 
 pytestmark = pytest.mark.integration
 
@@ -33,19 +33,6 @@ V3 = "v20210603_000000"
 
 
 # ---------------------------------------------------------------- a stack in its own emulator process
-@contextlib.contextmanager
-def emulated_stack(state_dir: Path) -> Iterator[stk.LocalStack]:
-    """template.yaml deployed into a fresh moto server process; the process is stopped (state lost) after."""
-    info = emu.start(port=emu.free_port(), state_dir=state_dir)
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", UserWarning)
-            yield stk.deploy(info.endpoint, tpl.DEFAULT_TEMPLATE, {"Stage": "dev"}, state_dir=None, linted=True)
-    finally:
-        emu.stop(state_dir)
-        runtime.forget_warm_modules()
-
-
 @contextlib.contextmanager
 def acting_as(stack: stk.LocalStack, function: str, **extra: str) -> Iterator[None]:
     """The process environment of ``function`` on ``stack``, with nbaml's cached clients and parameters reset."""
