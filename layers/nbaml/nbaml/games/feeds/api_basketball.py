@@ -30,7 +30,7 @@ import time
 import urllib.error
 import urllib.parse
 import urllib.request
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -38,7 +38,7 @@ from pydantic import ValidationError
 
 from nbaml.errors import FeedAuthError, FeedError, UnknownTeamError
 from nbaml.games.defects import DefectKind, DefectReport
-from nbaml.games.feeds.base import FeedBatch, RawPayload, day_range, reconcile, unscored
+from nbaml.games.feeds.base import FeedBatch, RawPayload, batch_of, day_range, unscored
 from nbaml.games.records import Game, GameStatus, Stage, season_of
 from nbaml.games.teams import team_abbreviation
 
@@ -255,17 +255,14 @@ class ApiBasketballFeed:
     def parse(self, payloads: list[RawPayload]) -> FeedBatch:
         """Games from archived payloads. In-play games are skipped (not final yet, not a defect)."""
         defects = DefectReport()
-        candidates: list[Game] = []
-        places: dict[int, str] = {}
-        for payload in payloads:
-            for item in _response_items(payload, defects):
-                where = f"{payload.key}#{item.get('id', '?') if isinstance(item, dict) else '?'}"
-                game = game_from_item(item, where, defects)
-                if game is not None:
-                    candidates.append(game)
-                    places[id(game)] = where
-        games = reconcile(candidates, defects, where=lambda g: f"{places.get(id(g), '?')} {g.game_id}")
-        return FeedBatch(games=games, defects=defects)
+
+        def rows() -> Iterator[tuple[Game | None, str]]:
+            for payload in payloads:
+                for item in _response_items(payload, defects):
+                    where = f"{payload.key}#{item.get('id', '?') if isinstance(item, dict) else '?'}"
+                    yield game_from_item(item, where, defects), where
+
+        return batch_of(rows(), defects)
 
     def schedule(self, day: dt.date) -> list[Game]:
         """The day's games that are on (not postponed or cancelled), unscored, from a fresh request."""

@@ -132,6 +132,19 @@ def reconcile(candidates: Iterable[Game], defects: DefectReport, where: Callable
     return clean
 
 
+def batch_of(parsed: Iterable[tuple[Game | None, str]], defects: DefectReport) -> FeedBatch:
+    """A feed's batch from its row parser's output: (game, place) per row, None for a row already counted
+    as a defect. The cross-row checks run once over the lot, naming each game by its place."""
+    candidates: list[Game] = []
+    places: dict[int, str] = {}
+    for game, where in parsed:
+        if game is not None:
+            candidates.append(game)
+            places[id(game)] = where
+    games = reconcile(candidates, defects, where=lambda g: f"{places.get(id(g), '?')} {g.game_id}")
+    return FeedBatch(games=games, defects=defects)
+
+
 def unscored(game: Game) -> Game:
     """The same game as it looked before tip-off: scheduled, no scores (what the replay asks about)."""
     return Game.create(

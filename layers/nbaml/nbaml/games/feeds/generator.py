@@ -31,7 +31,7 @@ from collections.abc import Iterable
 from pydantic import ValidationError
 
 from nbaml.games.defects import DefectKind, DefectReport
-from nbaml.games.feeds.base import FeedBatch, RawPayload, day_range, reconcile, unscored
+from nbaml.games.feeds.base import FeedBatch, RawPayload, batch_of, day_range, unscored
 from nbaml.games.records import Game, GameStatus, season_of
 from nbaml.games.teams import TEAMS
 
@@ -265,17 +265,12 @@ class SyntheticLeague:
     def parse(self, payloads: list[RawPayload]) -> FeedBatch:
         """Games back from JSON payloads; an unreadable payload or item is a counted defect, never an error."""
         defects = DefectReport()
-        candidates: list[Game] = []
-        places: dict[int, str] = {}
-        for payload in payloads:
-            for position, item in _items(payload, defects):
-                where = f"{payload.key}#{position}"
-                game = _game_from_item(item, where, defects)
-                if game is not None:
-                    candidates.append(game)
-                    places[id(game)] = where
-        games = reconcile(candidates, defects, where=lambda g: f"{places.get(id(g), '?')} {g.game_id}")
-        return FeedBatch(games=games, defects=defects)
+        rows = (
+            (_game_from_item(item, f"{payload.key}#{position}", defects), f"{payload.key}#{position}")
+            for payload in payloads
+            for position, item in _items(payload, defects)
+        )
+        return batch_of(rows, defects)
 
     def schedule(self, day: dt.date) -> list[Game]:
         """The day's games before tip-off: scheduled, unscored (the results stay hidden until fetched)."""

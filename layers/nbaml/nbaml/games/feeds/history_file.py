@@ -27,7 +27,7 @@ from pydantic import ValidationError
 
 from nbaml.errors import UnknownTeamError
 from nbaml.games.defects import DefectKind, DefectReport
-from nbaml.games.feeds.base import FeedBatch, RawPayload, reconcile, unscored
+from nbaml.games.feeds.base import FeedBatch, RawPayload, batch_of, unscored
 from nbaml.games.records import Game, GameStatus, Stage, season_of
 from nbaml.games.teams import team_abbreviation
 
@@ -92,14 +92,7 @@ class HistoryFileFeed:
     def parse(self, payloads: list[RawPayload]) -> FeedBatch:
         """Row checks on every payload, then the shared cross-row checks over all of them together."""
         defects = DefectReport()
-        candidates: list[Game] = []
-        rows: dict[int, str] = {}
-        for payload in payloads:
-            for game, where in parse_rows(payload, defects):
-                candidates.append(game)
-                rows[id(game)] = where
-        games = reconcile(candidates, defects, where=lambda game: f"{rows.get(id(game), '?')} {game.game_id}")
-        return FeedBatch(games=games, defects=defects)
+        return batch_of((row for payload in payloads for row in parse_rows(payload, defects)), defects)
 
     def load(self) -> FeedBatch:
         """The whole file parsed once (cached): training history and the replay's schedule read it."""
