@@ -27,6 +27,7 @@ from __future__ import annotations
 import argparse
 import base64
 import datetime as dt
+import functools
 import hashlib
 import json
 import os
@@ -39,6 +40,7 @@ from typing import Any
 
 from infra import InfraError
 from infra import emulator as emu
+from infra import template as tpl
 
 BACKUP_FORMAT = 1
 MANIFEST = "manifest.json"
@@ -68,6 +70,12 @@ class BackupError(InfraError):
     """A backup could not be taken, or a folder cannot be restored (missing, tampered, or a non-empty stack)."""
 
 
+@functools.cache
+def _parameter_root(stage: str) -> str:
+    """Where the stage's SSM parameters live, as template.yaml names them (read once)."""
+    return tpl.parameter_root(tpl.load(), stage)
+
+
 # ---------------------------------------------------------------- what a stack is, for a backup
 @dataclass(frozen=True)
 class StackState:
@@ -85,7 +93,7 @@ class StackState:
 
     @property
     def parameter_prefix(self) -> str:
-        return f"/nbaml/{self.stage}/"
+        return _parameter_root(self.stage)
 
     @classmethod
     def of_local(cls, stack: Any) -> StackState:

@@ -301,7 +301,7 @@ def _shadow(args: argparse.Namespace) -> int:
 
 def _retrain(args: argparse.Namespace) -> int:
     from nbaml.events import RetrainRequest, RetrainTrigger
-    from nbaml.storage.queue import delete_retrain_request, receive_retrain_requests, send_retrain_request
+    from nbaml.storage.queue import send_retrain_request
 
     target = resolve_target(args)
     request = RetrainRequest(trigger=RetrainTrigger.MANUAL, reason=args.reason, requested_by=_who(args), force=True)
@@ -318,19 +318,20 @@ def _retrain(args: argparse.Namespace) -> int:
         # one record per invocation, deleting it only after the handler returned.
         extra = {"TRAIN_PROFILE": "quick"} if args.quick else {}
         failed = False
-        while records := receive_retrain_requests(settings.retrain_queue_url):
-            for record in records:
-                result = runtime.invoke(target.stack, RETRAIN_FUNCTION, {"Records": [record]}, extra_env=extra)
-                delete_retrain_request(settings.retrain_queue_url, record["receiptHandle"])
-                for run in result.get("runs", []):
-                    failed = failed or run.get("status") == "failed"
-                    metrics = run.get("metrics") or {}
-                    print(
-                        f"retrain {run.get('request_id')}: {run.get('status')} {run.get('version') or ''} "
-                        f"accuracy {_cell(_number(metrics.get('accuracy')))} "
-                        f"roc_auc {_cell(_number(metrics.get('roc_auc')))}"
-                        + (f" ({'; '.join(run['reasons'])})" if run.get("reasons") else "")
-                    )
+        results = runtime.deliver_queue(
+            settings.retrain_queue_url,
+            lambda event: runtime.invoke(target.stack, RETRAIN_FUNCTION, event, extra_env=extra),
+        )
+        for result in results:
+            for run in result.get("runs", []):
+                failed = failed or run.get("status") == "failed"
+                metrics = run.get("metrics") or {}
+                print(
+                    f"retrain {run.get('request_id')}: {run.get('status')} {run.get('version') or ''} "
+                    f"accuracy {_cell(_number(metrics.get('accuracy')))} "
+                    f"roc_auc {_cell(_number(metrics.get('roc_auc')))}"
+                    + (f" ({'; '.join(run['reasons'])})" if run.get("reasons") else "")
+                )
     return 1 if failed else 0
 
 

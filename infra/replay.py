@@ -23,7 +23,6 @@ import contextlib
 import datetime as dt
 import json
 import math
-import os
 import threading
 import time
 from collections import defaultdict
@@ -198,15 +197,13 @@ class SeasonReplay:
 
     def drain_retrain_queue(self) -> None:
         """Deliver queued retrain requests to the retrain handler, one SQS record per invocation."""
-        from nbaml.storage.queue import delete_retrain_request, receive_retrain_requests
 
-        queue = self.stack.resource("RetrainQueue")
-        while records := receive_retrain_requests(queue):
-            for record in records:
-                with self.phase("retrain"):
-                    result = self.invoke("retrain", {"Records": [record]})
-                self.retrains.extend(result["runs"])
-                delete_retrain_request(queue, record["receiptHandle"])
+        def retrain(event: dict[str, Any]) -> Any:
+            with self.phase("retrain"):
+                return self.invoke("retrain", event)
+
+        for result in runtime.deliver_queue(self.stack.resource("RetrainQueue"), retrain):
+            self.retrains.extend(result["runs"])
 
     # -------------------------------------------------------- the job
     def backfill(self) -> dict[str, Any]:
@@ -520,29 +517,6 @@ def _progress(days: list[dt.date], replay: SeasonReplay, *, enabled: bool) -> It
 
 
 # ---------------------------------------------------------------- entry points
-@contextlib.contextmanager
-def _process_env(env: dict[str, str]) -> Iterator[None]:
-    # nbaml caches its AWS clients per process: one made for an earlier replay's emulator would keep talking to
-    # that (stopped) endpoint, so they are dropped on the way in and out.
-    from nbaml.storage import parameters
-    from nbaml.storage.aws import reset_clients
-
-    saved = {k: os.environ.get(k) for k in env}
-    os.environ.update(env)
-    reset_clients()
-    parameters.reset_cache()
-    try:
-        yield
-    finally:
-        for key, value in saved.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value
-        reset_clients()
-        parameters.reset_cache()
-
-
 def run(
     options: ReplayOptions, hooks: Hooks | None = None, on_stack: Callable[[stk.LocalStack], None] | None = None
 ) -> ReplayResult:
@@ -554,7 +528,7 @@ def run(
             "another in-process emulator runs in this process; a replay needs its own (moto's state "
             "is process-wide): run it in a fresh process"
         )
-    with emu.in_process() as endpoint, _process_env(emu.local_aws_env(endpoint)):
+    with emu.in_process() as endpoint, runtime.function_environment(emu.local_aws_env(endpoint)):
         stack = stk.deploy(endpoint, parameters={"Stage": "dev", "PromotionMode": options.promotion}, state_dir=None)
         if on_stack is not None:
             on_stack(stack)

@@ -7,9 +7,9 @@
 # serving down, but it also does not switch. The checked path (version exists, checksums verify,
 # registry statuses with who/when/why, "previous") is `nbaml rollback` or POST /admin/rollback.
 #
-# The parameter name is the template's ActiveModelParameter, `Name: !Sub /nbaml/${Stage}/model/active`
-# (template.yaml); if that pattern ever changes there, change PARAM below with it. Every warm predict
-# instance re-reads it within MODEL_PARAM_MAX_AGE_SECONDS (about 30 s on AWS), with no restart.
+# The parameter name is read from template.yaml (ActiveModelParameter's `Name: !Sub ...${Stage}...`), so the
+# template stays its one source. Every warm predict instance re-reads it within MODEL_PARAM_MAX_AGE_SECONDS
+# (about 30 s on AWS), with no restart.
 #
 # AWS_ENDPOINT_URL, when set, is passed as --endpoint-url (the local stack's moto server, or LocalStack);
 # otherwise the AWS CLI's own credentials and region decide where the write goes.
@@ -27,7 +27,13 @@ fi
 
 VERSION="$1"
 STAGE="${2:-dev}"
-PARAM="/nbaml/${STAGE}/model/active"
+TEMPLATE="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)/template.yaml"
+NAME_PATTERN="$(awk '/^  ActiveModelParameter:/ {found=1} found && /Name: !Sub / {print $NF; exit}' "${TEMPLATE}")"
+if [[ -z "${NAME_PATTERN}" ]]; then
+    echo "rollback.sh: no ActiveModelParameter Name in ${TEMPLATE}" >&2
+    exit 1
+fi
+PARAM="${NAME_PATTERN//\$\{Stage\}/${STAGE}}"
 BY="${USER:-$(id -un 2>/dev/null || echo unknown)}"
 DESCRIPTION="rollback.sh by ${BY}: emergency rollback to ${VERSION} (unchecked)"
 

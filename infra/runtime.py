@@ -14,7 +14,7 @@ import os
 import sys
 import time
 import uuid
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import ModuleType
@@ -56,27 +56,16 @@ class LocalLambdaContext:
 def function_environment(env: Mapping[str, str]) -> Iterator[None]:
     """Apply ``env`` to os.environ for the block and restore it exactly afterwards.
 
-    AWS clients are cached per execution environment (nbaml.storage.aws); when the endpoint changes on
-    the way in or out, they are dropped so none keeps talking to the previous one.
+    nbaml's AWS clients are cached per endpoint (nbaml.storage.aws), so a block pointed at another
+    emulator gets its own clients without anything being reset here.
     """
     saved = dict(os.environ)
-    before = os.environ.get("AWS_ENDPOINT_URL")
     os.environ.update(env)
-    _reset_clients_if(before != os.environ.get("AWS_ENDPOINT_URL"))
     try:
         yield
     finally:
-        during = os.environ.get("AWS_ENDPOINT_URL")
         os.environ.clear()
         os.environ.update(saved)
-        _reset_clients_if(during != os.environ.get("AWS_ENDPOINT_URL"))
-
-
-def _reset_clients_if(changed: bool) -> None:
-    if changed:
-        from nbaml.storage.aws import reset_clients
-
-        reset_clients()
 
 
 def _handler_module(stack: LocalStack, logical_id: str) -> tuple[ModuleType, str]:
@@ -140,3 +129,19 @@ def forget_warm_modules() -> None:
     for module in _WARM.values():
         sys.modules.pop(module.__name__, None)
     _WARM.clear()
+
+
+def deliver_queue(queue_url: str, handle: Callable[[dict[str, Any]], Any]) -> list[Any]:
+    """The local twin of Lambda's SQS event source mapping, which moto cannot run without Docker.
+
+    Each queued message is handed to ``handle`` as an SQS event of one record and deleted only after
+    ``handle`` returned (an exception leaves it queued, to be delivered again). Returns the results.
+    """
+    from nbaml.storage.queue import delete_retrain_request, receive_retrain_requests
+
+    results = []
+    while records := receive_retrain_requests(queue_url):
+        for record in records:
+            results.append(handle({"Records": [record]}))
+            delete_retrain_request(queue_url, record["receiptHandle"])
+    return results

@@ -477,3 +477,31 @@ def active_resources(translated: Mapping[str, Any], intrinsics: Intrinsics) -> d
         for logical_id, resource in translated["Resources"].items()
         if "Condition" not in resource or intrinsics.condition(resource["Condition"])
     }
+
+
+def parameter_root(template: Mapping[str, Any], stage: str) -> str:
+    """The SSM path every parameter of a stage lives under ("/nbaml/dev/"), read off the template.
+
+    It is the longest common path of the template's SSM parameter names and of the parameter names its
+    functions' environments carry (the SecureStrings it cannot create), with ``${Stage}`` resolved.
+    """
+    names = [
+        str(_sub_text(r["Properties"]["Name"])) for r in resources_of_type(template, "AWS::SSM::Parameter").values()
+    ]
+    for logical_id in resources_of_type(template, FUNCTION):
+        for key, value in function_environment(template, logical_id).items():
+            if key.endswith("_PARAM") and str(_sub_text(value)).startswith("/"):
+                names.append(str(_sub_text(value)))
+    if not names:
+        raise TemplateError("the template names no SSM parameters")
+    paths = [name.replace("${Stage}", stage).split("/") for name in names]
+    common: list[str] = []
+    for parts in zip(*paths, strict=False):
+        if len(set(parts)) != 1:
+            break
+        common.append(parts[0])
+    return "/".join(common) + "/"
+
+
+def _sub_text(value: Any) -> Any:
+    return value.get("Fn::Sub", value) if isinstance(value, Mapping) else value

@@ -65,7 +65,7 @@ def query_all(tbl: Any, **kwargs: Any) -> list[dict[str, Any]]:
         items.extend(response.get("Items", []))
         last = response.get("LastEvaluatedKey")
         if not last or (limit is not None and len(items) >= limit):
-            return [from_item(i) for i in items[:limit] if i] if limit else [from_item(i) for i in items]
+            return [from_item(i) for i in items[:limit]]
         kwargs["ExclusiveStartKey"] = last
 
 
