@@ -45,6 +45,7 @@ import numpy as np
 
 from nbaml.features import FEATURE_NAMES, FeatureTable, build_features
 from nbaml.games.feeds.history_file import load_games
+from nbaml.metrics import accuracy, game_log_loss, log_loss, picks_home
 from nbaml.monitoring import rules
 from nbaml.training.dataset import time_split
 from nbaml.training.search import TrainConfig, fit, refit
@@ -131,9 +132,8 @@ def build_run(table: FeatureTable, season: int, *, full_search: bool, rng: np.ra
         model = refit(split.X_train, split.y_train, FIXED_PARAMS, config)
     p_holdout = model.predict_proba(split.X_holdout)[:, 1]
     y_holdout = split.y_holdout.astype(bool)
-    baseline_accuracy = float(np.mean((p_holdout >= 0.5) == y_holdout))
-    losses = [rules.game_log_loss(float(p), bool(y)) for p, y in zip(p_holdout, y_holdout, strict=True)]
-    baseline_log_loss = float(np.mean(losses))
+    baseline_accuracy = accuracy(y_holdout, p_holdout)
+    baseline_log_loss = log_loss(y_holdout, p_holdout)
 
     X = np.asarray(test.rows, dtype=np.float64)
     outcomes = [bool(v) for v in test.labels]
@@ -167,7 +167,7 @@ def build_run(table: FeatureTable, season: int, *, full_search: bool, rng: np.ra
 def seed_fires(run: SeasonRun, scenario: str) -> list[bool]:
     """The seed rule on each Monday, through ``rules.seed_rule`` itself."""
     p = run.scenarios[scenario]
-    correct = [(pi >= 0.5) == y for pi, y in zip(p, run.outcomes, strict=True)]
+    correct = [picks_home(pi) == y for pi, y in zip(p, run.outcomes, strict=True)]
     return [
         rules.seed_rule(correct[: run.resolved_before(m)], run.baseline_accuracy, SEED_THRESHOLD, SEED_WINDOW).fired
         for m in run.mondays
@@ -177,7 +177,7 @@ def seed_fires(run: SeasonRun, scenario: str) -> list[bool]:
 def cusum_fires(run: SeasonRun, scenario: str, allowance: float, threshold: float) -> list[bool]:
     """CUSUM on each Monday, computed incrementally (one pass), equal to ``rules.cusum_rule`` on each prefix."""
     p = run.scenarios[scenario]
-    losses = [rules.game_log_loss(pi, y) for pi, y in zip(p, run.outcomes, strict=True)]
+    losses = [game_log_loss(y, pi) for pi, y in zip(p, run.outcomes, strict=True)]
     fired, statistic, done = [], 0.0, 0
     for monday in run.mondays:
         n = run.resolved_before(monday)
@@ -225,7 +225,7 @@ def requests(run: SeasonRun, rule: Callable[[SeasonRun, int, int], bool]) -> int
 
 def seed_from(run: SeasonRun, start: int, end: int) -> bool:
     p, y = run.scenarios["none"][start:end], run.outcomes[start:end]
-    correct = [(pi >= 0.5) == yi for pi, yi in zip(p, y, strict=True)]
+    correct = [picks_home(pi) == yi for pi, yi in zip(p, y, strict=True)]
     return rules.seed_rule(correct, run.baseline_accuracy, SEED_THRESHOLD, SEED_WINDOW).fired
 
 
@@ -265,7 +265,7 @@ def table(runs: list[SeasonRun], allowance: float, threshold: float, title: str)
     for run in runs:
         seed_none = seed_fires(run, "none")
         cusum_none = cusum_fires(run, "none", allowance, threshold)
-        live = np.mean([rules.game_log_loss(p, y) for p, y in zip(run.scenarios["none"], run.outcomes, strict=True)])
+        live = log_loss(run.outcomes, run.scenarios["none"])
         row = {
             "seed swap": delay(run, seed_fires(run, "swap")),
             "cusum swap": delay(run, cusum_fires(run, "swap", allowance, threshold)),

@@ -33,7 +33,7 @@ from nbaml.features import FEATURE_NAMES
 from nbaml.games.feeds.history_file import load_games
 from nbaml.training.candidate import feature_distribution
 from nbaml.training.dataset import feature_table, time_split
-from nbaml.training.evaluate import elo_baseline, home_baseline, inference_latency_ms, score
+from nbaml.training.evaluate import holdout_scores, inference_latency_ms
 from nbaml.training.gates import Gates, judge
 from nbaml.training.search import BASELINE_GRID, TrainConfig, fit
 from nbaml.training.walkforward import POOLED, walk_forward
@@ -85,11 +85,7 @@ def retrain(games_path: Path, config: TrainConfig) -> dict[str, Any]:
     )
     p = np.asarray(draft.predict_many(split.holdout_rows))
     latency = inference_latency_ms(draft.predict_proba, split.holdout_rows)
-    evaluation = {
-        "candidate": score(split.y_holdout, p).as_dict(),
-        "always_home": score(split.y_holdout, home_baseline(split.y_train, len(split.y_holdout))).as_dict(),
-        "elo": score(split.y_holdout, elo_baseline(split.X_holdout, split.names)).as_dict(),
-    }
+    evaluation = holdout_scores(split, p)
     verdict = judge(evaluation["candidate"], None, Gates(), latency)
     seconds["evaluation"] = time.perf_counter() - t
 

@@ -266,12 +266,12 @@ class SeasonReplay:
         self.slates += 1
 
     def live_accuracy(self, before: dt.date) -> float | None:
-        hits = [
-            (a["home_win_probability"] >= 0.5) == self.truth[g].home_won
-            for g, a in self.served.items()
-            if g in self.truth and self.truth[g].game_date < before
-        ]
-        return sum(hits) / len(hits) if hits else None
+        from nbaml.metrics import accuracy
+
+        done = [g for g in self.served if g in self.truth and self.truth[g].game_date < before]
+        if not done:
+            return None
+        return accuracy([self.truth[g].home_won for g in done], [self.served[g]["home_win_probability"] for g in done])
 
     def days(self) -> list[dt.date]:
         end = self.source.end
@@ -354,13 +354,16 @@ class SeasonReplay:
 
 # ---------------------------------------------------------------- metrics and rendering
 def live_metrics(items: list[dict[str, Any]], history: list[Any], season_games: list[Any]) -> dict[str, dict[str, Any]]:
-    """Served predictions per version and overall, with always-home and Elo on exactly the same games."""
-    from nbaml.features import FEATURE_NAMES, build_features, elo_probability
+    """Served predictions per version and overall, with always-home and Elo on exactly the same games.
+
+    Always-home plays at the home-win rate of the history (the games the first model learned from).
+    """
+    from nbaml.features import FEATURE_NAMES, build_features
+    from nbaml.metrics import elo_baseline, home_win_rate
 
     table = build_features([*history, *season_games])
-    elo_col = FEATURE_NAMES.index("elo_diff")
-    elo = {gid: elo_probability(row[elo_col]) for gid, row in zip(table.game_ids, table.rows, strict=True)}
-    home_rate = sum(1 for g in history if g.home_won) / max(1, sum(1 for g in history if g.is_final))
+    elo = dict(zip(table.game_ids, elo_baseline(table.rows, FEATURE_NAMES), strict=True))
+    home_rate = home_win_rate(g.home_won for g in history if g.is_final)
     served = [i for i in items if i.get("served", True) and i["role"] in ("champion", "canary")]
     groups: dict[str, list[dict[str, Any]]] = defaultdict(list)
     for item in served:
@@ -371,26 +374,19 @@ def live_metrics(items: list[dict[str, Any]], history: list[Any], season_games: 
         outcomes = [bool(i["home_won"]) for i in group]
         result[name] = {
             "n": len(group),
-            "model": _scores([float(i["probability"]) for i in group], outcomes),
-            "always_home": _scores([home_rate] * len(group), outcomes),
-            "elo": _scores([elo.get(i["game_id"], 0.5) for i in group], outcomes),
+            "model": _scores(outcomes, [float(i["probability"]) for i in group]),
+            "always_home": _scores(outcomes, [home_rate] * len(group)),
+            "elo": _scores(outcomes, [elo[i["game_id"]] for i in group]),
         }
     return result
 
 
-def _scores(p: list[float], y: list[bool]) -> dict[str, float | None]:
+def _scores(y: list[bool], p: list[float]) -> dict[str, Any]:
+    from nbaml.metrics import score
+
     if not p:
         return {"log_loss": None, "accuracy": None, "brier": None, "ece": None}
-    from nbaml.monitoring.rules import calibration, game_log_loss
-
-    n = len(p)
-    ece, _ = calibration(list(zip(p, y, strict=True)))
-    return {
-        "log_loss": round(sum(game_log_loss(pi, yi) for pi, yi in zip(p, y, strict=True)) / n, 4),
-        "accuracy": round(sum((pi >= 0.5) == yi for pi, yi in zip(p, y, strict=True)) / n, 4),
-        "brier": round(sum((pi - yi) ** 2 for pi, yi in zip(p, y, strict=True)) / n, 4),
-        "ece": round(ece, 4),
-    }
+    return score(y, p).as_dict()
 
 
 def _short_metrics(metrics: dict[str, Any]) -> dict[str, Any]:

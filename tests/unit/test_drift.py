@@ -9,6 +9,7 @@ import boto3
 
 from nbaml.config import DriftSettings, RetrainSettings, load_settings
 from nbaml.events import RetrainRequest, RetrainTrigger
+from nbaml.metrics import log_loss
 from nbaml.monitoring import rules
 from nbaml.monitoring.drift import check_drift
 from nbaml.storage.artifacts import ArtifactStore
@@ -26,7 +27,7 @@ def calibrated(n: int, seed: int = 1) -> list[tuple[float, bool]]:
 
 
 def baseline_log_loss(pairs: list[tuple[float, bool]]) -> float:
-    return sum(rules.game_log_loss(p, w) for p, w in pairs) / len(pairs)
+    return log_loss([w for _, w in pairs], [p for p, _ in pairs])
 
 
 def test_given_a_calibrated_model_when_nothing_changed_then_cusum_stays_quiet() -> None:

@@ -1,4 +1,5 @@
-"""Code and model-behaviour tests of training: determinism, the time split, the search, the gates, the metrics.
+"""Code and model-behaviour tests of training: determinism, the time split, the search, the gates (the scores
+themselves are tested against scikit-learn in test_metrics.py).
 
 Small on purpose (one synthetic season, a tiny grid): the search's quality is measured on real seasons by
 bench/bench_retrain.py and ``python -m nbaml.training.walkforward``, not here.
@@ -16,9 +17,9 @@ pytest.importorskip("sklearn")
 
 from nbaml.features import FEATURE_NAMES  # noqa: E402
 from nbaml.games.feeds.generator import SyntheticLeague  # noqa: E402
+from nbaml.metrics import score  # noqa: E402
 from nbaml.training.candidate import feature_distribution, train_candidate  # noqa: E402
 from nbaml.training.dataset import feature_table, time_split  # noqa: E402
-from nbaml.training.evaluate import score  # noqa: E402
 from nbaml.training.gates import Gates, judge  # noqa: E402
 from nbaml.training.search import TrainConfig, fit  # noqa: E402
 from nbaml.training.walkforward import HOME, MODEL, POOLED, beats_baselines, walk_forward  # noqa: E402
@@ -147,38 +148,7 @@ def test_given_a_good_candidate_and_no_champion_when_judged_then_it_passes():
     assert verdict.passed and not verdict.reasons
 
 
-# ---------------------------------------------------------------- metrics
-
-
-def test_given_perfect_predictions_when_scored_then_metrics_are_perfect():
-    y = [0, 1, 1, 0, 1]
-    s = score(y, [0.0, 1.0, 1.0, 0.0, 1.0])
-    assert s.accuracy == 1.0 and s.roc_auc == 1.0
-    assert s.brier == pytest.approx(0.0, abs=1e-12)
-    assert s.log_loss == pytest.approx(0.0, abs=1e-6)
-    assert s.ece == pytest.approx(0.0, abs=1e-6)
-
-
-def test_given_a_constant_half_when_scored_then_log_loss_is_ln2_and_auc_is_chance():
-    y = [0, 1, 1, 0, 1, 1]
-    s = score(y, [0.5] * 6)
-    assert s.log_loss == pytest.approx(math.log(2))
-    assert s.brier == pytest.approx(0.25)
-    assert s.roc_auc == pytest.approx(0.5)
-    assert s.ece == pytest.approx(abs(0.5 - 4 / 6))
-
-
-def test_given_a_calibrated_and_a_miscalibrated_predictor_when_scored_then_ece_tells_them_apart():
-    rng = np.random.default_rng(0)
-    p = rng.uniform(0.2, 0.8, 20_000)
-    y = (rng.uniform(size=p.size) < p).astype(int)
-    calibrated = score(y, p)
-    overconfident = score(y, np.clip(p + 0.1, 0, 1))
-    assert calibrated.ece < 0.02
-    assert overconfident.ece == pytest.approx(0.1, abs=0.02)
-    assert overconfident.log_loss > calibrated.log_loss
-
-
+# ---------------------------------------------------------------- the PSI reference
 def test_given_training_rows_when_their_distribution_is_taken_then_each_features_shares_sum_to_one(split):
     distribution = feature_distribution(split.X_train, FEATURE_NAMES)
     assert set(distribution) == set(FEATURE_NAMES)

@@ -26,6 +26,7 @@ from nbaml.bundle import ModelBundle
 from nbaml.config import DriftSettings
 from nbaml.errors import NbamlError
 from nbaml.events import RetrainRequest, RetrainTrigger
+from nbaml.metrics import DIGITS, accuracy, log_loss, percentile, score
 from nbaml.monitoring import rules
 from nbaml.monitoring.report import render_html
 from nbaml.storage import parameters
@@ -98,7 +99,8 @@ def check_drift(settings: DriftSettings, *, run_date: dt.date, metrics: Metrics 
         versioned = [i for i in log.resolved(version=active, until=run_date) if i.get("role") == "champion"]
     resolved = sorted(versioned, key=lambda i: i["resolved_key"])  # oldest first
     pairs = [(float(i["probability"]), bool(i["home_won"])) for i in resolved]
-    report.sections["performance"] = _performance(pairs, meta)
+    scores = score([w for _, w in pairs], [p for p, _ in pairs]).as_dict() if pairs else None
+    report.sections["performance"] = _performance(scores, meta)
     seed = rules.seed_rule(
         [bool(i["correct"]) for i in resolved],
         meta.get("baseline_accuracy", meta["metrics"]["accuracy"]),
@@ -113,8 +115,11 @@ def check_drift(settings: DriftSettings, *, run_date: dt.date, metrics: Metrics 
         report.drift = True
         report.reasons.append(f"{chosen.rule} rule: {chosen.detail}")
 
-    ece, curve = rules.calibration(pairs)
-    report.sections["calibration"] = {"n": len(pairs), "ece": round(ece, 4), "curve": curve}
+    report.sections["calibration"] = {
+        "n": len(pairs),
+        "ece": scores["ece"] if scores else None,
+        "curve": scores["calibration"] if scores else [],
+    }
 
     recent = [i for i in by_role["champion"] if i["game_date"] >= since.isoformat()]
     report.sections["psi"] = _feature_drift(recent, bundle, settings.psi_alarm)
@@ -123,8 +128,8 @@ def check_drift(settings: DriftSettings, *, run_date: dt.date, metrics: Metrics 
     latencies = [float(i["latency_ms"]) for i in week if "latency_ms" in i]
     report.sections["latency"] = {
         "n": len(latencies),
-        "p50_ms": round(rules.percentile(latencies, 0.5), 4) if latencies else None,
-        "p99_ms": round(rules.percentile(latencies, 0.99), 4) if latencies else None,
+        "p50_ms": round(percentile(latencies, 0.5), 4) if latencies else None,
+        "p99_ms": round(percentile(latencies, 0.99), 4) if latencies else None,
     }
     report.sections["challengers"] = _challengers(by_role, active, since)
     report.sections["rolling"] = _rolling_accuracy(by_role)
@@ -132,7 +137,7 @@ def check_drift(settings: DriftSettings, *, run_date: dt.date, metrics: Metrics 
     if report.drift:
         report.retrain_requested = _request_retrain(settings, run_date, report.reasons)
     _publish(store, report)
-    _emit(metrics, report, ece)
+    _emit(metrics, report)
     logger.info("drift check", extra=report.summary())
     return report
 
@@ -152,14 +157,11 @@ def _days(start: dt.date, end: dt.date) -> list[dt.date]:
     return [start + dt.timedelta(days=n) for n in range((end - start).days + 1)]
 
 
-def _performance(pairs: list[tuple[float, bool]], meta: dict[str, Any]) -> dict[str, Any]:
-    n = len(pairs)
-    accuracy = sum((p >= 0.5) == w for p, w in pairs) / n if n else None
-    log_loss = sum(rules.game_log_loss(p, w) for p, w in pairs) / n if n else None
+def _performance(scores: dict[str, Any] | None, meta: dict[str, Any]) -> dict[str, Any]:
     return {
-        "n": n,
-        "accuracy": None if accuracy is None else round(accuracy, 4),
-        "log_loss": None if log_loss is None else round(log_loss, 4),
+        "n": scores["n"] if scores else 0,
+        "accuracy": scores["accuracy"] if scores else None,
+        "log_loss": scores["log_loss"] if scores else None,
         "baseline_accuracy": meta.get("baseline_accuracy"),
         "baseline_log_loss": meta["metrics"]["log_loss"],
     }
@@ -216,10 +218,11 @@ def _challengers(by_role: dict[str, list[dict[str, Any]]], active: str, since: d
         if not shared:
             continue
         row: dict[str, Any] = {"version": version, "n": len(shared)}
+        outcomes = [bool(champion[g]["home_won"]) for g in shared]
         for label, source in (("champion", champion), ("challenger", items)):
-            pairs = [(float(source[g]["probability"]), bool(source[g]["home_won"])) for g in shared]
-            row[f"{label}_log_loss"] = round(sum(rules.game_log_loss(p, w) for p, w in pairs) / len(pairs), 4)
-            row[f"{label}_accuracy"] = round(sum((p >= 0.5) == w for p, w in pairs) / len(pairs), 4)
+            p = [float(source[g]["probability"]) for g in shared]
+            row[f"{label}_log_loss"] = round(log_loss(outcomes, p), DIGITS)
+            row[f"{label}_accuracy"] = round(accuracy(outcomes, p), DIGITS)
         result.append(row)
     return result
 
@@ -266,12 +269,14 @@ def _publish(store: ArtifactStore, report: DriftReport) -> None:
         report.report_keys.append(prefix + "drift.html")
 
 
-def _emit(metrics: Metrics | None, report: DriftReport, ece: float) -> None:
+def _emit(metrics: Metrics | None, report: DriftReport) -> None:
     if metrics is None:
         return
     metrics.add_metric(name="DriftDetected", unit=MetricUnit.Count, value=int(report.drift))
     metrics.add_metric(name="FeatureDriftDetected", unit=MetricUnit.Count, value=len(report.sections["psi"]["alarm"]))
-    metrics.add_metric(name="CalibrationECE", unit=MetricUnit.Count, value=ece)
+    ece = report.sections["calibration"]["ece"]
+    if ece is not None:
+        metrics.add_metric(name="CalibrationECE", unit=MetricUnit.NoUnit, value=ece)
     performance = report.sections["performance"]
     if performance["accuracy"] is not None:
         metrics.add_metric(name="LiveAccuracy", unit=MetricUnit.Percent, value=performance["accuracy"] * 100)

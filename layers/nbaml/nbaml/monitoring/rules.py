@@ -11,11 +11,13 @@ how often each fires when nothing changed.
 
 from __future__ import annotations
 
+import bisect
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-EPS = 1e-7
+from nbaml.metrics import game_log_loss, log_loss
+
 # Tuned on real seasons with no change (bench/bench_drift_rules.py): allowance and threshold in log-loss units.
 CUSUM_ALLOWANCE = 0.03
 CUSUM_THRESHOLD = 4.0
@@ -29,11 +31,6 @@ class RuleResult:
     statistic: float
     limit: float
     detail: str
-
-
-def game_log_loss(probability: float, home_won: bool) -> float:
-    p = min(max(probability, EPS), 1 - EPS)
-    return -math.log(p if home_won else 1 - p)
 
 
 def seed_rule(
@@ -67,12 +64,12 @@ def cusum_rule(
     """Page's CUSUM of (game log-loss - baseline - allowance) over (probability, home_won), oldest first."""
     statistic, peak = 0.0, 0.0
     for probability, home_won in outcomes:
-        statistic = max(0.0, statistic + game_log_loss(probability, home_won) - baseline_log_loss - allowance)
+        statistic = max(0.0, statistic + game_log_loss(home_won, probability) - baseline_log_loss - allowance)
         peak = max(peak, statistic)
     n = len(outcomes)
     if n < min_games:
         return RuleResult("sequential", False, n, statistic, threshold, f"only {n} of {min_games} resolved")
-    mean = sum(game_log_loss(p, w) for p, w in outcomes) / n
+    mean = log_loss([w for _, w in outcomes], [p for p, _ in outcomes])
     return RuleResult(
         "sequential",
         statistic > threshold,
@@ -90,14 +87,7 @@ def psi(expected_shares: Sequence[float], edges: Sequence[float], values: Sequen
         return 0.0
     counts = [0] * (len(edges) + 1)
     for v in values:
-        lo, hi = 0, len(edges)
-        while lo < hi:  # bisect_right
-            mid = (lo + hi) // 2
-            if v < edges[mid]:
-                hi = mid
-            else:
-                lo = mid + 1
-        counts[lo] += 1
+        counts[bisect.bisect_right(edges, v)] += 1  # as the training shares were counted (searchsorted right)
     total = len(values)
     value = 0.0
     for expected, count in zip(expected_shares, counts, strict=True):
@@ -105,30 +95,3 @@ def psi(expected_shares: Sequence[float], edges: Sequence[float], values: Sequen
         a = max(count / total, 1e-4)
         value += (a - e) * math.log(a / e)
     return value
-
-
-def calibration(pairs: Sequence[tuple[float, bool]], bins: int = 10) -> tuple[float, list[dict[str, float]]]:
-    """ECE and the reliability curve of (probability, home_won) pairs, over equal-width bins."""
-    if not pairs:
-        return 0.0, []
-    sums = [[0, 0.0, 0] for _ in range(bins)]
-    for p, won in pairs:
-        b = min(int(p * bins), bins - 1)
-        sums[b][0] += 1
-        sums[b][1] += p
-        sums[b][2] += int(won)
-    ece = 0.0
-    curve = []
-    for b, (n, p_sum, wins) in enumerate(sums):
-        if n:
-            mean_p, rate = p_sum / n, wins / n
-            ece += n / len(pairs) * abs(mean_p - rate)
-            curve.append({"bin": b, "n": n, "mean_probability": round(mean_p, 4), "win_rate": round(rate, 4)})
-    return ece, curve
-
-
-def percentile(values: Sequence[float], q: float) -> float:
-    if not values:
-        return float("nan")
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]

@@ -20,6 +20,7 @@ from aws_lambda_powertools.metrics import Metrics, MetricUnit
 
 from nbaml.errors import NbamlError
 from nbaml.games.records import game_id_for
+from nbaml.metrics import picks_home
 from nbaml.serving.models import LoadedModel, ServedModels
 from nbaml.serving.routing import served_by_canary
 from nbaml.storage.predictions import PredictionRecord
@@ -111,7 +112,7 @@ class Predictor:
                             away=query.away,
                             date=query.date,
                             home_win_probability=probability,
-                            pick=query.home if probability >= 0.5 else query.away,
+                            pick=query.home if picks_home(probability) else query.away,
                             version=model.version,
                             role=role,
                         )

@@ -18,6 +18,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from nbaml.errors import StorageError
 from nbaml.games.records import Game
+from nbaml.metrics import picks_home
 from nbaml.storage.dynamo import call, is_conditional_failure, query_all, scan_all, table, to_item
 
 
@@ -42,7 +43,7 @@ class PredictionRecord:
 
     @property
     def pick(self) -> str:
-        return self.home if self.probability >= 0.5 else self.away
+        return self.home if picks_home(self.probability) else self.away
 
 
 class PredictionLog:
@@ -93,7 +94,7 @@ class PredictionLog:
                 if item.get("home_won") == home_won and item.get("resolved_key"):
                     continue
                 key = {"game_id": item["game_id"], "prediction_key": item["prediction_key"]}
-                item_values = {**values, ":c": (item["probability"] >= 0.5) == home_won}
+                item_values = {**values, ":c": picks_home(float(item["probability"])) == home_won}
                 call(
                     f"resolve prediction {game.game_id}",
                     lambda key=key, item_values=item_values: tbl.update_item(

@@ -13,8 +13,9 @@ from nbaml.bundle import ModelBundle
 from nbaml.features import FEATURE_NAMES
 from nbaml.games.history import data_hash
 from nbaml.games.records import Game
+from nbaml.metrics import score
 from nbaml.training.dataset import Split, feature_table, time_split
-from nbaml.training.evaluate import elo_baseline, home_baseline, inference_latency_ms, score
+from nbaml.training.evaluate import holdout_scores, inference_latency_ms
 from nbaml.training.gates import Gates, Verdict, judge
 from nbaml.training.search import FittedModel, TrainConfig, fit
 
@@ -67,9 +68,7 @@ def train_candidate(
     latency = inference_latency_ms(draft.predict_proba, split.holdout_rows)
     evaluation: dict[str, Any] = {
         "holdout": split.window | {"n": len(split.y_holdout)},
-        "candidate": score(split.y_holdout, p_candidate).as_dict(),
-        "always_home": score(split.y_holdout, home_baseline(split.y_train, len(split.y_holdout))).as_dict(),
-        "elo": score(split.y_holdout, elo_baseline(split.X_holdout, split.names)).as_dict(),
+        **holdout_scores(split, p_candidate),
         "inference": latency,
         "champion": None,
     }

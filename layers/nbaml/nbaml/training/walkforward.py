@@ -10,7 +10,7 @@ the games before its date only). With ``--monthly`` (the default; it costs about
 second model is refitted on the first day of each month with everything known by then and the searched
 hyperparameters, as the monthly scheduled retrain would; the search itself is not repeated.
 
-Both are compared, on the same games, with always-the-home-team and Elo alone (``evaluate``'s baselines).
+Both are compared, on the same games, with always-the-home-team and Elo alone (``nbaml.metrics``' baselines).
 The command exits 1 when the model does not beat both baselines on pooled log-loss.
 """
 
@@ -30,8 +30,8 @@ import numpy as np
 
 from nbaml.bundle import ModelBundle
 from nbaml.features import FEATURE_NAMES, FeatureTable
+from nbaml.metrics import always_home, elo_baseline, score
 from nbaml.training.dataset import feature_table, select
-from nbaml.training.evaluate import elo_baseline, home_baseline, score
 from nbaml.training.search import FittedModel, TrainConfig, fit, refit
 
 MODEL = "model"
@@ -109,8 +109,8 @@ def walk_forward(
     X_test = X[test]
     predictions = {
         MODEL: np.asarray(bundle.predict_many(X_test.tolist())),
-        HOME: home_baseline(y[train], int(test.sum())),
-        ELO: elo_baseline(X_test, FEATURE_NAMES),
+        HOME: np.asarray(always_home(y[train], int(test.sum()))),
+        ELO: np.asarray(elo_baseline(X_test, FEATURE_NAMES)),
     }
     if monthly:
         started = time.perf_counter()
