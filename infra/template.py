@@ -12,6 +12,7 @@ import copy
 import json
 import re
 from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +20,7 @@ import boto3
 import yaml
 from samtranslator.yaml_helper import intrinsics_multi_constructor
 
-from infra import InfraError
+from infra import InfraError, cron
 from infra.emulator import LOCAL_ACCOUNT_ID, LOCAL_CREDENTIALS, LOCAL_REGION, REPO_ROOT
 
 DEFAULT_TEMPLATE = REPO_ROOT / "template.yaml"
@@ -143,17 +144,47 @@ def function_settings(template: Mapping[str, Any], logical_id: str) -> dict[str,
     }
 
 
-def schedules(template: Mapping[str, Any]) -> dict[str, list[tuple[str, str]]]:
-    """Every function's schedule events: logical id -> [(event name, cron/rate expression)]."""
-    found: dict[str, list[tuple[str, str]]] = {}
+@dataclass(frozen=True)
+class ScheduleEvent:
+    """A function's ``Schedule`` (an EventBridge rule, always UTC) or ``ScheduleV2`` (EventBridge Scheduler)."""
+
+    name: str
+    expression: Any  # a string when the template is valid (infra.cron says what it means)
+    scheduler: bool  # ScheduleV2: at() expressions and a time zone are allowed
+    timezone: Any = cron.UTC  # ScheduleExpressionTimezone
+    enabled: bool = True
+
+
+def schedules(template: Mapping[str, Any]) -> dict[str, list[ScheduleEvent]]:
+    """Every function's schedule events: logical id -> its ScheduleEvents, in template order."""
+    found: dict[str, list[ScheduleEvent]] = {}
     for logical_id in resources_of_type(template, FUNCTION):
         events = _function_properties(template, logical_id).get("Events") or {}
         for name, event in events.items():
-            if event.get("Type") in SCHEDULE_EVENTS:
-                props = event.get("Properties") or {}
-                expression = props.get("Schedule", props.get("ScheduleExpression"))
-                found.setdefault(logical_id, []).append((name, expression))
+            if event.get("Type") not in SCHEDULE_EVENTS:
+                continue
+            props = event.get("Properties") or {}
+            scheduler = event["Type"] == "ScheduleV2"
+            schedule = ScheduleEvent(
+                name=name,
+                expression=props.get("ScheduleExpression" if scheduler else "Schedule"),
+                scheduler=scheduler,
+                timezone=props.get("ScheduleExpressionTimezone", cron.UTC) if scheduler else cron.UTC,
+                enabled=props.get("State", "ENABLED") != "DISABLED" and props.get("Enabled", True) is not False,
+            )
+            found.setdefault(logical_id, []).append(schedule)
     return found
+
+
+def schedule_problems(template: Mapping[str, Any], where: str = "template") -> list[str]:
+    """The linter's word on every schedule (infra.cron's grammar, the one the clock fires by); [] if none."""
+    problems = []
+    for logical_id, events in schedules(template).items():
+        for event in events:
+            found = cron.problems(event.expression, scheduler=event.scheduler)
+            found += cron.zone_problems(event.timezone) if event.scheduler else []
+            problems += [f"E3027 {logical_id}.Events.{event.name}: {p} ({where})" for p in found]
+    return problems
 
 
 def short_name(function_dir: Path) -> str:
@@ -229,7 +260,7 @@ def lint(
     against SAM's schema without transforming it, so its rules for plain resources (E3027 on an
     ``AWS::Events::Rule`` ScheduleExpression) never see the rules a SAM ``Schedule`` event becomes: the
     translated template is linted as well. Neither checks a cron field's range (``cron(0 27 * * ? *)``
-    passes both, and moto accepts it), so the schedules are checked last.
+    passes both, and moto accepts it), so the schedules are checked last, by ``infra.cron``.
     """
     from cfnlint.api import ManualArgs, lint_file
     from cfnlint.api import lint as lint_string
@@ -252,83 +283,7 @@ def lint(
         if keep(match):
             where = "/".join(str(p) for p in match.path) if getattr(match, "path", None) else "translated template"
             problems.append(_format_match(match, f"{path.name}, translated: {where}"))
-    for logical_id, events in schedules(template).items():
-        for event_name, expression in events:
-            problems.extend(
-                f"E3027 {logical_id}.Events.{event_name}: {problem} ({path.name})"
-                for problem in schedule_expression_problems(expression)
-            )
-    return problems
-
-
-# ---------------------------------------------------------------- schedule expressions
-_MONTH_NAMES = ["JAN", "FEB", "MAR", "APR", "MAY", "JUN", "JUL", "AUG", "SEP", "OCT", "NOV", "DEC"]
-_MONTHS = {m: i for i, m in enumerate(_MONTH_NAMES, start=1)}
-_DAYS = {d: i for i, d in enumerate(["SUN", "MON", "TUE", "WED", "THU", "FRI", "SAT"], start=1)}
-# EventBridge's six fields: name, lowest, highest, names allowed, suffix specials allowed.
-_CRON_FIELDS: tuple[tuple[str, int, int, Mapping[str, int]], ...] = (
-    ("minutes", 0, 59, {}),
-    ("hours", 0, 23, {}),
-    ("day-of-month", 1, 31, {}),
-    ("month", 1, 12, _MONTHS),
-    ("day-of-week", 1, 7, _DAYS),
-    ("year", 1970, 2199, {}),
-)
-_RATE = re.compile(r"^rate\((?P<value>\d+) (?P<unit>minute|minutes|hour|hours|day|days)\)$")
-
-
-def schedule_expression_problems(expression: Any) -> list[str]:
-    """What is wrong with an EventBridge ``cron(...)`` or ``rate(...)`` expression; [] when it is valid."""
-    if not isinstance(expression, str):
-        return [f"schedule {expression!r} is not a literal string"]
-    if expression.startswith("rate("):
-        match = _RATE.match(expression)
-        if not match or int(match["value"]) < 1:
-            return [f"{expression!r} is not rate(<positive integer> <minute(s)|hour(s)|day(s)>)"]
-        if (int(match["value"]) == 1) != (not match["unit"].endswith("s")):
-            return [f"{expression!r}: use the singular unit for 1 and the plural otherwise"]
-        return []
-    if not (expression.startswith("cron(") and expression.endswith(")")):
-        return [f"{expression!r} is neither cron(...) nor rate(...)"]
-    fields = expression[5:-1].split()
-    if len(fields) != 6:
-        return [f"{expression!r} has {len(fields)} fields; EventBridge cron has 6 (min hour dom month dow year)"]
-    problems: list[str] = []
-    for text, (name, low, high, names) in zip(fields, _CRON_FIELDS, strict=True):
-        problems.extend(f"{expression!r}: {name} {p}" for p in _cron_field_problems(text, name, low, high, names))
-    day_of_month, day_of_week = fields[2], fields[4]
-    if (day_of_month == "?") == (day_of_week == "?"):
-        problems.append(f"{expression!r}: exactly one of day-of-month and day-of-week must be '?'")
-    return problems
-
-
-def _cron_field_problems(text: str, name: str, low: int, high: int, names: Mapping[str, int]) -> list[str]:
-    if text == "?":
-        return [] if name in ("day-of-month", "day-of-week") else ["cannot be '?'"]
-    problems: list[str] = []
-    for item in text.split(","):
-        base, _, step = item.partition("/")
-        if step and not (step.isdigit() and int(step) >= 1):
-            problems.append(f"{item!r} has an invalid step")
-        if base == "*":
-            continue
-        if name == "day-of-month" and (base in ("L", "LW") or re.fullmatch(r"\d{1,2}W", base)):
-            base = base.rstrip("W").rstrip("L") or str(low)
-        if name == "day-of-week":
-            special = re.fullmatch(r"(?P<day>\w+?)(?:#(?P<nth>[1-5])|L)", base)
-            if special:
-                base = special["day"]
-            elif base == "L":
-                continue
-        bounds = base.split("-")
-        if len(bounds) > 2:
-            problems.append(f"{item!r} is not a value or a range")
-            continue
-        for bound in bounds:
-            value = names.get(bound.upper()) if not bound.isdigit() else int(bound)
-            if value is None or not low <= value <= high:
-                problems.append(f"{bound!r} is outside {low}-{high}")
-    return problems
+    return problems + schedule_problems(template, path.name)
 
 
 # ---------------------------------------------------------------- names the template implies

@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 
-from infra import cli, emulator, runtime
+from infra import cli, cron, emulator, runtime
 from infra import template as tpl
 from infra.policy import allows, role_statements
 from infra.stack import LocalStack, StackError, deploy
@@ -108,36 +108,6 @@ def test_given_the_parameters_when_read_then_values_and_secure_strings_exist(
 
 
 # ---------------------------------------------------------------- schedules
-def _cron_values(field: str, low: int, high: int, names: dict[str, int]) -> set[int]:
-    if field in ("*", "?"):
-        return set(range(low, high + 1))
-    values: set[int] = set()
-    for item in field.split(","):
-        bounds = [names.get(b.upper()) if not b.isdigit() else int(b) for b in item.split("-")]
-        assert None not in bounds, f"unsupported cron item {item!r} in this test"
-        values |= set(range(bounds[0], bounds[-1] + 1))  # type: ignore[arg-type]
-    return values
-
-
-def _fire_times(expression: str, year: int) -> list[dt.datetime]:
-    """When an EventBridge cron fires during ``year`` (numbers, names, lists, ranges; enough for ours)."""
-    minutes, hours, dom, month, dow, years = expression[len("cron(") : -1].split()
-    days = {d: i for i, d in enumerate(["SUN", "MON", "TUE", "WED", "THU", "FRI", "SAT"], start=1)}
-    allowed_minutes, allowed_hours = _cron_values(minutes, 0, 59, {}), _cron_values(hours, 0, 23, {})
-    allowed_dom, allowed_months = _cron_values(dom, 1, 31, {}), _cron_values(month, 1, 12, {})
-    allowed_dow = _cron_values(dow, 1, 7, days)
-    if years not in ("*", str(year)):
-        return []
-    fires = []
-    day = dt.datetime(year, 1, 1, tzinfo=dt.UTC)
-    while day.year == year:
-        eventbridge_dow = day.isoweekday() % 7 + 1  # EventBridge: SUN=1 ... SAT=7
-        if day.month in allowed_months and day.day in allowed_dom and eventbridge_dow in allowed_dow:
-            fires += [day.replace(hour=h, minute=m) for h in sorted(allowed_hours) for m in sorted(allowed_minutes)]
-        day += dt.timedelta(days=1)
-    return fires
-
-
 def test_given_the_template_schedules_when_deployed_then_eventbridge_holds_them_with_retries_and_dlq(
     local_stack: LocalStack, sam_template: dict[str, Any], aws: Any
 ) -> None:
@@ -145,9 +115,10 @@ def test_given_the_template_schedules_when_deployed_then_eventbridge_holds_them_
     schedules = tpl.schedules(sam_template)
     assert schedules
     for function, declared in schedules.items():
-        for event_name, expression in declared:
-            spec = sam_template["Resources"][function]["Properties"]["Events"][event_name]["Properties"]
-            rule_name = local_stack.resource(f"{function}{event_name}")
+        for event in declared:
+            expression = event.expression
+            spec = sam_template["Resources"][function]["Properties"]["Events"][event.name]["Properties"]
+            rule_name = local_stack.resource(f"{function}{event.name}")
             # When
             rule = events.describe_rule(Name=rule_name)
             (target,) = events.list_targets_by_rule(Rule=rule_name)["Targets"]
@@ -171,7 +142,8 @@ def test_given_the_seed_when_reading_the_deployed_schedules_then_collect_drift_a
         ]
         (rule,) = rules
         expression = aws("events").describe_rule(Name=local_stack.resource(rule))["ScheduleExpression"]
-        return _fire_times(expression, 2023)
+        year = dt.datetime(2023, 1, 1, tzinfo=dt.UTC)
+        return cron.parse(expression).firings(year, year.replace(year=2024))
 
     # The seed: collect daily at 03:00 UTC
     collect = fires("collect")
@@ -383,7 +355,8 @@ def test_given_a_saved_stack_when_loaded_then_it_round_trips_without_the_token(
 # ---------------------------------------------------------------- bad templates
 def _broken_copies(template_path: Path, sam_template: dict[str, Any], tmp_path: Path) -> dict[str, Path]:
     text = template_path.read_text()
-    _, [(_, expression), *_] = next(iter(tpl.schedules(sam_template).items()))
+    _, [first, *_] = next(iter(tpl.schedules(sam_template).items()))
+    expression = first.expression
     fields = expression[len("cron(") : -1].split()
     both_days = "cron(" + " ".join([*fields[:2], "*", fields[3], "*", fields[5]]) + ")"
     get_att = re.search(r"!GetAtt (\w+)\.Arn", text)
