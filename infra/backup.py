@@ -41,6 +41,7 @@ from typing import Any
 from infra import InfraError
 from infra import emulator as emu
 from infra import template as tpl
+from nbaml import layout
 
 BACKUP_FORMAT = 1
 MANIFEST = "manifest.json"
@@ -55,8 +56,6 @@ SECRET_MODE = 0o600
 MODELS_DIR = emu.REPO_ROOT / "models"
 BACKUPS_DIR = MODELS_DIR / "backups"
 LAST_SNAPSHOT = emu.STATE_DIR / "last-snapshot.json"
-BUNDLE_PREFIX = "models/"
-BUNDLE_MANIFEST = "manifest.json"
 DEFAULT_KMS_KEY = "alias/aws/ssm"
 
 _BATCH = 25  # DynamoDB's BatchWriteItem limit
@@ -560,16 +559,12 @@ def mirror_bundles(folder: Path | str, models_dir: Path | str = MODELS_DIR) -> l
     folder, models_dir = Path(folder), Path(models_dir)
     by_version: dict[str, dict[str, Path]] = {}
     for entry in _read_lines(folder / OBJECTS_INDEX):
-        key = entry["key"]
-        if not key.startswith(BUNDLE_PREFIX):
-            continue
-        version, _, name = key[len(BUNDLE_PREFIX) :].partition("/")
-        if not _plain_name(version) or not _plain_name(name):
-            continue
-        by_version.setdefault(version, {})[name] = folder / entry["file"]
+        found = layout.bundle_file_of(entry["key"])
+        if found is not None:
+            by_version.setdefault(found[0], {})[found[1]] = folder / entry["file"]
     mirrored = []
     for version, files in sorted(by_version.items()):
-        if BUNDLE_MANIFEST not in files:
+        if layout.MANIFEST_FILE not in files:
             continue
         target = models_dir / version
         target.mkdir(parents=True, exist_ok=True)
@@ -577,10 +572,6 @@ def mirror_bundles(folder: Path | str, models_dir: Path | str = MODELS_DIR) -> l
             shutil.copyfile(source, target / name)
         mirrored.append(version)
     return mirrored
-
-
-def _plain_name(text: str) -> bool:
-    return bool(text) and "/" not in text and "\\" not in text and text not in (".", "..") and "\x00" not in text
 
 
 # ---------------------------------------------------------------- the local stack across stack down / up

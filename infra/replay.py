@@ -36,6 +36,7 @@ from infra import runtime
 from infra import stack as stk
 from infra import template as tpl
 from infra.clock import Firing, ScheduleClock
+from nbaml import layout
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 SHARED_GAMES = REPO_ROOT.parent / "shared" / "data" / "nba_games_2009_2023.csv"
@@ -324,9 +325,8 @@ class SeasonReplay:
             versions = ModelRegistry(settings.model_versions_table).versions()
             items = [i for i in PredictionLog(settings.predictions_table).all() if i.get("resolved_key")]
             store = ArtifactStore(settings.nbaml_bucket)
-            drift_html = (
-                store.get_bytes("reports/latest/drift.html") if store.exists("reports/latest/drift.html") else None
-            )
+            latest = layout.report_key(layout.DRIFT_HTML)
+            drift_html = store.get_bytes(latest) if store.exists(latest) else None
         live = live_metrics(items, self.source.history, self.source.season_games)
         out = Path(self.options.out_dir)
         out.mkdir(parents=True, exist_ok=True)

@@ -28,6 +28,7 @@ import pytest
 from infra import replay as rp
 from infra import runtime
 from infra.clock import Firing
+from nbaml import layout
 from nbaml.errors import FeedError, NbamlError, NotFoundError, StorageError
 from nbaml.games.feeds.generator import SyntheticLeague, season_window
 from nbaml.games.records import Game
@@ -79,7 +80,7 @@ def take_snapshot(replay: rp.SeasonReplay) -> Snapshot:
         games = {g.game_id: g for day in replay.days() for g in games_table.on_date(day)}
         keys = list(store.keys(""))
         bundles: dict[str, dict[str, bool]] = {}
-        for version in sorted({k.split("/")[1] for k in keys if k.startswith("models/")}):
+        for version in sorted({found[0] for k in keys if (found := layout.bundle_file_of(k))}):
             try:
                 store.read_bundle_files(version)
                 readable = True
@@ -195,10 +196,12 @@ def test_given_served_predictions_when_collect_runs_then_they_carry_the_outcomes
 def test_given_mondays_in_the_window_when_replayed_then_drift_check_wrote_a_report_each_monday(season) -> None:
     _, snapshot = season
     mondays = [d for d in window(MAIN_DAYS) if d.weekday() == 0]
-    report_days = {k.split("/")[1] for k in snapshot.keys if k.startswith("reports/") and k.endswith("drift.json")}
+    report_days = {
+        k.split("/")[1] for k in snapshot.keys if k.startswith(layout.REPORTS) and k.endswith(layout.DRIFT_JSON)
+    }
     assert len(mondays) == 3
     assert report_days == {d.isoformat() for d in mondays} | {"latest"}
-    assert {f"reports/{d}/drift.html" for d in mondays} <= set(snapshot.keys)
+    assert {layout.report_key(layout.DRIFT_HTML, d) for d in mondays} <= set(snapshot.keys)
 
 
 def test_given_the_first_of_the_month_when_retrain_runs_then_a_candidate_is_judged_against_v1(season) -> None:
@@ -312,7 +315,7 @@ class FeedDownOneMorning(Drill):
             settings = _settings(replay)
             store = ArtifactStore(settings.nbaml_bucket)
             return {
-                "raw": list(store.keys(f"raw/{day.isoformat()}/")),
+                "raw": list(store.keys(layout.raw_prefix(layout.collect_batch(day)))),
                 "games": GameStore(settings.games_table).on_date(played),
                 "training": [g for g in GameHistory(store).season_games(SEASON) if g.game_date == played],
                 "resolved": [
@@ -402,7 +405,7 @@ def test_given_the_monthly_retrain_crashes_mid_upload_then_nothing_served_change
     version = crashing_upload.crashed[0]
     assert len(result.failures) == 1 and result.failures[0].startswith(f"{MONTHLY_RETRAIN} 05:00 retrain: StorageError")
     # some of the bundle was uploaded, but it has no manifest, so no reader accepts it
-    assert any(k.startswith(f"models/{version}/") for k in snapshot.keys)
+    assert any(k.startswith(layout.model_prefix(version)) for k in snapshot.keys)
     assert snapshot.bundles[version] == {"committed": False, "readable": False}
     assert version not in snapshot.registry
     # the champion never changed: v1 is active and served every game, before and after the crash

@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from infra import runtime
+from nbaml import layout
 from nbaml.backfill import backfill
 from nbaml.config import CommonSettings, load_settings
 from nbaml.games.feeds.base import RawPayload
@@ -46,7 +47,7 @@ def test_given_the_shared_file_when_backfilled_then_defects_are_counted_and_clea
         report = backfill(settings, feed, dt.date(2009, 10, 1), dt.date(2023, 4, 30), payloads=[payload])
         history = GameHistory(ArtifactStore(settings.nbaml_bucket))
         stored = history.games()
-        raw_keys = [k for k in ArtifactStore(settings.nbaml_bucket).keys("raw/") if k.endswith(SHARED.name)]
+        raw_keys = [k for k in ArtifactStore(settings.nbaml_bucket).keys(layout.RAW) if k.endswith(SHARED.name)]
     counts = report.defects.as_dict()["counts"]
     assert {k: v for k, v in counts.items() if v} == {
         "duplicate_identical": 1230,

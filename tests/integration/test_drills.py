@@ -132,8 +132,8 @@ def test_given_dynamodb_throttles_the_prediction_log_then_answers_return_and_rec
 # ---------------------------------------------------------------- drill 2: the canary deleted while live
 def test_given_the_canary_is_deleted_while_live_then_requests_fall_back_to_the_champion(two_models) -> None:
     from nbaml.deployment import Deployment
+    from nbaml.layout import manifest_key
     from nbaml.serving.api import create_app
-    from nbaml.storage.artifacts import model_prefix
 
     settings, day = two_models
     Deployment(settings).set_canary(V2, 100, by="drill", why="every game to v2")
@@ -141,7 +141,7 @@ def test_given_the_canary_is_deleted_while_live_then_requests_fall_back_to_the_c
     before = warm.post("/predictions", json=_slate(day)).json()["predictions"]
     assert {(p["version"], p["role"]) for p in before} == {(V2, "canary")}
     # When: the canary's bundle manifest and its registry item are deleted under the live parameter
-    boto3.client("s3").delete_object(Bucket=settings.nbaml_bucket, Key=model_prefix(V2) + "manifest.json")
+    boto3.client("s3").delete_object(Bucket=settings.nbaml_bucket, Key=manifest_key(V2))
     boto3.resource("dynamodb").Table(settings.model_versions_table).delete_item(Key={"version": V2})
     # Then: a cold instance refuses v2 and the champion answers every game; nothing fails
     cold = TestClient(create_app())

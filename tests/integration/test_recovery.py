@@ -23,6 +23,7 @@ from infra import emulator as emu
 from infra import runtime
 from infra import stack as stk
 from infra import template as tpl
+from nbaml import layout
 from tests.conftest import synthetic_history, train_versions
 from tests.integration.conftest import emulated_stack
 
@@ -114,7 +115,7 @@ def observed(stack: stk.LocalStack) -> dict[str, Any]:
         logged = sorted(
             PredictionLog(settings.predictions_table).all(), key=lambda i: (i["game_id"], i["prediction_key"])
         )
-        state = store.get_bytes("state/league.json")
+        state = store.get_bytes(layout.LEAGUE_STATE)
         return {"registry": versions, "bundles": bundles, "roles": roles, "predictions": logged, "state": state}
 
 

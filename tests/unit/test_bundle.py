@@ -12,12 +12,6 @@ from datetime import UTC, datetime, timedelta, timezone
 import pytest
 
 from nbaml.bundle import (
-    BUNDLE_FILES,
-    FEATURES_FILE,
-    MANIFEST_FILE,
-    METADATA_FILE,
-    MODEL_FILE,
-    SCALER_FILE,
     ModelBundle,
     StandardScalerParams,
     first_version,
@@ -26,6 +20,7 @@ from nbaml.bundle import (
     timestamp_version,
 )
 from nbaml.errors import BundleIntegrityError
+from nbaml.layout import BUNDLE_FILES, FEATURES_FILE, MANIFEST_FILE, METADATA_FILE, MODEL_FILE, SCALER_FILE
 
 np = pytest.importorskip("numpy")
 xgb = pytest.importorskip("xgboost")

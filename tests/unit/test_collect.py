@@ -6,6 +6,7 @@ import datetime as dt
 
 import pytest
 
+from nbaml import layout
 from nbaml.collect import collect_recent_games
 from nbaml.config import CollectSettings, load_settings
 from nbaml.errors import FeedError
@@ -33,7 +34,7 @@ def test_given_a_day_when_collected_twice_then_the_second_run_changes_nothing(st
     assert again.upserts == {"inserted": 0, "updated": 0, "unchanged": len(window)}
     assert again.training_added == 0 and again.state == "unchanged"
     assert first.payloads == 7
-    raw = list(ArtifactStore(stack.bucket).keys(f"raw/{run_date.isoformat()}/"))
+    raw = list(ArtifactStore(stack.bucket).keys(layout.raw_prefix(layout.collect_batch(run_date))))
     assert len(raw) == 7, "every payload is archived before parsing"
 
 
@@ -122,4 +123,6 @@ def test_given_a_bad_row_when_collected_then_it_is_reported_skipped_and_the_raw_
     report = collect_recent_games(settings, run_date=dt.date(2019, 11, 1), feed=DirtyFeed(league))
     assert report.defects["counts"]["unknown_team"] == 1
     assert report.final_games == 1
-    assert ArtifactStore(stack.bucket).get_bytes("raw/2019-11-01/dirty/day.json") == b'{"anything": true}'
+    assert (
+        ArtifactStore(stack.bucket).get_bytes(layout.raw_key("2019-11-01", "dirty/day.json")) == b'{"anything": true}'
+    )

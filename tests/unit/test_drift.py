@@ -7,6 +7,7 @@ import random
 
 import boto3
 
+from nbaml import layout
 from nbaml.config import DriftSettings, RetrainSettings, load_settings
 from nbaml.events import RetrainRequest, RetrainTrigger
 from nbaml.metrics import log_loss
@@ -98,9 +99,9 @@ def test_given_a_live_model_going_wrong_when_drift_check_runs_then_it_reports_an
     messages = boto3.client("sqs").receive_message(QueueUrl=settings.retrain_queue_url, MaxNumberOfMessages=10)
     assert len(messages["Messages"]) == 1 and '"drift"' in messages["Messages"][0]["Body"]
     store = ArtifactStore(settings.nbaml_bucket)
-    html = store.get_bytes("reports/latest/drift.html").decode()
+    html = store.get_bytes(layout.report_key(layout.DRIFT_HTML)).decode()
     assert "<svg" in html and "DRIFT" in html
-    assert store.get_json(f"reports/{run_date.isoformat()}/drift.json")["drift"] is True
+    assert store.get_json(layout.report_key(layout.DRIFT_JSON, run_date))["drift"] is True
 
 
 def test_given_no_active_model_when_drift_check_runs_then_it_says_so(stack) -> None:

@@ -8,6 +8,7 @@ import boto3
 import pytest
 from fastapi.testclient import TestClient
 
+from nbaml import layout
 from nbaml.config import PredictSettings, load_settings
 from nbaml.storage import parameters
 from nbaml.storage.artifacts import ArtifactStore
@@ -137,9 +138,9 @@ def test_given_the_parameter_names_a_missing_or_tampered_version_then_the_last_g
     assert client.get("/health").json()["last_refusal"]["version"] == "v9"
 
     store = ArtifactStore(settings.nbaml_bucket)
-    tampered = bytearray(store.get_bytes(f"models/{V2}/model.json"))
+    tampered = bytearray(store.get_bytes(layout.bundle_key(V2, layout.MODEL_FILE)))
     tampered[-3] = ord(" ")
-    store.put_bytes(f"models/{V2}/model.json", bytes(tampered))
+    store.put_bytes(layout.bundle_key(V2, layout.MODEL_FILE), bytes(tampered))
     parameters.write(settings.active_model_param, V2, why="bypassing the checks")
     assert client.post("/predictions", json=game).json()["predictions"][0]["version"] == "v1"
     assert "BundleIntegrityError" in client.get("/health").json()["last_refusal"]["reason"]

@@ -6,6 +6,7 @@ import datetime as dt
 
 import pytest
 
+from nbaml import layout
 from nbaml.errors import ConflictError, NotFoundError
 from nbaml.games.records import Game, GameStatus
 from nbaml.storage import parameters
@@ -141,7 +142,7 @@ def test_given_a_bundle_when_the_manifest_is_missing_then_it_cannot_be_read(stac
     store = ArtifactStore(stack.bucket)
     store.write_bundle_files("v1", {"model.json": b"{}", "manifest.json": b'{"files": {"model.json": {}}}'})
     assert store.read_bundle_files("v1")["model.json"] == b"{}"
-    store.put_bytes("models/v2/model.json", b"{}")
+    store.put_bytes(layout.bundle_key("v2", layout.MODEL_FILE), b"{}")
     assert store.bundle_committed("v2") is False
     with pytest.raises(NotFoundError):
         store.read_bundle_files("v2")

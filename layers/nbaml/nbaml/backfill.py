@@ -15,6 +15,7 @@ from nbaml.features import build_features
 from nbaml.games.defects import DefectReport
 from nbaml.games.feeds.base import FeedBatch, GameFeed, RawPayload
 from nbaml.games.history import GameHistory
+from nbaml.layout import backfill_batch, raw_key
 from nbaml.storage.artifacts import ArtifactStore
 from nbaml.storage.games import GameStore
 
@@ -56,9 +57,9 @@ def backfill(
     """
     store = ArtifactStore(settings.nbaml_bucket)
     payloads = payloads if payloads is not None else feed.fetch_raw(start, end)
-    stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%S")
+    batch_name = backfill_batch(dt.datetime.now(dt.UTC))
     for payload in payloads:
-        store.put_bytes(f"raw/backfill-{stamp}/{payload.key}", payload.body, payload.content_type)
+        store.put_bytes(raw_key(batch_name, payload.key), payload.body, payload.content_type)
     batch: FeedBatch = feed.parse(payloads)
     return load(settings, batch, source=feed.name, payloads=len(payloads))
 

@@ -30,14 +30,7 @@ from typing import Any
 
 from nbaml.errors import BundleIntegrityError
 from nbaml.forest import Forest
-
-MODEL_FILE = "model.json"
-SCALER_FILE = "scaler.json"
-FEATURES_FILE = "features.txt"
-METADATA_FILE = "metadata.json"
-MANIFEST_FILE = "manifest.json"
-# Exactly these files, plus the manifest, make a bundle; anything else beside them is refused.
-BUNDLE_FILES = (MODEL_FILE, SCALER_FILE, FEATURES_FILE, METADATA_FILE)
+from nbaml.layout import BUNDLE_FILES, FEATURES_FILE, MANIFEST_FILE, METADATA_FILE, MODEL_FILE, SCALER_FILE
 
 _PICKLE_PROTOCOL_OPCODE = b"\x80"
 _TIMESTAMP_FORMAT = "%Y%m%d_%H%M%S"

@@ -23,6 +23,7 @@ from nbaml.config import CollectSettings
 from nbaml.errors import ConfigurationError
 from nbaml.games.feeds.base import GameFeed
 from nbaml.games.history import GameHistory
+from nbaml.layout import collect_batch, raw_key
 from nbaml.storage import parameters
 from nbaml.storage.artifacts import ArtifactStore
 from nbaml.storage.games import GameStore
@@ -114,7 +115,7 @@ def collect_recent_games(
     payloads = feed.fetch_raw(*window)
     store = ArtifactStore(settings.nbaml_bucket)
     for payload in payloads:
-        store.put_bytes(f"raw/{run_date.isoformat()}/{payload.key}", payload.body, payload.content_type)
+        store.put_bytes(raw_key(collect_batch(run_date), payload.key), payload.body, payload.content_type)
     report.payloads = len(payloads)
 
     batch = feed.parse(payloads)

@@ -1,5 +1,5 @@
-"""The completed games kept in S3 for training (training/games/season=YYYY.jsonl) and the team state
-derived from them (state/league.json).
+"""The completed games kept in S3 for training (``layout.training_season_key``) and the team state derived
+from them (``layout.LEAGUE_STATE``).
 
 Both are rewritten whole on each change; the bucket is versioned, so earlier versions stay. The team
 state is updated incrementally when the new games are all later than what it has seen, and rebuilt
@@ -17,14 +17,8 @@ from dataclasses import dataclass, field
 from nbaml.errors import NotFoundError
 from nbaml.features import LeagueState, build_features, update_state
 from nbaml.games.records import Game
+from nbaml.layout import LEAGUE_STATE, TRAINING_GAMES, season_of, training_season_key
 from nbaml.storage.artifacts import ArtifactStore
-
-TRAINING_PREFIX = "training/games/"
-STATE_KEY = "state/league.json"
-
-
-def season_key(season: int) -> str:
-    return f"{TRAINING_PREFIX}season={season}.jsonl"
 
 
 @dataclass
@@ -44,11 +38,11 @@ class GameHistory:
         self.store = store
 
     def seasons(self) -> list[int]:
-        return sorted(int(k.rsplit("=", 1)[1].split(".")[0]) for k in self.store.keys(TRAINING_PREFIX))
+        return sorted(season_of(key) for key in self.store.keys(TRAINING_GAMES))
 
     def season_games(self, season: int) -> list[Game]:
         try:
-            body = self.store.get_bytes(season_key(season))
+            body = self.store.get_bytes(training_season_key(season))
         except NotFoundError:
             return []
         return [Game.model_validate_json(line) for line in body.splitlines() if line.strip()]
@@ -95,17 +89,17 @@ class GameHistory:
     def _write_season(self, season: int, games: Iterable[Game]) -> None:
         ordered = sorted(games, key=lambda g: (g.game_date, g.game_id))
         body = "\n".join(g.model_dump_json() for g in ordered) + "\n"
-        self.store.put_bytes(season_key(season), body.encode(), "application/x-ndjson")
+        self.store.put_bytes(training_season_key(season), body.encode(), "application/x-ndjson")
 
     # ---------------------------------------------------------------- league state
     def load_state(self) -> LeagueState | None:
         try:
-            return LeagueState.from_dict(self.store.get_json(STATE_KEY))
+            return LeagueState.from_dict(self.store.get_json(LEAGUE_STATE))
         except NotFoundError:
             return None
 
     def save_state(self, state: LeagueState) -> None:
-        self.store.put_json(STATE_KEY, state.to_dict())
+        self.store.put_json(LEAGUE_STATE, state.to_dict())
 
     def refresh_state(self, merged: MergeResult) -> tuple[LeagueState, str]:
         """Bring the stored state up to date with what ``merge`` changed; returns it and how ("incremental",

@@ -8,7 +8,7 @@ Reads the prediction log joined to outcomes and reports, for the active version:
   distribution stored in the bundle (alarm at PSI_ALARM);
 - coverage (share of the week's finished games predicted before tip-off) and latency p50/p99;
 - champion against canary and shadow on the same resolved games.
-It writes reports/{run_date}/drift.{json,html} and reports/latest/, emits metrics, and when the
+It writes its report (``layout.report_key``: dated and latest), emits metrics, and when the
 performance rule fires requests one retrain per ISO week (idempotent through a registry marker).
 """
 
@@ -26,6 +26,7 @@ from nbaml.bundle import ModelBundle
 from nbaml.config import DriftSettings
 from nbaml.errors import NbamlError
 from nbaml.events import RetrainRequest, RetrainTrigger
+from nbaml.layout import DRIFT_HTML, DRIFT_JSON, report_key
 from nbaml.metrics import DIGITS, accuracy, log_loss, percentile, score
 from nbaml.monitoring import rules
 from nbaml.monitoring.report import render_html
@@ -262,11 +263,11 @@ def _request_retrain(settings: DriftSettings, run_date: dt.date, reasons: list[s
 def _publish(store: ArtifactStore, report: DriftReport) -> None:
     document = report.document()
     html = render_html(document).encode()
-    for prefix in (f"reports/{report.run_date.isoformat()}/", "reports/latest/"):
-        report.report_keys.append(prefix + "drift.json")
-        store.put_json(prefix + "drift.json", document | {"reports": report.report_keys[:1]})
-        store.put_bytes(prefix + "drift.html", html, "text/html; charset=utf-8")
-        report.report_keys.append(prefix + "drift.html")
+    for run_date in (report.run_date, None):  # the dated report, then its copy under reports/latest/
+        report.report_keys.append(report_key(DRIFT_JSON, run_date))
+        store.put_json(report_key(DRIFT_JSON, run_date), document | {"reports": report.report_keys[:1]})
+        store.put_bytes(report_key(DRIFT_HTML, run_date), html, "text/html; charset=utf-8")
+        report.report_keys.append(report_key(DRIFT_HTML, run_date))
 
 
 def _emit(metrics: Metrics | None, report: DriftReport) -> None:

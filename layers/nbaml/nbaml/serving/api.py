@@ -29,6 +29,7 @@ from nbaml.errors import (
     StorageError,
 )
 from nbaml.events import RetrainRequest, RetrainTrigger
+from nbaml.layout import DRIFT_HTML, DRIFT_JSON, report_key
 from nbaml.serving import schemas
 from nbaml.serving.auth import bearer_token, is_authorized
 from nbaml.serving.models import ServedModels
@@ -204,11 +205,11 @@ def create_app(
 
     @app.get("/reports/latest", summary="The latest drift report (HTML)", response_class=HTMLResponse)
     def latest_report() -> HTMLResponse:
-        return HTMLResponse(store.get_bytes("reports/latest/drift.html").decode())
+        return HTMLResponse(store.get_bytes(report_key(DRIFT_HTML)).decode())
 
     @app.get("/reports/latest.json", summary="The latest drift report (JSON)")
     def latest_report_json() -> dict[str, Any]:
-        return store.get_json("reports/latest/drift.json")
+        return store.get_json(report_key(DRIFT_JSON))
 
     # ---------------------------------------------------------------- admin
     @app.post("/admin/promote", summary="Make a version the champion")

@@ -22,7 +22,7 @@ from aws_lambda_powertools.metrics import Metrics, MetricUnit
 from nbaml.bundle import ModelBundle
 from nbaml.errors import NbamlError
 from nbaml.features import LeagueState
-from nbaml.games.history import STATE_KEY
+from nbaml.layout import LEAGUE_STATE
 from nbaml.storage import parameters
 from nbaml.storage.artifacts import ArtifactStore
 
@@ -143,7 +143,7 @@ class ServedModels:
         if self._state is not None and now - self._state_read_at < self.max_age:
             return self._state
         try:
-            self._state = LeagueState.from_dict(self.store.get_json(STATE_KEY))
+            self._state = LeagueState.from_dict(self.store.get_json(LEAGUE_STATE))
         except NbamlError as exc:
             logger.warning("team state unreadable; keeping the one in memory", extra={"error": str(exc)})
         self._state_read_at = now

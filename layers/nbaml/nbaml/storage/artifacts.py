@@ -1,11 +1,6 @@
 """The artifact bucket: raw feed payloads, training snapshots, team state, model bundles, reports.
 
-Key layout (the bucket is versioned, so a rewrite keeps the old version):
-    raw/{run_date}/{source}/{name}      feed payloads exactly as received, archived before parsing
-    training/games/{season}.jsonl       completed games, one clean record per line
-    state/league.json                   the incremental team state the features read
-    models/{version}/...                model bundles; manifest.json is written last (the commit)
-    reports/{run_date}/drift.{json,html} drift reports
+Which key holds what is ``nbaml.layout``'s to say; this module only moves bytes, and commits bundles.
 """
 
 from __future__ import annotations
@@ -17,13 +12,8 @@ from typing import Any
 from botocore.exceptions import BotoCoreError, ClientError
 
 from nbaml.errors import NotFoundError, StorageError
+from nbaml.layout import MANIFEST_FILE, bundle_key, manifest_key
 from nbaml.storage.aws import client
-
-MANIFEST = "manifest.json"
-
-
-def model_prefix(version: str) -> str:
-    return f"models/{version}/"
 
 
 class ArtifactStore:
@@ -86,29 +76,27 @@ class ArtifactStore:
         A crash between uploads leaves files without a manifest, which ``read_bundle_files`` refuses,
         so nothing can ever serve half a bundle.
         """
-        if MANIFEST not in files:
-            raise StorageError(f"bundle {version} has no {MANIFEST}")
-        prefix = model_prefix(version)
+        if MANIFEST_FILE not in files:
+            raise StorageError(f"bundle {version} has no {MANIFEST_FILE}")
         for name in sorted(files):
-            if name != MANIFEST:
-                self.put_bytes(prefix + name, files[name], _content_type(name))
-        self.put_bytes(prefix + MANIFEST, files[MANIFEST], "application/json")
+            if name != MANIFEST_FILE:
+                self.put_bytes(bundle_key(version, name), files[name], _content_type(name))
+        self.put_bytes(manifest_key(version), files[MANIFEST_FILE], "application/json")
 
     def read_bundle_files(self, version: str) -> dict[str, bytes]:
         """The manifest and every file it lists (checksums are verified by ModelBundle.from_files)."""
-        prefix = model_prefix(version)
-        manifest_bytes = self.get_bytes(prefix + MANIFEST)
+        manifest_bytes = self.get_bytes(manifest_key(version))
         try:
             listed = json.loads(manifest_bytes)["files"]
         except (ValueError, KeyError, TypeError) as exc:
-            raise StorageError(f"bundle {version}: unreadable {MANIFEST}") from exc
-        files = {MANIFEST: manifest_bytes}
+            raise StorageError(f"bundle {version}: unreadable {MANIFEST_FILE}") from exc
+        files = {MANIFEST_FILE: manifest_bytes}
         for name in listed:
-            files[name] = self.get_bytes(prefix + name)
+            files[name] = self.get_bytes(bundle_key(version, name))
         return files
 
     def bundle_committed(self, version: str) -> bool:
-        return self.exists(model_prefix(version) + MANIFEST)
+        return self.exists(manifest_key(version))
 
 
 def _content_type(name: str) -> str:
