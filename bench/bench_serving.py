@@ -36,6 +36,7 @@ import importlib.util
 import io
 import itertools
 import json
+import logging
 import os
 import pickle
 import platform
@@ -46,7 +47,7 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from importlib import metadata
 from pathlib import Path
@@ -55,7 +56,6 @@ from typing import Any
 REPO_ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO_ROOT))  # run as a script: infra/ is importable from the checkout
 
-from infra import emulator as emu  # noqa: E402
 from infra import runtime  # noqa: E402
 from infra import stack as stk  # noqa: E402
 from infra.replay import ApiServer  # noqa: E402
@@ -148,26 +148,6 @@ def percentiles(samples: list[float]) -> tuple[float, float]:
 
 
 # ---------------------------------------------------------------- the stack, the data, the model
-@contextlib.contextmanager
-def local_stack() -> Iterator[stk.LocalStack]:
-    """template.yaml on an in-process moto server, the process environment pointed at it for the block."""
-    import logging
-    import warnings
-
-    saved = dict(os.environ)
-    with emu.in_process() as endpoint:
-        os.environ.update(emu.local_aws_env(endpoint))
-        try:
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore", UserWarning)
-                deployed = stk.deploy(endpoint, parameters={"Stage": "dev"}, state_dir=None)
-            logging.getLogger("botocore").setLevel(logging.WARNING)
-            yield deployed
-        finally:
-            os.environ.clear()
-            os.environ.update(saved)
-
-
 @dataclass
 class Fixture:
     workdir: Path
@@ -626,7 +606,8 @@ def main() -> int:
     args = parser.parse_args()
     ours, base = Side(), Side()
     quiet = {"POWERTOOLS_METRICS_DISABLED": "true"}
-    with tempfile.TemporaryDirectory(prefix="bench-serving-") as tmp, local_stack() as stack:
+    logging.getLogger("botocore").setLevel(logging.WARNING)
+    with tempfile.TemporaryDirectory(prefix="bench-serving-") as tmp, stk.deployed() as stack:
         workdir = Path(tmp)
         with runtime.function_environment(stack.env_for("predict") | quiet):
             print("backfilling three synthetic seasons and training the model ...", flush=True)

@@ -38,6 +38,13 @@ DEFAULT_PORT = 5005
 # moto's default account; the region every local resource lives in.
 LOCAL_ACCOUNT_ID = "123456789012"
 LOCAL_REGION = "us-east-1"
+# What CloudFormation's pseudo parameters are in the emulator (AWS::StackName is each stack's own).
+LOCAL_PSEUDO_PARAMETERS = {
+    "AWS::AccountId": LOCAL_ACCOUNT_ID,
+    "AWS::Region": LOCAL_REGION,
+    "AWS::Partition": "aws",
+    "AWS::URLSuffix": "amazonaws.com",
+}
 LOCAL_CREDENTIALS = {
     "AWS_ACCESS_KEY_ID": "testing",
     "AWS_SECRET_ACCESS_KEY": "testing",

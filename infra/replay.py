@@ -519,21 +519,12 @@ def run(
     """Replay a season on a fresh in-process emulator with the template deployed into it."""
     started = time.perf_counter()
     source = _source(options)
-    if emu.LIVE:
-        raise stk.StackError(
-            "another in-process emulator runs in this process; a replay needs its own (moto's state "
-            "is process-wide): run it in a fresh process"
-        )
-    with emu.in_process() as endpoint, runtime.function_environment(emu.local_aws_env(endpoint)):
-        stack = stk.deploy(endpoint, parameters={"Stage": "dev", "PromotionMode": options.promotion}, state_dir=None)
+    with stk.deployed({"PromotionMode": options.promotion}) as stack:
         if on_stack is not None:
             on_stack(stack)
         replay = SeasonReplay(stack, source, options, hooks)
         replay.timings["setup"] = time.perf_counter() - started
-        try:
-            return replay.run()
-        finally:
-            runtime.forget_warm_modules()
+        return replay.run()
 
 
 def _cli(args: argparse.Namespace) -> int:

@@ -21,7 +21,7 @@ from types import ModuleType
 from typing import Any
 
 from infra import emulator as emu
-from infra.stack import LocalStack, StackError
+from infra import stack as stk
 
 _WARM: dict[tuple[str, str, str], ModuleType] = {}
 
@@ -68,7 +68,7 @@ def function_environment(env: Mapping[str, str]) -> Iterator[None]:
         os.environ.update(saved)
 
 
-def _handler_module(stack: LocalStack, logical_id: str) -> tuple[ModuleType, str]:
+def _handler_module(stack: stk.LocalStack, logical_id: str) -> tuple[ModuleType, str]:
     """The function's handler module (imported once, kept warm) and the handler's attribute name."""
     settings = stack.function_settings[logical_id]
     module_name, _, attribute = str(settings["Handler"]).rpartition(".")
@@ -77,11 +77,11 @@ def _handler_module(stack: LocalStack, logical_id: str) -> tuple[ModuleType, str
     if key not in _WARM:
         path = source_dir / f"{module_name.replace('.', '/')}.py"
         if not path.exists():
-            raise StackError(f"{logical_id}: handler file {path} does not exist")
+            raise stk.StackError(f"{logical_id}: handler file {path} does not exist")
         unique = f"nbaml_local_{_module_safe(logical_id)}_{len(_WARM)}"
         spec = importlib.util.spec_from_file_location(unique, path)
         if spec is None or spec.loader is None:
-            raise StackError(f"{logical_id}: cannot import {path}")
+            raise stk.StackError(f"{logical_id}: cannot import {path}")
         module = importlib.util.module_from_spec(spec)
         sys.modules[unique] = module
         # Lambda puts the code directory first on sys.path: a handler may import its sibling modules.
@@ -102,7 +102,7 @@ def _module_safe(name: str) -> str:
     return "".join(ch if ch.isalnum() else "_" for ch in name)
 
 
-def invoke(stack: LocalStack, function: str, event: Any, *, extra_env: Mapping[str, str] | None = None) -> Any:
+def invoke(stack: stk.LocalStack, function: str, event: Any, *, extra_env: Mapping[str, str] | None = None) -> Any:
     """Run ``function``'s handler on ``event`` in this process and return what it returns.
 
     ``function`` is a logical id (CollectFunction) or a short name (collect). The handler's exceptions
@@ -115,7 +115,7 @@ def invoke(stack: LocalStack, function: str, event: Any, *, extra_env: Mapping[s
         module, attribute = _handler_module(stack, logical_id)
         handler = getattr(module, attribute, None)
         if not callable(handler):
-            raise StackError(f"{logical_id}: {module.__file__} has no handler {attribute!r}")
+            raise stk.StackError(f"{logical_id}: {module.__file__} has no handler {attribute!r}")
         context = LocalLambdaContext(
             function_name=env["AWS_LAMBDA_FUNCTION_NAME"],
             memory_limit_in_mb=int(settings["MemorySize"]),
@@ -129,6 +129,17 @@ def forget_warm_modules() -> None:
     for module in _WARM.values():
         sys.modules.pop(module.__name__, None)
     _WARM.clear()
+
+
+def forget_parameters_and_modules() -> None:
+    """What a new stack must not inherit from the last: warm handlers and nbaml's cached SSM parameters.
+
+    (nbaml's AWS clients are cached per endpoint, so they need no reset.)
+    """
+    from nbaml.storage import parameters
+
+    forget_warm_modules()
+    parameters.reset_cache()
 
 
 def deliver_queue(queue_url: str, handle: Callable[[dict[str, Any]], Any]) -> list[Any]:

@@ -12,13 +12,16 @@ differs from the template would make every test run against it a lie.
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import io
 import json
 import secrets
+import tempfile
 import threading
 import time
+import warnings
 import zipfile
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -93,16 +96,32 @@ class LocalStack:
         known = ", ".join(sorted(by_short))
         raise StackError(f"no function {function!r} in the template; known: {known} (or their logical ids)")
 
-    def env_for(self, function: str, *, lambda_runtime: bool = True) -> dict[str, str]:
+    @property
+    def functions(self) -> list[str]:
+        """Every function's logical id, in the template's order."""
+        return list(self.function_dirs)
+
+    def env_for(
+        self,
+        function: str,
+        *,
+        lambda_runtime: bool = True,
+        endpoint: str | None = None,
+        credentials: Mapping[str, str] | None = None,
+    ) -> dict[str, str]:
         """The environment a handler of ``function`` runs with: the template's, pointed at the emulator.
 
         ``lambda_runtime`` adds the variables Lambda itself sets (function name, memory, version), which
         ``sam local invoke`` sets too; tracing is disabled because there is no X-Ray daemon here.
+        ``endpoint`` names the emulator as the function will reach it when that differs from how this
+        process does (a container on a Docker network: ``http://moto:5000``); ``credentials`` replace the
+        emulator's fake ones (a function run under its own role's keys once the emulator evaluates IAM).
         """
         logical_id = self.function_id(function)
         env = {
             **self.function_environments[logical_id],
-            **emu.local_aws_env(self.endpoint),
+            **emu.local_aws_env(endpoint or self.endpoint),
+            **(credentials or {}),
             "POWERTOOLS_TRACE_DISABLED": "1",
         }
         if lambda_runtime:
@@ -145,21 +164,19 @@ def deploy(
     *,
     stack_name: str | None = None,
     state_dir: Path | None = emu.STATE_DIR,
-    linted: bool = False,
 ) -> LocalStack:
     """Lint, translate and deploy the template into the emulator at ``endpoint``; fill and verify every gap.
 
-    ``state_dir=None`` keeps the result out of ``.nbaml/stack.json`` (tests deploy their own stacks);
-    ``linted`` skips the linter for a caller that has just run it on the same file.
+    ``state_dir=None`` keeps the result out of ``.nbaml/stack.json`` (tests deploy their own stacks).
     """
     started = time.monotonic()
     template_path = Path(template_path)
     warming = threading.Thread(target=_warm_up, args=(endpoint,), daemon=True)
     warming.start()
-    problems = [] if linted else tpl.lint(template_path, parameters)
-    warming.join()
-    if problems:
-        raise StackError(f"{template_path.name} fails the linter:\n  " + "\n  ".join(problems))
+    try:
+        lint(template_path, parameters)
+    finally:
+        warming.join()
     sam = tpl.load(template_path)
     params = tpl.parameters_with_defaults(sam, parameters)
     translated = tpl.translate(sam, params)
@@ -170,6 +187,18 @@ def deploy(
     if state_dir is not None:
         stack.save(state_dir)
     return stack
+
+
+_LINTED: dict[tuple[str, str], list[str]] = {}
+
+
+def lint(template_path: Path, parameters: Mapping[str, str] | None = None) -> None:
+    """Refuse a template cfn-lint finds an error in; each version of a file is linted once per process."""
+    key = (hashlib.sha256(template_path.read_bytes()).hexdigest(), json.dumps(dict(parameters or {}), sort_keys=True))
+    if key not in _LINTED:
+        _LINTED[key] = tpl.lint(template_path, parameters)
+    if _LINTED[key]:
+        raise StackError(f"{template_path.name} fails the linter:\n  " + "\n  ".join(_LINTED[key]))
 
 
 # A cheap read per service the deploy touches. moto builds each service's backend on its first request
@@ -194,6 +223,58 @@ def _warm_up(endpoint: str) -> None:
     for service, operation in _WARM_UP_CALLS:
         with contextlib.suppress(Exception):  # a warm-up failure shows up again, clearly, in the deploy itself
             getattr(emu.client(service, endpoint), operation)()
+
+
+@contextlib.contextmanager
+def deployed(
+    parameters: Mapping[str, str] | None = None,
+    *,
+    endpoint: str | None = None,
+    isolated: bool = False,
+    template_path: Path | str = tpl.DEFAULT_TEMPLATE,
+    stack_name: str | None = None,
+    state_dir: Path | None = None,
+    point_environment: bool = True,
+) -> Iterator[LocalStack]:
+    """template.yaml deployed into an emulator for the block: the one way tests, benchmarks and the replay
+    get a local stack.
+
+    Where the emulator comes from:
+    - ``endpoint``: one that already runs (``nbaml stack up``'s process, moto in a container on a Docker
+      network, LocalStack). It is left running after the block, holding the stack.
+    - ``isolated``: a moto server process of its own, stopped after the block, its state lost with it
+      (tests that destroy and rebuild a stack). Its pid file goes to ``state_dir`` or a temporary folder.
+    - otherwise moto in a thread of this process, the fastest. moto's state is process-wide, so only one
+      runs at a time: a second, nested one is refused.
+
+    ``state_dir`` also receives ``stack.json``, so the command line (``nbaml models`` ...) finds the stack.
+    While the block runs, the process environment points boto3 at the emulator with its fake credentials
+    (unless ``point_environment`` is false); after it, the environment, nbaml's parameter cache and the
+    warm handler modules are as they were before, so the next stack starts cold.
+    """
+    from infra import runtime
+
+    parameters = {"Stage": "dev", **(parameters or {})}
+    with contextlib.ExitStack() as cleanup:
+        if endpoint is None and isolated:
+            pid_dir = state_dir or Path(cleanup.enter_context(tempfile.TemporaryDirectory(prefix="nbaml-emulator-")))
+            endpoint = emu.start(port=emu.free_port(), state_dir=pid_dir).endpoint
+            cleanup.callback(emu.stop, pid_dir)
+        elif endpoint is None:
+            if emu.LIVE:
+                raise StackError(
+                    f"an in-process emulator already runs here ({emu.LIVE[0]}) and moto's state is process-wide: "
+                    "use isolated=True, or pass its endpoint"
+                )
+            endpoint = cleanup.enter_context(emu.in_process())
+        cleanup.callback(runtime.forget_parameters_and_modules)
+        if point_environment:
+            cleanup.enter_context(runtime.function_environment(emu.local_aws_env(endpoint)))
+        runtime.forget_parameters_and_modules()
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", UserWarning)  # moto's "not supported by CloudFormation" (filled here)
+            stack = deploy(endpoint, template_path, parameters, stack_name=stack_name, state_dir=state_dir)
+        yield stack
 
 
 def teardown(state_dir: Path = emu.STATE_DIR) -> emu.BackgroundEmulator | None:
@@ -254,13 +335,7 @@ class _Deployment:
         self.api_id: str | None = None
         self.intrinsics = tpl.Intrinsics(
             parameters,
-            {
-                "AWS::AccountId": emu.LOCAL_ACCOUNT_ID,
-                "AWS::Region": emu.LOCAL_REGION,
-                "AWS::Partition": "aws",
-                "AWS::URLSuffix": "amazonaws.com",
-                "AWS::StackName": stack_name,
-            },
+            {**emu.LOCAL_PSEUDO_PARAMETERS, "AWS::StackName": stack_name},
             conditions=translated.get("Conditions"),
             ref=self._ref,
             get_att=self._get_att,

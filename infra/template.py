@@ -9,9 +9,10 @@ CloudFormation's transform to do, done locally with samtranslator and its bundle
 from __future__ import annotations
 
 import copy
+import functools
 import json
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -21,7 +22,7 @@ import yaml
 from samtranslator.yaml_helper import intrinsics_multi_constructor
 
 from infra import InfraError, cron
-from infra.emulator import LOCAL_ACCOUNT_ID, LOCAL_CREDENTIALS, LOCAL_REGION, REPO_ROOT
+from infra.emulator import LOCAL_CREDENTIALS, LOCAL_PSEUDO_PARAMETERS, LOCAL_REGION, REPO_ROOT
 
 DEFAULT_TEMPLATE = REPO_ROOT / "template.yaml"
 # The bucket in the emulator that plays the role of `sam deploy`'s artifact bucket.
@@ -218,7 +219,7 @@ def translate(
 
     sam = copy.deepcopy(path_or_template if isinstance(path_or_template, Mapping) else load(path_or_template))
     values: dict[str, Any] = parameters_with_defaults(sam, parameters)
-    values |= {"AWS::AccountId": LOCAL_ACCOUNT_ID, "AWS::Region": LOCAL_REGION, "AWS::Partition": "aws"}
+    values |= LOCAL_PSEUDO_PARAMETERS
     for logical_id in code_dirs(sam):
         props = sam["Resources"][logical_id].setdefault("Properties", {})
         props["ContentUri" if sam["Resources"][logical_id]["Type"] == LAYER else "CodeUri"] = (
@@ -321,14 +322,14 @@ def http_api_functions(template: Mapping[str, Any]) -> list[str]:
 
 
 # ---------------------------------------------------------------- intrinsic functions
-NO_VALUE = object()
-
-
 class Intrinsics:
-    """Resolves CloudFormation intrinsics against parameters and, given callbacks, against deployed resources.
+    """CloudFormation intrinsics resolved by moto's own evaluator against what the local stack knows.
 
-    moto's CloudFormation resolves most of them itself; this is for what it skips (the HTTP API, alarms,
-    queue policies) and for checking that what it did resolve matches the template.
+    ``clean_json`` is the function moto's CloudFormation resolves every resource it creates with (Ref, Sub,
+    GetAtt, If, Join, Select, Split, FindInMap, Base64 ...), so what the deploy fills by hand is resolved
+    exactly as what moto created. It reads a ResourceMap; ``_Known`` is the part of one it asks for:
+    parameters and pseudo parameters by name, physical ids through ``ref``, attributes through ``get_att``,
+    and conditions. A name nobody knows raises instead of resolving to nothing.
     """
 
     def __init__(
@@ -336,93 +337,58 @@ class Intrinsics:
         parameters: Mapping[str, str],
         pseudo: Mapping[str, str],
         conditions: Mapping[str, Any] | None = None,
-        ref: Any = None,
-        get_att: Any = None,
+        ref: Callable[[str], Any] | None = None,
+        get_att: Callable[[str, str], Any] | None = None,
     ) -> None:
-        self._values = {**parameters, **pseudo}
-        self._ref = ref
-        self._get_att = get_att
-        self._condition_defs = dict(conditions or {})
-        self._conditions: dict[str, bool] = {}
+        self._known = _Known({**parameters, **pseudo, "AWS::NoValue": None}, conditions or {}, ref, get_att)
 
     def condition(self, name: str) -> bool:
-        if name not in self._conditions:
-            if name not in self._condition_defs:
-                raise TemplateError(f"unknown condition {name}")
-            self._conditions[name] = bool(self.resolve(self._condition_defs[name]))
-        return self._conditions[name]
+        if name not in self._known.lazy_condition_map:
+            raise TemplateError(f"unknown condition {name}")
+        return bool(self._known.lazy_condition_map[name])
 
     def resolve(self, value: Any) -> Any:
-        if isinstance(value, list):
-            return [v for v in (self.resolve(item) for item in value) if v is not NO_VALUE]
-        if not isinstance(value, dict):
-            return value
-        if len(value) == 1:
-            ((key, arg),) = value.items()
-            if key == "Ref":
-                return self._resolve_ref(arg)
-            if key == "Fn::GetAtt":
-                logical_id, attribute = arg.split(".", 1) if isinstance(arg, str) else arg
-                return self._call(self._get_att, f"!GetAtt {logical_id}.{attribute}", logical_id, attribute)
-            if key == "Fn::Sub":
-                return self._sub(arg)
-            if key == "Fn::If":
-                name, when_true, when_false = arg
-                return self.resolve(when_true if self.condition(name) else when_false)
-            if key == "Fn::Equals":
-                left, right = self.resolve(arg)
-                return str(left) == str(right)
-            if key == "Fn::Not":
-                return not self.resolve(arg[0])
-            if key == "Fn::And":
-                return all(self.resolve(arg))
-            if key == "Fn::Or":
-                return any(self.resolve(arg))
-            if key == "Condition":
-                return self.condition(arg)
-            if key == "Fn::Join":
-                delimiter, items = arg
-                return str(delimiter).join(str(i) for i in self.resolve(items))
-            if key == "Fn::Select":
-                index, items = arg
-                return self.resolve(items)[int(self.resolve(index))]
-            if key == "Fn::Split":
-                delimiter, text = arg
-                return str(self.resolve(text)).split(delimiter)
-            if key.startswith("Fn::"):
-                raise TemplateError(f"{key} is not supported by the local stack")
-        resolved = {k: self.resolve(v) for k, v in value.items()}
-        return {k: v for k, v in resolved.items() if v is not NO_VALUE}
+        from moto.cloudformation.parsing import clean_json
 
-    def _resolve_ref(self, name: str) -> Any:
-        if name == "AWS::NoValue":
-            return NO_VALUE
-        if name in self._values:
-            return self._values[name]
-        return self._call(self._ref, f"!Ref {name}", name)
+        return clean_json(value, self._known)  # type: ignore[arg-type]
 
-    @staticmethod
-    def _call(callback: Any, what: str, *args: str) -> Any:
-        if callback is None:
-            raise TemplateError(f"{what} needs a deployed stack to resolve")
-        return callback(*args)
 
-    def _sub(self, arg: Any) -> str:
-        text, variables = (arg, {}) if isinstance(arg, str) else (arg[0], arg[1])
-        local = {k: self.resolve(v) for k, v in variables.items()}
+class _Known(dict[str, Any]):
+    """The part of moto's ResourceMap that ``clean_json`` reads."""
 
-        def replace(match: re.Match[str]) -> str:
-            name = match.group(1)
-            if name.startswith("!"):
-                return "${" + name[1:] + "}"
-            if name in local:
-                return str(local[name])
-            if "." in name:
-                logical_id, attribute = name.split(".", 1)
-                return str(self.resolve({"Fn::GetAtt": [logical_id, attribute]}))
-            return str(self.resolve({"Ref": name}))
+    def __init__(
+        self,
+        values: Mapping[str, Any],
+        conditions: Mapping[str, Any],
+        ref: Callable[[str], Any] | None,
+        get_att: Callable[[str, str], Any] | None,
+    ) -> None:
+        from moto.cloudformation.parsing import LazyDict, parse_condition
 
-        return re.sub(r"\$\{([^}]+)\}", replace, text)
+        super().__init__(values)
+        self._ref, self._get_att = ref, get_att
+        self.lazy_condition_map = LazyDict()
+        for name, spec in conditions.items():
+            self.lazy_condition_map[name] = functools.partial(parse_condition, spec, self, self.lazy_condition_map)
+
+    def __missing__(self, name: str) -> Any:  # a Ref to what is not a parameter: a resource's physical id
+        if self._ref is None:
+            raise TemplateError(f"!Ref {name} needs a deployed stack to resolve")
+        return self._ref(name)
+
+    def get(self, name: str, default: Any = None) -> Any:  # moto asks for the resource whose attribute it wants
+        return _Attributes(name, self._get_att)
+
+
+@dataclass(frozen=True)
+class _Attributes:
+    logical_id: str
+    get_att: Callable[[str, str], Any] | None
+
+    def get_cfn_attribute(self, attribute: str) -> Any:
+        if self.get_att is None:
+            raise TemplateError(f"!GetAtt {self.logical_id}.{attribute} needs a deployed stack to resolve")
+        return self.get_att(self.logical_id, attribute)
 
 
 def active_resources(translated: Mapping[str, Any], intrinsics: Intrinsics) -> dict[str, dict[str, Any]]:

@@ -1,7 +1,8 @@
 """Fixtures shared by every test: an in-memory AWS (moto's mock_aws) built from template.yaml.
 
-The unit fixtures create the bucket, tables, parameters and queue from the template's own resource
-definitions (keys, GSIs, parameter names), so no test repeats a name the template declares.
+The unit fixtures create the bucket, tables, parameters and queues from the template's own resource
+definitions, read and resolved by the code the local stack deploys with (``infra.template``), so no test
+repeats a name, key or index the template declares.
 """
 
 from __future__ import annotations
@@ -10,30 +11,12 @@ import os
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-TEMPLATE = ROOT / "template.yaml"
 SHARED_GAMES = ROOT.parent / "shared" / "data" / "nba_games_2009_2023.csv"
-STAGE = "test"
-
-
-def load_template() -> dict[str, Any]:
-    from samtranslator.yaml_helper import yaml_parse
-
-    return yaml_parse(TEMPLATE.read_text())
-
-
-def resources_of(template: dict[str, Any], kind: str) -> dict[str, dict[str, Any]]:
-    return {lid: res for lid, res in template["Resources"].items() if res["Type"] == kind}
-
-
-def sub_stage(value: Any) -> str:
-    """Resolve the template's ``!Sub ".../${Stage}/..."`` names for the test stage."""
-    text = value["Fn::Sub"] if isinstance(value, dict) else value
-    return str(text).replace("${Stage}", STAGE)
+STAGE = "dev"  # the template allows dev and prod
 
 
 @dataclass(frozen=True)
@@ -77,57 +60,53 @@ def aws(aws_credentials: None) -> Iterator[None]:
 
 @pytest.fixture
 def stack(aws: None, monkeypatch: pytest.MonkeyPatch) -> TestStack:
-    """The template's storage resources in moto, and the Globals environment pointing at them."""
+    """The template's storage resources in moto, named as the template names them for the test stage, and the
+    environment every function gets (Globals and its own variables) pointing at them."""
     import boto3
 
-    template = load_template()
-    bucket = f"nbaml-{STAGE}-artifacts"
+    from infra import emulator
+    from infra import template as tpl
+
+    sam = tpl.load()
+    physical: dict[str, str] = {}
+    names = tpl.Intrinsics(
+        tpl.parameters_with_defaults(sam, {"Stage": STAGE}),
+        emulator.LOCAL_PSEUDO_PARAMETERS,
+        conditions=sam.get("Conditions"),
+        ref=physical.__getitem__,
+    )
+
+    def resources(kind: str) -> dict[str, dict]:
+        return {lid: names.resolve(r.get("Properties") or {}) for lid, r in tpl.resources_of_type(sam, kind).items()}
+
     s3 = boto3.client("s3")
-    s3.create_bucket(Bucket=bucket)
-    s3.put_bucket_versioning(Bucket=bucket, VersioningConfiguration={"Status": "Enabled"})
+    for lid, props in resources("AWS::S3::Bucket").items():
+        s3.create_bucket(Bucket=props["BucketName"])
+        s3.put_bucket_versioning(Bucket=props["BucketName"], VersioningConfiguration={"Status": "Enabled"})
+        physical[lid] = props["BucketName"]
+    keys = ("TableName", "BillingMode", "AttributeDefinitions", "KeySchema", "GlobalSecondaryIndexes")
+    for lid, props in resources("AWS::DynamoDB::Table").items():
+        boto3.client("dynamodb").create_table(**{key: props[key] for key in keys if key in props})
+        physical[lid] = props["TableName"]
+    for lid, props in resources("AWS::SSM::Parameter").items():
+        boto3.client("ssm").put_parameter(Name=props["Name"], Value=props["Value"], Type=props["Type"])
+        physical[lid] = props["Name"]
+    for lid in tpl.resources_of_type(sam, "AWS::SQS::Queue"):
+        physical[lid] = boto3.client("sqs").create_queue(QueueName=lid)["QueueUrl"]
 
-    ddb = boto3.client("dynamodb")
-    tables: dict[str, str] = {}
-    for lid, res in resources_of(template, "AWS::DynamoDB::Table").items():
-        props = res["Properties"]
-        name = sub_stage(props["TableName"])
-        ddb.create_table(
-            TableName=name,
-            BillingMode=props["BillingMode"],
-            AttributeDefinitions=props["AttributeDefinitions"],
-            KeySchema=props["KeySchema"],
-            GlobalSecondaryIndexes=props.get("GlobalSecondaryIndexes", []),
-        )
-        tables[lid] = name
-
-    ssm = boto3.client("ssm")
-    params: dict[str, str] = {}
-    for lid, res in resources_of(template, "AWS::SSM::Parameter").items():
-        props = res["Properties"]
-        name = sub_stage(props["Name"])
-        ssm.put_parameter(Name=name, Value=props["Value"], Type=props["Type"])
-        params[lid] = name
-
-    queue_url = boto3.client("sqs").create_queue(QueueName="retrain")["QueueUrl"]
-
-    defaults = {name: str(spec.get("Default", "")) for name, spec in template["Parameters"].items()}
-    physical = {**defaults, "Stage": STAGE, "ArtifactBucket": bucket, "RetrainQueue": queue_url, **tables, **params}
-
-    def resolve(value: Any) -> str:
-        if isinstance(value, dict) and "Ref" in value:
-            return physical[value["Ref"]]
-        return sub_stage(value)
-
-    # Globals first, then every function's own variables: the environment the template gives them.
     env: dict[str, str] = {}
-    declared = [template["Globals"]["Function"]["Environment"]["Variables"]]
-    for res in resources_of(template, "AWS::Serverless::Function").values():
-        declared.append(res["Properties"].get("Environment", {}).get("Variables", {}))
-    for variables in declared:
-        env.update({key: resolve(value) for key, value in variables.items() if not key.startswith("POWERTOOLS")})
+    for function in tpl.resources_of_type(sam, tpl.FUNCTION):
+        declared = names.resolve(tpl.function_environment(sam, function))
+        env |= {key: str(value) for key, value in declared.items() if not key.startswith("POWERTOOLS")}
     for key, value in env.items():
         monkeypatch.setenv(key, value)
-    return TestStack(bucket=bucket, tables=tables, parameters=params, retrain_queue_url=queue_url, env=env)
+    return TestStack(
+        bucket=physical["ArtifactBucket"],
+        tables={lid: physical[lid] for lid in tpl.resources_of_type(sam, "AWS::DynamoDB::Table")},
+        parameters={lid: physical[lid] for lid in tpl.resources_of_type(sam, "AWS::SSM::Parameter")},
+        retrain_queue_url=physical["RetrainQueue"],
+        env=env,
+    )
 
 
 @pytest.fixture

@@ -1,6 +1,6 @@
 """Fault drills: each fault is injected, and each drill asserts that nothing is lost and no wrong model is served.
 
-Each drill gets template.yaml deployed into a moto server process of its own (``infra.emulator.start``):
+Each drill gets template.yaml deployed into a moto server process of its own (``stack.deployed(isolated=True)``):
 moto's backends are global to a process, so the in-process server the other integration tests share (and
 ``mock_aws``, which resets those backends) cannot give a drill a clean stack without disturbing theirs.
 Drill 5 restarts that process, because only a process that ends really loses its memory.
@@ -19,12 +19,12 @@ import boto3
 import pytest
 from fastapi.testclient import TestClient
 
+from infra import stack as stk
 from nbaml.errors import StorageError
 from nbaml.games.feeds.base import RawPayload
 from nbaml.games.records import Game
 from nbaml.storage.predictions import PredictionLog, PredictionRecord
 from tests.conftest import train_versions
-from tests.integration.conftest import emulated_stack
 
 pytestmark = pytest.mark.integration
 V2 = "v20210602_000000"
@@ -41,11 +41,11 @@ QUIET = {"POWERTOOLS_LOG_LEVEL": "ERROR", "POWERTOOLS_METRICS_DISABLED": "true"}
 
 
 @pytest.fixture
-def stack(tmp_path: Path) -> Iterator[Any]:
+def stack() -> Iterator[Any]:
     """A fresh deployed stack; the process environment is every function's (the template's) meanwhile."""
     from infra import runtime
 
-    with emulated_stack(tmp_path / "emulator") as deployed:
+    with stk.deployed(isolated=True) as deployed:
         env: dict[str, str] = {}
         for function in deployed.function_dirs:
             env |= deployed.env_for(function, lambda_runtime=False)
@@ -349,7 +349,7 @@ def test_given_the_stack_restarts_mid_replay_then_registry_active_version_and_da
         return predict(stack, day)
 
     # Given: a replay under way: history, v1 and v2 trained (v2 active), three days lived
-    with emulated_stack(tmp_path / "first") as first:
+    with stk.deployed(isolated=True) as first:
         with runtime.function_environment(first.env_for("retrain") | quiet):
             from nbaml.backfill import load
             from nbaml.config import CommonSettings, load_settings
@@ -370,7 +370,7 @@ def test_given_the_stack_restarts_mid_replay_then_registry_active_version_and_da
     assert active_before == V2 and {p["version"] for p in served_before} == {V2}
 
     # ... and a new emulator comes up, the template is deployed and the snapshot restored
-    with emulated_stack(tmp_path / "second") as second:
+    with stk.deployed(isolated=True) as second:
         bk.restore(bk.StackState.of_local(second), tmp_path / "snapshot")
         registry_after, active_after = _registry_and_active(second)
         # Then: the registry and the active version survived the restart

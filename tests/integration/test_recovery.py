@@ -1,6 +1,6 @@
 """Disaster recovery: a stack destroyed and restored from its backup serves the same models, the same way.
 
-The emulators here are separate ``moto.server`` processes (``infra.emulator.start``), not the in-process
+The emulators here are separate ``moto.server`` processes (``stack.deployed(isolated=True)``), not the in-process
 server of the other integration tests: moto's backends are global to a process, so only a process that
 ends proves the state is really gone and really comes back from the folder.
 """
@@ -25,7 +25,6 @@ from infra import stack as stk
 from infra import template as tpl
 from nbaml import layout
 from tests.conftest import synthetic_history, train_versions
-from tests.integration.conftest import emulated_stack
 
 pytestmark = pytest.mark.integration
 
@@ -123,7 +122,7 @@ def observed(stack: stk.LocalStack) -> dict[str, Any]:
 def test_given_a_destroyed_stack_when_restored_into_an_empty_one_then_it_serves_identically(tmp_path: Path) -> None:
     folder = tmp_path / "backup"
     # Given: a stack with history, three versions, a canary, a shadow, and a slate served and logged
-    with emulated_stack(tmp_path / "first") as first:
+    with stk.deployed(isolated=True) as first:
         games = build_history(first)
         day = max(g.game_date for g in games) + dt.timedelta(days=1)
         before_answers = serve(first, slate(day))
@@ -145,7 +144,7 @@ def test_given_a_destroyed_stack_when_restored_into_an_empty_one_then_it_serves_
     assert token.encode() not in everything_else
 
     # When: a new, empty stack is deployed and the backup restored into it
-    with emulated_stack(tmp_path / "second") as second:
+    with stk.deployed(isolated=True) as second:
         assert second.admin_token != token  # a fresh deploy made its own token
         restored = bk.restore(bk.StackState.of_local(second), folder)
         after = observed(second)
@@ -206,7 +205,7 @@ def _resolved(sam: dict[str, Any], stage: str) -> dict[str, dict[str, Any]]:
     translated = tpl.translate(sam, {"Stage": stage})
     intrinsics = tpl.Intrinsics(
         tpl.parameters_with_defaults(sam, {"Stage": stage}),
-        {"AWS::Region": emu.LOCAL_REGION, "AWS::AccountId": emu.LOCAL_ACCOUNT_ID, "AWS::Partition": "aws"},
+        emu.LOCAL_PSEUDO_PARAMETERS,
         conditions=translated.get("Conditions"),
         ref=lambda lid: lid,
         get_att=lambda lid, attribute: f"{lid}.{attribute}",
@@ -255,7 +254,7 @@ def test_given_stack_down_then_stack_up_then_the_state_comes_back_and_the_cli_kn
 
     backups, state_dir = tmp_path / "models" / "backups", tmp_path / "state"
     # Given: a stack with one model active
-    with emulated_stack(tmp_path / "first") as first:
+    with stk.deployed(isolated=True) as first:
         with acting_as(first, "retrain"):
             from nbaml.storage import parameters
 
@@ -264,7 +263,7 @@ def test_given_stack_down_then_stack_up_then_the_state_comes_back_and_the_cli_kn
         folder = bk.snapshot_on_down(first, backups_dir=backups, state_dir=state_dir)
     assert folder is not None and folder.parent == backups and folder.name.endswith("-stack-down")
     # Then: `stack up` restores it into the new, empty stack
-    with emulated_stack(tmp_path / "second") as second:
+    with stk.deployed(isolated=True) as second:
         report = bk.restore_on_up(second, state_dir=state_dir)
         assert report is not None and report.parameter_versions >= 1
         with acting_as(second, "predict"):

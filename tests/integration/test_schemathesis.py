@@ -9,10 +9,7 @@ Bounded: 30 examples per operation, no deadline.
 
 from __future__ import annotations
 
-import contextlib
-import warnings
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -22,10 +19,8 @@ from hypothesis.errors import Unsatisfiable
 from schemathesis import GenerationMode
 from schemathesis.checks import not_a_server_error, response_schema_conformance
 
-from infra import emulator as emu
 from infra import runtime
 from infra import stack as stk
-from infra import template as tpl
 from tests.conftest import synthetic_history, train_versions
 
 pytestmark = pytest.mark.integration
@@ -34,37 +29,15 @@ CHECKS = [not_a_server_error, response_schema_conformance]
 
 
 @pytest.fixture(scope="module")
-def served_app(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Any, str]]:
+def served_app() -> Iterator[tuple[Any, str]]:
     """(app, admin token): the predict function's app on a fresh stack with a model active."""
-    state_dir: Path = tmp_path_factory.mktemp("emulator")
-    info = emu.start(port=emu.free_port(), state_dir=state_dir)
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", UserWarning)
-            stack = stk.deploy(info.endpoint, tpl.DEFAULT_TEMPLATE, {"Stage": "dev"}, state_dir=None, linted=True)
+    with stk.deployed(isolated=True) as stack:
         env = stack.env_for("predict") | {"MODEL_PARAM_MAX_AGE_SECONDS": "0", "POWERTOOLS_METRICS_DISABLED": "true"}
-        with runtime.function_environment(env), _fresh_clients():
+        with runtime.function_environment(env):
             _train_two_versions()
             from nbaml.serving.api import create_app
 
             yield create_app(), str(stack.admin_token)
-    finally:
-        emu.stop(state_dir)
-        runtime.forget_warm_modules()
-
-
-@contextlib.contextmanager
-def _fresh_clients() -> Iterator[None]:
-    from nbaml.storage import parameters
-    from nbaml.storage.aws import reset_clients
-
-    reset_clients()
-    parameters.reset_cache()
-    try:
-        yield
-    finally:
-        reset_clients()
-        parameters.reset_cache()
 
 
 def _train_two_versions() -> None:

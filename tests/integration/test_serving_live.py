@@ -18,7 +18,6 @@ import subprocess
 import sys
 import threading
 import time
-import warnings
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -27,7 +26,7 @@ from typing import Any
 import httpx
 import pytest
 
-from infra import emulator, runtime
+from infra import runtime
 from infra import stack as stk
 from infra.replay import ApiServer
 from tests.conftest import synthetic_history, train_versions
@@ -79,44 +78,31 @@ def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Live]:
     """Own stack; two synthetic seasons; three trained versions (v1, V2, V3); v1 active; the API on uvicorn."""
     from nbaml.backfill import load
     from nbaml.config import CommonSettings, PredictSettings, RetrainSettings, load_settings
+    from nbaml.deployment import Deployment
     from nbaml.games.feeds.base import FeedBatch
     from nbaml.serving.api import create_app
     from nbaml.storage import parameters
     from nbaml.storage.registry import VersionStatus
 
-    saved = dict(os.environ)
-    with emulator.in_process() as endpoint:
-        try:
-            os.environ.update(emulator.local_aws_env(endpoint))
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore", UserWarning)
-                deployed = stk.deploy(endpoint, parameters={"Stage": "dev"}, state_dir=None)
-            state_dir = tmp_path_factory.mktemp("nbaml-state")
-            deployed.save(state_dir)  # what `nbaml stack up` leaves for the CLI
+    state_dir = tmp_path_factory.mktemp("nbaml-state")  # stack.json lands here, as `nbaml stack up` leaves it
+    with stk.deployed(state_dir=state_dir) as deployed:
+        with runtime.function_environment(deployed.env_for("retrain") | QUIET):
+            history = synthetic_history(seed=7)
+            load(load_settings(CommonSettings), FeedBatch(games=history), source="generator")
+            train_versions(load_settings(RetrainSettings), (1, 2, 3), requested_by="test")
+        env = deployed.env_for("predict") | QUIET | {"MODEL_PARAM_MAX_AGE_SECONDS": str(int(MAX_AGE_S))}
+        with runtime.function_environment(env):
             parameters.reset_cache()
-            with runtime.function_environment(deployed.env_for("retrain") | QUIET):
-                history = synthetic_history(seed=7)
-                load(load_settings(CommonSettings), FeedBatch(games=history), source="generator")
-                train_versions(load_settings(RetrainSettings), (1, 2, 3), requested_by="test")
-            env = deployed.env_for("predict") | QUIET | {"MODEL_PARAM_MAX_AGE_SECONDS": str(int(MAX_AGE_S))}
-            with runtime.function_environment(env):
-                parameters.reset_cache()
-                settings = load_settings(PredictSettings)
-                from nbaml.deployment import Deployment
-
-                deployment = Deployment(settings)
-                for version in (V1, V2, V3):
-                    status = deployment.registry.get(version)["status"]
-                    assert status != VersionStatus.REJECTED.value, f"{version} was rejected: the test needs three"
-                deployment.promote(V1, by="test", why="the live serving tests start from v1")
-                first_day = max(g.game_date for g in history) + dt.timedelta(days=1)
-                with ApiServer(create_app()) as api, httpx.Client(base_url=api.url, timeout=10) as client:
-                    games = [(h, a) for h in TEAMS for a in TEAMS if h != a]
-                    yield Live(deployed, api, client, state_dir, first_day, settings, games)
-        finally:
-            parameters.reset_cache()
-            os.environ.clear()
-            os.environ.update(saved)
+            settings = load_settings(PredictSettings)
+            deployment = Deployment(settings)
+            for version in (V1, V2, V3):
+                status = deployment.registry.get(version)["status"]
+                assert status != VersionStatus.REJECTED.value, f"{version} was rejected: the test needs three"
+            deployment.promote(V1, by="test", why="the live serving tests start from v1")
+            first_day = max(g.game_date for g in history) + dt.timedelta(days=1)
+            with ApiServer(create_app()) as api, httpx.Client(base_url=api.url, timeout=10) as client:
+                games = [(h, a) for h in TEAMS for a in TEAMS if h != a]
+                yield Live(deployed, api, client, state_dir, first_day, settings, games)
 
 
 @pytest.fixture

@@ -228,12 +228,9 @@ def _statements(local_stack: LocalStack, translated: dict[str, Any], function: s
         }
         return arns[kind]
 
-    pseudo = {
-        "AWS::Region": emulator.LOCAL_REGION,
-        "AWS::AccountId": emulator.LOCAL_ACCOUNT_ID,
-        "AWS::Partition": "aws",
-    }
-    intrinsics = tpl.Intrinsics(local_stack.parameters, pseudo, ref=local_stack.resource, get_att=get_att)
+    intrinsics = tpl.Intrinsics(
+        local_stack.parameters, emulator.LOCAL_PSEUDO_PARAMETERS, ref=local_stack.resource, get_att=get_att
+    )
     role = translated["Resources"][function]["Properties"]["Role"]["Fn::GetAtt"][0]
     return role_statements(intrinsics.resolve(translated["Resources"][role]["Properties"]))
 
