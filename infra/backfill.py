@@ -19,23 +19,23 @@ from infra import stack as stk
 
 def _backfill(args: argparse.Namespace) -> int:
     from nbaml.backfill import backfill
-    from nbaml.config import CommonSettings, load_settings
+    from nbaml.config import CommonSettings, FeedSettings, load_settings
+    from nbaml.games.feeds import open_feed
 
     stack = stk.LocalStack.load()
     payloads = None
     if args.games:
         from nbaml.games.feeds.base import RawPayload
-        from nbaml.games.feeds.history_file import HistoryFileFeed
 
         path = Path(args.games)
-        feed: Any = HistoryFileFeed(path)
+        feed: Any = open_feed(FeedSettings(feed_source="file", feed_file=str(path)))
         games = feed.load().games
         start, end = games[0].game_date, games[-1].game_date
         payloads = [RawPayload("file", f"file/{path.name}", feed.read_bytes(), "text/csv")]
     else:
-        from nbaml.games.feeds.generator import SyntheticLeague, season_window
+        from nbaml.games.feeds.generator import season_window
 
-        feed = SyntheticLeague(seed=args.seed)
+        feed = open_feed(FeedSettings(feed_source="generator", feed_seed=args.seed))
         first = feed.first_season
         start, end = season_window(first)[0], season_window(first + args.generator - 1)[1]
     with runtime.function_environment(stack.env_for("collect")):

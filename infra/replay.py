@@ -94,10 +94,14 @@ class Source:
 
 
 def _source(options: ReplayOptions) -> Source:
-    if options.source == "generator":
-        from nbaml.games.feeds.generator import SyntheticLeague, season_window
+    from nbaml.config import FeedSettings
+    from nbaml.games.feeds import open_feed
 
-        league = SyntheticLeague(seed=options.seed)
+    if options.source == "generator":
+        from nbaml.games.feeds.generator import season_window
+
+        settings = FeedSettings(feed_source="generator", feed_seed=options.seed)
+        league: Any = open_feed(settings)
         first = league.first_season
         season = options.season or first + (options.history_seasons or 3)
         history_from = season - (options.history_seasons or 3)
@@ -105,15 +109,13 @@ def _source(options: ReplayOptions) -> Source:
             raise stk.StackError(f"the synthetic league starts in {first}: choose a season from {first + 1}")
         history = [g for s in range(history_from, season) for g in league.games(s)]
         start, end = season_window(season)
-        env = {"FEED_SOURCE": "generator", "FEED_SEED": str(options.seed)}
-        return Source("generator", league, history, league.games(season), start, end, env)
+        return Source("generator", league, history, league.games(season), start, end, settings.environment())
     if options.source == "file":
-        from nbaml.games.feeds.history_file import HistoryFileFeed
-
         path = Path(options.games_file or SHARED_GAMES)
         if not path.exists():
             raise stk.StackError(f"no games file at {path}")
-        feed = HistoryFileFeed(path)
+        settings = FeedSettings(feed_source="file", feed_file=str(path))
+        feed: Any = open_feed(settings)
         games = feed.load().games
         season = options.season or max(g.season for g in games)
         first = season - options.history_seasons if options.history_seasons else min(g.season for g in games)
@@ -122,7 +124,7 @@ def _source(options: ReplayOptions) -> Source:
         if not season_games:
             raise stk.StackError(f"{path.name} has no games of season {season}")
         start, end = season_games[0].game_date, season_games[-1].game_date
-        return Source("file", feed, history, season_games, start, end, {"FEED_SOURCE": "file", "FEED_FILE": str(path)})
+        return Source("file", feed, history, season_games, start, end, settings.environment())
     raise stk.StackError(f"unknown source {options.source!r}: generator or file")
 
 

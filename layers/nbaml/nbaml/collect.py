@@ -20,11 +20,10 @@ from aws_lambda_powertools import Logger
 from aws_lambda_powertools.metrics import Metrics, MetricUnit
 
 from nbaml.config import CollectSettings
-from nbaml.errors import ConfigurationError
+from nbaml.games.feeds import open_feed
 from nbaml.games.feeds.base import GameFeed
 from nbaml.games.history import GameHistory
 from nbaml.layout import collect_batch, raw_key
-from nbaml.storage import parameters
 from nbaml.storage.artifacts import ArtifactStore
 from nbaml.storage.games import GameStore
 from nbaml.storage.predictions import PredictionLog
@@ -64,51 +63,11 @@ class CollectReport:
         }
 
 
-_FEEDS: dict[tuple[str, str, int, str, str], GameFeed] = {}
-
-
-def make_feed(settings: CollectSettings) -> GameFeed:
-    """The feed the function's FEED_SOURCE names, built once per execution environment.
-
-    A warm function keeps it: the synthetic league generates its seasons once, the file feed reads its
-    file once. The API key is read from its SecureString at call time, never kept in the feed.
-    """
-    key = (
-        settings.feed_source,
-        settings.feed_file,
-        settings.feed_seed,
-        settings.feed_key_param,
-        settings.feed_base_url,
-    )
-    if key not in _FEEDS:
-        _FEEDS[key] = _new_feed(settings)
-    return _FEEDS[key]
-
-
-def _new_feed(settings: CollectSettings) -> GameFeed:
-    if settings.feed_source == "generator":
-        from nbaml.games.feeds.generator import SyntheticLeague
-
-        return SyntheticLeague(seed=settings.feed_seed)
-    if settings.feed_source == "file":
-        from nbaml.games.feeds.history_file import HistoryFileFeed
-
-        if not settings.feed_file:
-            raise ConfigurationError("FEED_SOURCE=file needs FEED_FILE (the path of a games CSV)")
-        return HistoryFileFeed(settings.feed_file)
-    from nbaml.games.feeds.api_basketball import ApiBasketballFeed
-
-    if not settings.feed_key_param:
-        raise ConfigurationError("FEED_SOURCE=api-basketball needs FEED_KEY_PARAM (the SecureString's name)")
-    options = {"base_url": settings.feed_base_url} if settings.feed_base_url else {}
-    return ApiBasketballFeed(key_provider=lambda: parameters.read_secret(settings.feed_key_param), **options)
-
-
 def collect_recent_games(
     settings: CollectSettings, *, run_date: dt.date, metrics: Metrics | None = None, feed: GameFeed | None = None
 ) -> CollectReport:
     """Collect the completed games of the ``collect_lookback_days`` days before ``run_date``."""
-    feed = feed or make_feed(settings)
+    feed = feed or open_feed(settings)
     window = (run_date - dt.timedelta(days=settings.collect_lookback_days), run_date - dt.timedelta(days=1))
     report = CollectReport(run_date=run_date, window=window, feed=feed.name)
 

@@ -31,15 +31,27 @@ class CommonSettings(BaseSettings):
     shadow_model_param: str = Field(min_length=1)
 
 
-class CollectSettings(CommonSettings):
+class FeedSettings(BaseSettings):
+    """Which feed collect reads (``nbaml.games.feeds.open_feed`` builds it)."""
+
+    model_config = SettingsConfigDict(case_sensitive=False, extra="ignore", frozen=True)
+
     feed_source: Literal["generator", "api-basketball", "file"] = "generator"
     feed_key_param: str = ""
-    collect_lookback_days: int = Field(default=7, ge=1, le=60)
     # Local replays and tests only (not in the template): the file feed's path, the generator's seed, and
     # another base URL for the API-Basketball client (a local server that serves its response shape).
     feed_file: str = ""
     feed_seed: int = 2024
     feed_base_url: str = ""
+
+    def environment(self) -> dict[str, str]:
+        """The feed variables that were set, as the environment that gives a collect function the same feed."""
+        chosen = sorted(self.model_fields_set & set(FeedSettings.model_fields))
+        return {name.upper(): str(getattr(self, name)) for name in chosen}
+
+
+class CollectSettings(CommonSettings, FeedSettings):
+    collect_lookback_days: int = Field(default=7, ge=1, le=60)
 
 
 class DriftSettings(CommonSettings):
