@@ -95,8 +95,8 @@ class StackState:
         return _parameter_root(self.stage)
 
     @classmethod
-    def of_local(cls, stack: Any) -> StackState:
-        """A ``infra.stack.LocalStack`` on the emulator (its own endpoint, the fake credentials)."""
+    def of_local(cls, stack: Any, clients: Clients | None = None) -> StackState:
+        """An ``infra.stack.LocalStack``: the emulator's (its endpoint, the fake credentials) unless ``clients``."""
         buckets = [lid for lid, kind in stack.resource_types.items() if kind == "AWS::S3::Bucket"]
         if len(buckets) != 1:
             raise BackupError(f"expected one bucket in stack {stack.stack_name}, found {len(buckets)}")
@@ -108,93 +108,59 @@ class StackState:
             stage=stack.parameters.get("Stage", "dev"),
             bucket=stack.resource(buckets[0]),
             tables=tables,
-            clients=lambda service: emu.client(service, endpoint),
+            clients=clients or (lambda service: emu.client(service, endpoint)),
             stack_name=stack.stack_name,
         )
 
     @classmethod
     def of_cloudformation(cls, stack_name: str, clients: Clients | None = None) -> StackState:
-        """A deployed CloudFormation stack (AWS, or any endpoint boto3's AWS_ENDPOINT_URL names).
+        """A deployed CloudFormation stack; ``clients`` defaults to boto3's default session (AWS_ENDPOINT_URL,
+        the operator's profile and region decide where)."""
+        import boto3
 
-        ``clients`` defaults to boto3's default session: the operator's profile and region decide where.
-        """
-        if clients is None:
-            import boto3
+        from infra.stack import read_cloudformation
 
-            session = boto3.session.Session()
-            clients = session.client
-        cfn = clients("cloudformation")
-        try:
-            described = cfn.describe_stacks(StackName=stack_name)["Stacks"][0]
-            rows = []
-            for page in cfn.get_paginator("list_stack_resources").paginate(StackName=stack_name):
-                rows.extend(page["StackResourceSummaries"])
-        except Exception as exc:  # botocore's errors: the stack name is wrong or the caller may not read it
-            raise BackupError(f"cannot read stack {stack_name}: {exc}") from exc
-        parameters = {p["ParameterKey"]: p.get("ParameterValue", "") for p in described.get("Parameters", [])}
-        buckets = [r["PhysicalResourceId"] for r in rows if r["ResourceType"] == "AWS::S3::Bucket"]
-        if len(buckets) != 1:
-            raise BackupError(f"expected one bucket in stack {stack_name}, found {len(buckets)}")
-        tables = {
-            r["LogicalResourceId"]: r["PhysicalResourceId"] for r in rows if r["ResourceType"] == "AWS::DynamoDB::Table"
-        }
-        return cls(parameters.get("Stage", "dev"), buckets[0], tables, clients, stack_name)
+        clients = clients or boto3.session.Session().client
+        return cls.of_local(read_cloudformation(stack_name, clients), clients)
 
 
 # ---------------------------------------------------------------- reports
 @dataclass
-class BackupReport:
+class Report:
+    """What a backup wrote or a restore replayed (``action``), printed by the command line."""
+
+    action: str
     folder: Path
     objects: int
     items: dict[str, int]
     parameters: int
     parameter_versions: int
-    secure_strings: int
-    seconds: float = 0.0
+    secure_strings: int = 0
+    replaced_parameters: list[str] = field(default_factory=list)
     mirrored: list[str] = field(default_factory=list)
+    seconds: float = 0.0
 
     def summary(self) -> str:
         tables = ", ".join(f"{lid} {n}" for lid, n in sorted(self.items.items()))
+        versions = "versions in their history" if self.action == "backup" else "versions replayed"
         lines = [
-            f"backup    {self.folder}",
+            f"{self.action:<9} {self.folder}",
             f"  s3        {self.objects} objects",
             f"  dynamodb  {tables}",
-            f"  ssm       {self.parameters} parameters, {self.parameter_versions} versions in their history",
+            f"  ssm       {self.parameters} parameters, {self.parameter_versions} {versions}",
         ]
         if self.secure_strings:
             lines.append(f"  secrets   {self.secure_strings} SecureString(s): values only in {SECRETS} (mode 0600)")
+        if self.replaced_parameters:
+            lines.append(f"  replaced  {', '.join(self.replaced_parameters)} (their history differed; rewritten whole)")
         if self.mirrored:
             lines.append(f"  mirror    models/{{{','.join(self.mirrored)}}}")
         lines.append(f"  took      {self.seconds:.1f} s")
         return "\n".join(lines)
 
 
-@dataclass
-class RestoreReport:
-    folder: Path
-    objects: int
-    items: dict[str, int]
-    parameters: int
-    parameter_versions: int
-    replaced_parameters: list[str] = field(default_factory=list)
-    seconds: float = 0.0
-
-    def summary(self) -> str:
-        tables = ", ".join(f"{lid} {n}" for lid, n in sorted(self.items.items()))
-        lines = [
-            f"restored  {self.folder}",
-            f"  s3        {self.objects} objects",
-            f"  dynamodb  {tables}",
-            f"  ssm       {self.parameters} parameters, {self.parameter_versions} versions replayed",
-        ]
-        if self.replaced_parameters:
-            lines.append(f"  replaced  {', '.join(self.replaced_parameters)} (their history differed; rewritten whole)")
-        lines.append(f"  took      {self.seconds:.1f} s")
-        return "\n".join(lines)
-
-
 # ---------------------------------------------------------------- backup
-def backup(state: StackState, folder: Path | str) -> BackupReport:
+def backup(state: StackState, folder: Path | str) -> Report:
     """Copy the stack's whole state into ``folder`` (new or empty), then seal it with ``manifest.json``.
 
     The manifest is written last: a folder without one is an interrupted backup and restore refuses it.
@@ -233,7 +199,8 @@ def backup(state: StackState, folder: Path | str) -> BackupReport:
         "files": files,
     }
     (folder / MANIFEST).write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n")
-    return BackupReport(
+    return Report(
+        action="backup",
         folder=folder,
         objects=objects,
         items=items,
@@ -409,7 +376,7 @@ def holds_data(state: StackState) -> list[str]:
     return found
 
 
-def restore(state: StackState, folder: Path | str, *, force: bool = False) -> RestoreReport:
+def restore(state: StackState, folder: Path | str, *, force: bool = False) -> Report:
     """Write a backup into the stack: parameters (history replayed in order), then objects, then items.
 
     Refuses a stack that holds data unless ``force``; forced, same keys are overwritten and anything the
@@ -436,7 +403,8 @@ def restore(state: StackState, folder: Path | str, *, force: bool = False) -> Re
     objects = _restore_objects(state, folder)
     order = sorted(state.tables, key=lambda lid: (lid == "ModelVersionsTable", lid))
     items = {lid: _restore_table(state, lid, folder) for lid in order if lid in manifest["source"]["tables"]}
-    return RestoreReport(
+    return Report(
+        action="restored",
         folder=folder,
         objects=objects,
         items=items,
@@ -590,7 +558,7 @@ def snapshot_on_down(stack: Any, backups_dir: Path = BACKUPS_DIR, state_dir: Pat
     return folder
 
 
-def restore_on_up(stack: Any, state_dir: Path = emu.STATE_DIR) -> RestoreReport | None:
+def restore_on_up(stack: Any, state_dir: Path = emu.STATE_DIR) -> Report | None:
     """Restore the snapshot the last ``stack down`` took into the freshly deployed stack; None if there is none."""
     pointer = state_dir / LAST_SNAPSHOT.name
     if not pointer.is_file():
@@ -664,11 +632,8 @@ def _iso(value: Any) -> str:
 
 
 def _sha256_file(path: Path) -> str:
-    digest = hashlib.sha256()
     with path.open("rb") as handle:
-        for chunk in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
+        return hashlib.file_digest(handle, "sha256").hexdigest()
 
 
 def _write_lines(path: Path, rows: Iterable[dict[str, Any]]) -> None:

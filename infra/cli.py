@@ -1,10 +1,9 @@
 """``nbaml``: the local stack's command line (``python -m infra`` is the same).
 
-Each group of commands is a ``register(subparsers)`` function that adds its parsers and sets ``func``; the
-operator tools that come later (backfill, train, replay, rollback) add theirs by appending to
-``REGISTRARS`` or by living in one of ``PLUGIN_MODULES`` with a ``register`` of their own. Errors nbaml
-and the local stack raise on purpose print one line and exit 2; anything else is a bug and keeps its
-traceback.
+Each group of commands is a ``register(subparsers)`` function that adds its parsers and sets ``func``:
+the stack, invoke and serve here, the others in ``COMMAND_MODULES`` (backfill, the operator tools, backup,
+the replay). Errors nbaml and the local stack raise on purpose print one line and exit 2; anything else is
+a bug and keeps its traceback.
 """
 
 from __future__ import annotations
@@ -17,15 +16,15 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from infra import InfraError
+from infra import InfraError, tables
 from infra import emulator as emu
 from infra import stack as stk
 from infra import template as tpl
 
 EXIT_ERROR = 2
 Registrar = Callable[[Any], None]
-# Modules that may add commands later; each one, once it exists, exposes register(subparsers).
-PLUGIN_MODULES = ("infra.backfill", "infra.operator", "infra.backup", "infra.replay")
+# The other command groups, each a module with its own register(subparsers).
+COMMAND_MODULES = ("infra.backfill", "infra.operator", "infra.backup", "infra.replay")
 
 
 def _key_values(pairs: Sequence[str] | None, what: str) -> dict[str, str]:
@@ -40,10 +39,7 @@ def _key_values(pairs: Sequence[str] | None, what: str) -> dict[str, str]:
 
 def _print_resources(stack: stk.LocalStack) -> None:
     rows = [(lid, stack.resource_types.get(lid, "?"), physical) for lid, physical in stack.resources.items()]
-    widths = [max(len(r[i]) for r in [("logical id", "type", "physical id"), *rows]) for i in range(3)]
-    print(f"{'logical id':<{widths[0]}}  {'type':<{widths[1]}}  physical id")
-    for lid, kind, physical in rows:
-        print(f"{lid:<{widths[0]}}  {kind:<{widths[1]}}  {physical}")
+    print(tables.table(["logical id", "type", "physical id"], rows))
 
 
 # ---------------------------------------------------------------- stack up / down / status, resources
@@ -163,12 +159,6 @@ def _serve(args: argparse.Namespace) -> int:
     if not api_functions:
         raise InfraError("the template has no function with an HttpApi event to serve")
     env = stack.env_for(api_functions[0], lambda_runtime=False)
-    try:
-        from nbaml.serving import api
-    except ModuleNotFoundError as exc:
-        raise InfraError(f"`nbaml serve` needs nbaml.serving.api.create_app, which is not built yet ({exc})") from exc
-    if not callable(getattr(api, "create_app", None)):
-        raise InfraError("`nbaml serve` needs nbaml.serving.api.create_app(), which is not built yet")
     import uvicorn
 
     os.environ.update(env)
@@ -193,15 +183,8 @@ def build_parser() -> argparse.ArgumentParser:
     subparsers = parser.add_subparsers(dest="command", required=True)
     for register in REGISTRARS:
         register(subparsers)
-    for name in PLUGIN_MODULES:
-        try:
-            module = importlib.import_module(name)
-        except ModuleNotFoundError as exc:
-            if exc.name != name:
-                raise
-            continue
-        if hasattr(module, "register"):
-            module.register(subparsers)
+    for name in COMMAND_MODULES:
+        importlib.import_module(name).register(subparsers)
     return parser
 
 

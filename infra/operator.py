@@ -10,9 +10,9 @@ Where the commands act:
 - the local stack (``nbaml stack up``), with the predict function's environment from the template, so the
   names are the ones the running server reads;
 - real AWS with ``--aws``, or when no local stack is deployed and ``AWS_ENDPOINT_URL`` is unset: the names
-  come from the CloudFormation stack's outputs and parameters (``--stack-name``, by default the one
-  samconfig.toml deploys for ``--stage``), matched to the template's environment variables by their ``Ref``.
-  ``AWS_ENDPOINT_URL``, when set, still applies (LocalStack, a moto server).
+  are the predict function's environment as Lambda holds it in the CloudFormation stack (``--stack-name``,
+  by default the one samconfig.toml deploys for ``--stage``). ``AWS_ENDPOINT_URL``, when set, still
+  applies (LocalStack, a moto server).
 """
 
 from __future__ import annotations
@@ -22,14 +22,14 @@ import contextlib
 import getpass
 import json
 import os
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from pydantic import Field
 
-from infra import InfraError, runtime
+from infra import InfraError, runtime, tables
 from infra import emulator as emu
 from infra import stack as stk
 from infra import template as tpl
@@ -47,74 +47,33 @@ class OperatorSettings(CommonSettings):
 
 @dataclass(frozen=True)
 class Target:
-    """Where a command acts: the local stack (``stack`` set) or an AWS CloudFormation stack."""
+    """Where a command acts: the local stack, or a CloudFormation stack on AWS (``local`` false)."""
 
     where: str
-    env: dict[str, str]
-    stack: stk.LocalStack | None = None
+    stack: stk.LocalStack
+    local: bool
+
+    @property
+    def env(self) -> dict[str, str]:
+        """The predict function's environment there: the names the running server reads."""
+        return self.stack.env_for(SERVING_FUNCTION, lambda_runtime=False)
 
 
 # ---------------------------------------------------------------- where the commands act
-def _local_target(state_dir: Path) -> Target:
-    stack = stk.LocalStack.load(state_dir)
-    where = f"local stack {stack.stack_name} at {stack.endpoint}"
-    return Target(where=where, env=stack.env_for("predict"), stack=stack)
-
-
-def aws_environment(
-    outputs: Mapping[str, str], parameters: Mapping[str, str], template: Mapping[str, Any]
-) -> dict[str, str]:
-    """The serving function's environment resolved from a deployed stack's outputs and parameters.
-
-    Each variable the template declares as ``!Ref X`` takes the stack parameter X, or the output whose value
-    is ``!Ref X``; plain strings are kept. Nothing is guessed from naming patterns, so a renamed resource
-    stays found as long as the template exports it.
-    """
-    by_ref = {
-        output["Value"]["Ref"]: name
-        for name, output in (template.get("Outputs") or {}).items()
-        if isinstance(output.get("Value"), dict) and "Ref" in output["Value"]
-    }
-    env: dict[str, str] = {}
-    for variable, value in tpl.function_environment(template, SERVING_FUNCTION).items():
-        if isinstance(value, str | int | float):
-            env[variable] = str(value)
-        elif isinstance(value, dict) and "Ref" in value:
-            ref = value["Ref"]
-            if ref in parameters:
-                env[variable] = parameters[ref]
-            elif ref in by_ref and by_ref[ref] in outputs:
-                env[variable] = outputs[by_ref[ref]]
-    return env
-
-
-def _aws_target(stack_name: str) -> Target:
-    import boto3
-    from botocore.exceptions import BotoCoreError, ClientError
-
-    try:
-        described = boto3.client("cloudformation").describe_stacks(StackName=stack_name)["Stacks"][0]
-    except (ClientError, BotoCoreError) as exc:
-        raise InfraError(f"cannot read CloudFormation stack {stack_name}: {exc}") from exc
-    outputs = {o["OutputKey"]: o["OutputValue"] for o in described.get("Outputs", [])}
-    parameters = {p["ParameterKey"]: p["ParameterValue"] for p in described.get("Parameters", [])}
-    env = aws_environment(outputs, parameters, tpl.load())
-    endpoint = os.environ.get("AWS_ENDPOINT_URL")
-    return Target(where=f"AWS stack {stack_name}" + (f" at {endpoint}" if endpoint else ""), env=env)
-
-
 def resolve_target(args: argparse.Namespace) -> Target:
     state_dir = Path(args.state_dir)
-    if args.aws:
-        return _aws_target(args.stack_name or tpl.stack_name_for(args.stage))
-    if (state_dir / stk.STACK_FILE).exists():
-        return _local_target(state_dir)
-    if os.environ.get("AWS_ENDPOINT_URL"):
+    if not args.aws and (state_dir / stk.STACK_FILE).exists():
+        stack = stk.LocalStack.load(state_dir)
+        return Target(f"local stack {stack.stack_name} at {stack.endpoint}", stack, local=True)
+    endpoint = os.environ.get("AWS_ENDPOINT_URL")
+    if not args.aws and endpoint:
         raise InfraError(
             f"no local stack is deployed (run `nbaml stack up`), and AWS_ENDPOINT_URL is set to "
-            f"{os.environ['AWS_ENDPOINT_URL']}: pass --aws to use the CloudFormation stack there"
+            f"{endpoint}: pass --aws to use the CloudFormation stack there"
         )
-    return _aws_target(args.stack_name or tpl.stack_name_for(args.stage))
+    name = args.stack_name or tpl.stack_name_for(args.stage)
+    where = f"AWS stack {name}" + (f" at {endpoint}" if endpoint else "")
+    return Target(where, stk.read_cloudformation(name), local=False)
 
 
 @contextlib.contextmanager
@@ -134,21 +93,6 @@ def _who(args: argparse.Namespace) -> str:
 
 
 # ---------------------------------------------------------------- printing
-def _cell(value: Any, digits: int = 3) -> str:
-    if value is None or value == "":
-        return "-"
-    if isinstance(value, float):
-        return f"{value:.{digits}f}"
-    return str(value)
-
-
-def _table(headers: list[str], rows: list[list[str]]) -> str:
-    widths = [max(len(r[i]) for r in [headers, *rows]) for i in range(len(headers))]
-    lines = ["  ".join(h.ljust(w) for h, w in zip(headers, widths, strict=True))]
-    lines += ["  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)) for row in rows]
-    return "\n".join(line.rstrip() for line in lines)
-
-
 def render_overview(overview: Mapping[str, Any]) -> str:
     """The seed's model_versions table, the roles beside each version, then the active parameter's history."""
     canary = overview.get("canary") or None
@@ -159,53 +103,25 @@ def render_overview(overview: Mapping[str, Any]) -> str:
         roles.setdefault(str(canary["version"]), []).append(f"canary {canary['percent']}%")
     if overview.get("shadow"):
         roles.setdefault(str(overview["shadow"]), []).append("shadow")
-    rows = []
-    for item in overview.get("versions", []):
-        metrics = item.get("metrics") or {}
-        rows.append(
-            [
-                str(item["version"]),
-                _cell(_number(metrics.get("accuracy"))),
-                _cell(_number(metrics.get("roc_auc"))),
-                _cell(item.get("status")),
-                _cell(item.get("deployed_at")),
-                ", ".join(roles.get(str(item["version"]), [])) or "-",
-            ]
-        )
-    parts = [
-        f"active {overview.get('active')}   canary "
-        + (f"{canary['version']} at {canary['percent']}%" if canary else "none")
-        + f"   shadow {overview.get('shadow') or 'none'}",
-        "",
-        _table(["version", "accuracy", "roc_auc", "status", "deployed_at", "role"], rows)
-        if rows
-        else "no registered versions",
-        "",
-        "active parameter history (the audit trail):",
-    ]
+    versions = overview.get("versions", [])
     history = overview.get("active_history", [])
-    parts.append(
-        _table(
-            ["#", "value", "at", "why"],
-            [[str(h["parameter_version"]), str(h["value"]), str(h["at"]), str(h.get("why") or "-")] for h in history],
-        )
-        if history
-        else "  (no history)"
+    return "\n".join(
+        [
+            f"active {overview.get('active')}   canary "
+            + (f"{canary['version']} at {canary['percent']}%" if canary else "none")
+            + f"   shadow {overview.get('shadow') or 'none'}",
+            "",
+            tables.model_versions(versions, roles=roles) if versions else "no registered versions",
+            "",
+            "active parameter history (the audit trail):",
+            tables.table(
+                ["#", "value", "at", "why"],
+                [[h["parameter_version"], h["value"], h["at"], h.get("why")] for h in history],
+            )
+            if history
+            else "  (no history)",
+        ]
     )
-    return "\n".join(parts)
-
-
-def _number(value: Any) -> float | None:
-    try:
-        return None if value is None else float(value)
-    except (TypeError, ValueError):
-        return None
-
-
-def _print_change(change: Any, target: Target) -> None:
-    max_age = target.env.get("MODEL_PARAM_MAX_AGE_SECONDS", "?")
-    print(f"{change.role}: {change.before} -> {change.after} by {change.by} ({change.why}) on {target.where}")
-    print(f"every warm predict instance follows within MODEL_PARAM_MAX_AGE_SECONDS={max_age} s")
 
 
 # ---------------------------------------------------------------- commands
@@ -223,18 +139,25 @@ def _models(args: argparse.Namespace) -> int:
     return 0
 
 
-def _promote(args: argparse.Namespace) -> int:
+def _change_role(args: argparse.Namespace, change: Callable[[Any, str], Any]) -> int:
+    """One role change through the checked path (``change(deployment, who)``), and where it acted."""
     from nbaml.deployment import Deployment
 
     target = resolve_target(args)
     with acting_on(target) as settings:
-        change = Deployment(settings).promote(args.version, by=_who(args), why=args.reason)
-        _print_change(change, target)
+        done = change(Deployment(settings), _who(args))
+    max_age = target.env.get("MODEL_PARAM_MAX_AGE_SECONDS", "?")
+    print(f"{done.role}: {done.before} -> {done.after} by {done.by} ({done.why}) on {target.where}")
+    print(f"every warm predict instance follows within MODEL_PARAM_MAX_AGE_SECONDS={max_age} s")
     return 0
 
 
+def _promote(args: argparse.Namespace) -> int:
+    return _change_role(args, lambda deployment, by: deployment.promote(args.version, by=by, why=args.reason))
+
+
 def _rollback(args: argparse.Namespace) -> int:
-    from nbaml.deployment import PREVIOUS, Deployment
+    from nbaml.deployment import PREVIOUS
     from nbaml.storage import parameters
 
     if args.raw:
@@ -258,45 +181,27 @@ def _rollback(args: argparse.Namespace) -> int:
         raise InfraError("--parameter goes with --raw only: the checked rollback takes its names from the stack")
     if not args.reason:
         raise InfraError("rollback needs --reason (recorded in the registry and the parameter's history)")
-    target = resolve_target(args)
-    with acting_on(target) as settings:
-        change = Deployment(settings).rollback(args.version, by=_who(args), why=args.reason)
-        _print_change(change, target)
-    return 0
+    return _change_role(args, lambda deployment, by: deployment.rollback(args.version, by=by, why=args.reason))
 
 
 def _canary(args: argparse.Namespace) -> int:
-    from nbaml.deployment import Deployment
-
     if args.clear == bool(args.version):
         raise InfraError("canary: give VERSION --percent N, or --clear")
     if args.version and args.percent is None:
         raise InfraError("canary: --percent N (1-100) is required with a version")
-    target = resolve_target(args)
-    with acting_on(target) as settings:
-        deployment = Deployment(settings)
-        if args.clear:
-            change = deployment.clear_canary(by=_who(args), why=args.reason)
-        else:
-            change = deployment.set_canary(args.version, args.percent, by=_who(args), why=args.reason)
-        _print_change(change, target)
-    return 0
+    if args.clear:
+        return _change_role(args, lambda deployment, by: deployment.clear_canary(by=by, why=args.reason))
+    return _change_role(
+        args, lambda deployment, by: deployment.set_canary(args.version, args.percent, by=by, why=args.reason)
+    )
 
 
 def _shadow(args: argparse.Namespace) -> int:
-    from nbaml.deployment import Deployment
-
     if args.clear == bool(args.version):
         raise InfraError("shadow: give VERSION, or --clear")
-    target = resolve_target(args)
-    with acting_on(target) as settings:
-        deployment = Deployment(settings)
-        if args.clear:
-            change = deployment.clear_shadow(by=_who(args), why=args.reason)
-        else:
-            change = deployment.set_shadow(args.version, by=_who(args), why=args.reason)
-        _print_change(change, target)
-    return 0
+    if args.clear:
+        return _change_role(args, lambda deployment, by: deployment.clear_shadow(by=by, why=args.reason))
+    return _change_role(args, lambda deployment, by: deployment.set_shadow(args.version, by=by, why=args.reason))
 
 
 def _retrain(args: argparse.Namespace) -> int:
@@ -308,7 +213,7 @@ def _retrain(args: argparse.Namespace) -> int:
     with acting_on(target) as settings:
         message_id = send_retrain_request(settings.retrain_queue_url, request)
         print(f"queued retrain request {request.request_id} (message {message_id}) on {target.where}")
-        if target.stack is None:
+        if not target.local:
             print("the retrain function's SQS event source delivers it; follow it in its logs")
             return 0
         if args.no_run:
@@ -328,8 +233,8 @@ def _retrain(args: argparse.Namespace) -> int:
                 metrics = run.get("metrics") or {}
                 print(
                     f"retrain {run.get('request_id')}: {run.get('status')} {run.get('version') or ''} "
-                    f"accuracy {_cell(_number(metrics.get('accuracy')))} "
-                    f"roc_auc {_cell(_number(metrics.get('roc_auc')))}"
+                    f"accuracy {tables.cell(metrics.get('accuracy'))} "
+                    f"roc_auc {tables.cell(metrics.get('roc_auc'))}"
                     + (f" ({'; '.join(run['reasons'])})" if run.get("reasons") else "")
                 )
     return 1 if failed else 0

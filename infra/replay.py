@@ -20,9 +20,9 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import dataclasses
 import datetime as dt
 import json
-import math
 import threading
 import time
 from collections import defaultdict
@@ -32,7 +32,7 @@ from pathlib import Path
 from typing import Any
 
 from infra import emulator as emu
-from infra import runtime
+from infra import runtime, tables
 from infra import stack as stk
 from infra import template as tpl
 from infra.clock import Firing, ScheduleClock
@@ -395,36 +395,12 @@ def _short_metrics(metrics: dict[str, Any]) -> dict[str, Any]:
     return {k: metrics.get(k) for k in ("accuracy", "roc_auc", "log_loss", "ece")}
 
 
-def _fmt(value: Any) -> str:
-    if value is None or (isinstance(value, float) and math.isnan(value)):
-        return "-"
-    return f"{value:.3f}" if isinstance(value, float) else str(value)
-
-
-def _table(headers: list[str], rows: list[list[Any]]) -> str:
-    cells = [headers, *[[_fmt(c) for c in row] for row in rows]]
-    widths = [max(len(str(r[i])) for r in cells) for i in range(len(headers))]
-    lines = ["| " + " | ".join(str(c).ljust(w) for c, w in zip(row, widths, strict=True)) + " |" for row in cells]
-    lines.insert(1, "|" + "|".join("-" * (w + 2) for w in widths) + "|")
-    return "\n".join(lines)
+def _md(headers: list[str], rows: list[list[Any]]) -> str:
+    return tables.table(headers, rows, markdown=True)
 
 
 def render(result: ReplayResult) -> str:
-    versions = _table(
-        ["version", "accuracy", "roc_auc", "log_loss", "status", "deployed_at", "trigger"],
-        [
-            [
-                v["version"],
-                v.get("metrics", {}).get("accuracy"),
-                v.get("metrics", {}).get("roc_auc"),
-                v.get("metrics", {}).get("log_loss"),
-                v.get("status"),
-                v.get("deployed_at", "-"),
-                v.get("trigger"),
-            ]
-            for v in result.versions
-        ],
-    )
+    versions = tables.model_versions(result.versions, markdown=True)
     live_rows = []
     for name, group in sorted(result.live.items(), key=lambda kv: (kv[0] == "overall", kv[0])):
         for who in ("model", "always_home", "elo"):
@@ -440,9 +416,9 @@ def render(result: ReplayResult) -> str:
                     s["ece"],
                 ]
             )
-    live = _table(["version", "predictor", "n", "log_loss", "accuracy", "brier", "ece"], live_rows)
+    live = _md(["version", "predictor", "n", "log_loss", "accuracy", "brier", "ece"], live_rows)
     drift = (
-        _table(
+        _md(
             ["run", "rule", "reasons", "retrain requested"],
             [
                 [d["run_date"], d.get("rule"), "; ".join(d["reasons"])[:90], d["retrain_requested"]]
@@ -452,7 +428,7 @@ def render(result: ReplayResult) -> str:
         if result.drift_events
         else "no drift found"
     )
-    retrains = _table(
+    retrains = _md(
         ["trigger", "version", "status", "log_loss", "reasons"],
         [
             [
@@ -465,7 +441,7 @@ def render(result: ReplayResult) -> str:
             for r in result.retrains
         ],
     )
-    timings = _table(
+    timings = _md(
         ["phase", "seconds"],
         [[k, v] for k, v in result.timings.items()] + [["total", round(sum(result.timings.values()), 2)]],
     )
@@ -530,18 +506,7 @@ def run(
 
 
 def _cli(args: argparse.Namespace) -> int:
-    options = ReplayOptions(
-        source=args.source,
-        games_file=Path(args.games) if args.games else None,
-        season=args.season,
-        history_seasons=args.history_seasons,
-        days=args.days,
-        promotion=args.promotion,
-        quick=args.quick,
-        seed=args.seed,
-        out_dir=Path(args.out),
-        progress=not args.no_progress,
-    )
+    options = ReplayOptions(**{f.name: getattr(args, f.name) for f in dataclasses.fields(ReplayOptions)})
     result = run(options)
     overall = result.live.get("overall", {})
     if args.require_beat_baselines and overall.get("n"):
@@ -564,7 +529,7 @@ def register(subparsers: Any) -> None:
         default="generator",
         help="generator: the embedded synthetic league (default); file: a real games CSV",
     )
-    parser.add_argument("--games", help=f"games CSV for --source file (default {SHARED_GAMES})")
+    parser.add_argument("--games", dest="games_file", type=Path, help=f"CSV for --source file (default {SHARED_GAMES})")
     parser.add_argument("--season", type=int, help="season to replay, by its start year (default: the last)")
     parser.add_argument(
         "--history-seasons", type=int, help="seasons of history before it (default 3 synthetic, all of a file)"
@@ -578,8 +543,8 @@ def register(subparsers: Any) -> None:
     )
     parser.add_argument("--quick", action="store_true", help="one-point training grid (smoke runs)")
     parser.add_argument("--seed", type=int, default=2024, help="seed of the synthetic league")
-    parser.add_argument("--out", default=str(REPO_ROOT / "reports" / "replay"), help="where the reports go")
-    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+    parser.add_argument("--out", dest="out_dir", type=Path, default=ReplayOptions.out_dir, help="where reports go")
+    parser.add_argument("--no-progress", dest="progress", action="store_false", help="no progress bar")
     parser.add_argument(
         "--require-beat-baselines", action="store_true", help="exit 1 unless live log-loss beats always-home and Elo"
     )

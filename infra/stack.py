@@ -16,7 +16,7 @@ import tempfile
 import threading
 import time
 import warnings
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -43,7 +43,9 @@ class Fill:
 
 @dataclass
 class LocalStack:
-    """The deployed local stack: what the CLI, the runtime and the tests need to find each resource."""
+    """A deployed stack as the local tools see it: what the CLI, the runtime and the tests need to find each
+    resource. Usually the emulator's (``deploy``); ``read_cloudformation`` reads one on AWS the same way, with
+    an empty ``endpoint``: the process's own AWS configuration reaches it."""
 
     endpoint: str
     stack_name: str
@@ -102,9 +104,10 @@ class LocalStack:
         emulator's fake ones (a function run under its own role's keys once the emulator evaluates IAM).
         """
         logical_id = self.function_id(function)
+        emulator = endpoint or self.endpoint
         env = {
             **self.function_environments[logical_id],
-            **emu.local_aws_env(endpoint or self.endpoint),
+            **(emu.local_aws_env(emulator) if emulator else {}),
             **(credentials or {}),
             "POWERTOOLS_TRACE_DISABLED": "1",
         }
@@ -138,6 +141,47 @@ class LocalStack:
             return cls(**data)
         except (ValueError, TypeError) as exc:
             raise StackError(f"{path} is unreadable ({exc}); run `nbaml stack down` and `stack up` again") from exc
+
+
+def read_cloudformation(stack_name: str, client: Callable[[str], Any] | None = None) -> LocalStack:
+    """A stack CloudFormation deployed (on AWS by default; wherever ``client`` reaches otherwise).
+
+    Resources and parameters from CloudFormation, each function's environment as Lambda holds it: nothing is
+    guessed from names. ``client`` defaults to boto3's default session (the operator's profile and region).
+    """
+    import boto3
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    client = client or boto3.session.Session().client
+    try:
+        described = client("cloudformation").describe_stacks(StackName=stack_name)["Stacks"][0]
+        pages = client("cloudformation").get_paginator("list_stack_resources").paginate(StackName=stack_name)
+        rows = [row for page in pages for row in page["StackResourceSummaries"]]
+        resources = {row["LogicalResourceId"]: row["PhysicalResourceId"] for row in rows}
+        sam = tpl.load()
+        functions = {lid: path for lid, path in tpl.function_dirs(sam).items() if lid in resources}
+        environments = {
+            lid: client("lambda").get_function_configuration(FunctionName=resources[lid]).get("Environment", {})
+            for lid in functions
+        }
+    except (ClientError, BotoCoreError) as exc:
+        raise StackError(f"cannot read CloudFormation stack {stack_name}: {exc}") from exc
+    types = {row["LogicalResourceId"]: row["ResourceType"] for row in rows}
+    return LocalStack(
+        endpoint="",
+        stack_name=stack_name,
+        template_path=str(tpl.DEFAULT_TEMPLATE),
+        parameters={p["ParameterKey"]: p.get("ParameterValue", "") for p in described.get("Parameters", [])},
+        resources=resources,
+        resource_types=types,
+        function_environments={lid: dict(env.get("Variables") or {}) for lid, env in environments.items()},
+        function_dirs={lid: str(path) for lid, path in functions.items()},
+        function_settings={lid: tpl.function_settings(sam, lid) for lid in functions},
+        api_id=next((resources[lid] for lid, kind in types.items() if kind == "AWS::ApiGatewayV2::Api"), None),
+        admin_token_param=None,
+        secure_parameters=[],
+        outputs={o["OutputKey"]: o["OutputValue"] for o in described.get("Outputs", [])},
+    )
 
 
 # ---------------------------------------------------------------- deploy
