@@ -183,6 +183,8 @@ def test_given_latencies_when_a_percentile_is_taken_then_it_is_the_value_at_rank
 def test_given_the_holdout_games_served_live_when_drift_checked_then_the_report_equals_the_gates(
     stack, loaded_history, fast_config
 ) -> None:
+    from aws_lambda_powertools.metrics import Metrics
+
     from nbaml.bundle import ModelBundle
     from nbaml.config import DriftSettings, RetrainSettings, load_settings
     from nbaml.events import RetrainRequest, RetrainTrigger
@@ -226,8 +228,14 @@ def test_given_the_holdout_games_served_live_when_drift_checked_then_the_report_
         log.record(record)
     log.resolve(games)
 
-    # When the weekly drift check reads them
-    report = check_drift(settings, run_date=split.holdout_dates[1] + dt.timedelta(days=1))
+    # When the weekly drift check reads them (Powertools shares one metric set: start and end it empty)
+    emf = Metrics(namespace="nbaml-test", service="drift_check")
+    emf.clear_metrics()
+    try:
+        report = check_drift(settings, run_date=split.holdout_dates[1] + dt.timedelta(days=1), metrics=emf)
+        emitted = emf.serialize_metric_set()
+    finally:
+        emf.clear_metrics()
 
     # Then its calibration and performance are the gates' numbers, to the last digit
     gate = item["metrics"]
@@ -237,3 +245,6 @@ def test_given_the_holdout_games_served_live_when_drift_checked_then_the_report_
     assert report.sections["calibration"]["curve"] == [{k: float(v) for k, v in b.items()} for b in gate["calibration"]]
     assert report.sections["performance"]["log_loss"] == float(gate["log_loss"])
     assert report.sections["performance"]["accuracy"] == float(gate["accuracy"])
+    # and so is the ECE it emits, a score without a unit
+    units = {m["Name"]: m["Unit"] for m in emitted["_aws"]["CloudWatchMetrics"][0]["Metrics"]}
+    assert units["CalibrationECE"] == "None" and emitted["CalibrationECE"] == [float(gate["ece"])]

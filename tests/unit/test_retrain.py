@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 
 import pytest
+from aws_lambda_powertools.metrics import Metrics
 
 from nbaml.bundle import ModelBundle
 from nbaml.config import RetrainSettings, load_settings
@@ -58,6 +59,56 @@ def test_given_impossible_floors_when_retrained_then_the_candidate_is_rejected_a
     assert any("accuracy" in reason for reason in outcome.reasons)
     assert parameters.read(settings.active_model_param) == "v1"
     assert ModelRegistry(settings.model_versions_table).get(outcome.version)["status"] == "rejected"
+
+
+@pytest.mark.parametrize("mode", ["canary", "shadow"])
+def test_given_a_promotion_mode_when_a_candidate_passes_then_it_takes_that_role_and_the_champion_stays(
+    stack, loaded_history, fast_config, monkeypatch, mode: str
+) -> None:
+    # Given v1 active, and PromotionMode canary (at 25 %) or shadow
+    pipeline.retrain(load_settings(RetrainSettings), request("first"), config=fast_config)
+    monkeypatch.setenv("PROMOTION_MODE", mode)
+    monkeypatch.setenv("CANARY_PERCENT", "25")
+    settings = load_settings(RetrainSettings)
+    # When a candidate that passes its gates is trained
+    outcome = pipeline.retrain(settings, request("next", dt.datetime(2021, 6, 1, tzinfo=dt.UTC)), config=fast_config)
+    # Then it takes the mode's role, and v1 keeps serving
+    assert (outcome.status, outcome.version) == (mode, "v20210601_000000")
+    assert parameters.read(settings.active_model_param) == "v1"
+    role = settings.canary_model_param if mode == "canary" else settings.shadow_model_param
+    expected = parameters.Canary(outcome.version, 25).encode() if mode == "canary" else outcome.version
+    assert parameters.read(role) == expected
+    assert ModelRegistry(settings.model_versions_table).get(outcome.version)["status"] == "candidate"
+
+
+def test_given_no_champion_when_the_mode_is_canary_then_the_first_model_becomes_active(
+    stack, loaded_history, fast_config, monkeypatch
+) -> None:
+    monkeypatch.setenv("PROMOTION_MODE", "canary")
+    settings = load_settings(RetrainSettings)
+    outcome = pipeline.retrain(settings, request("first"), config=fast_config)
+    assert (outcome.status, parameters.read(settings.active_model_param)) == ("promoted", "v1")
+    assert parameters.read(settings.canary_model_param) == parameters.NONE
+
+
+def test_given_a_retrain_when_it_emits_metrics_then_counts_are_counts_and_log_loss_has_no_unit(
+    stack, loaded_history, fast_config
+) -> None:
+    # Given the retrain function's EMF metrics (Powertools shares one metric set: start and end it empty)
+    metrics = Metrics(namespace="nbaml-test", service="retrain")
+    metrics.clear_metrics()
+    try:
+        # When a run finishes
+        settings = load_settings(RetrainSettings)
+        outcome = pipeline.retrain(settings, request("first"), metrics=metrics, config=fast_config)
+        emitted = metrics.serialize_metric_set()
+    finally:
+        metrics.clear_metrics()
+    # Then each metric carries its unit and its value
+    units = {m["Name"]: m["Unit"] for m in emitted["_aws"]["CloudWatchMetrics"][0]["Metrics"]}
+    assert units == {"RetrainRuns": "Count", "CandidateLogLoss": "None", "CandidateRejected": "Count"}
+    values = {name: emitted[name] for name in units}
+    assert values == {"RetrainRuns": [1.0], "CandidateLogLoss": [outcome.metrics["log_loss"]], "CandidateRejected": [0]}
 
 
 def test_given_a_running_retrain_when_a_second_starts_then_it_exits_naming_the_holder(stack, loaded_history) -> None:

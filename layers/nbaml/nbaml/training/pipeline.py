@@ -1,9 +1,9 @@
 """The retrain job: one run at a time, train a candidate, write its bundle, register it, gate it, promote it.
 
 A failed run never changes what is served: the bundle's manifest is written last (a crash leaves no
-bundle any reader accepts), the registry item comes after the bundle, and the active parameter is written
-last of all, only for a candidate that passed its gates, through the same ``Deployment.promote`` an
-operator uses.
+bundle any reader accepts), the registry item comes after the bundle, and the served roles are written
+last of all, only for a candidate that passed its gates, in one step (``promote_candidate``) through the
+same ``Deployment`` calls an operator makes. Tracking and metrics follow the decision and never change it.
 """
 
 from __future__ import annotations
@@ -21,11 +21,12 @@ from nbaml.deployment import Deployment
 from nbaml.errors import ConflictError, NbamlError
 from nbaml.events import RetrainRequest
 from nbaml.games.history import GameHistory, data_hash
+from nbaml.games.records import Game
 from nbaml.storage import parameters
 from nbaml.storage.registry import VersionStatus
 from nbaml.training import tracking
-from nbaml.training.candidate import train_candidate
-from nbaml.training.gates import Gates
+from nbaml.training.candidate import Candidate, train_candidate
+from nbaml.training.gates import Gates, Verdict
 from nbaml.training.search import TrainConfig
 
 logger = Logger(child=True)
@@ -119,32 +120,66 @@ def _retrain_locked(
     metrics: Metrics | None,
     config: TrainConfig | None,
 ) -> RetrainOutcome:
+    """The job under the lock, one step a line: each step below is one of its functions."""
     games = GameHistory(deployment.store).games()
     champion = _champion(deployment)
-    if not request.force and champion is not None and champion.metadata.get("data_hash") == data_hash(games):
+    if not request.force and _trained_on(champion, games):
         return RetrainOutcome(request, "skipped", reasons=["no new games since the champion was trained"])
 
     version = _new_version(deployment, request)
-    provenance = {
+    candidate = train_candidate(
+        games,
+        version=version,
+        config=_train_config(settings, champion, config),
+        gates=gates_of(settings),
+        champion=champion,
+        provenance=_provenance(request),
+    )
+    files = _write_bundle(deployment, candidate)
+    _register(deployment, candidate, request)
+    outcome = promote_candidate(settings, deployment, request, candidate, has_champion=champion is not None)
+    tracking.log_run(version, candidate.bundle.metadata, files, outcome.status)
+    _emit(metrics, outcome, candidate.verdict)
+    logger.info("retrain finished", extra=outcome.as_dict())
+    return outcome
+
+
+def _trained_on(champion: ModelBundle | None, games: list[Game]) -> bool:
+    return champion is not None and champion.metadata.get("data_hash") == data_hash(games)
+
+
+def _provenance(request: RetrainRequest) -> dict[str, Any]:
+    """Who asked for this model and why: written into the bundle's metadata and the registry item."""
+    return {
         "trigger": request.trigger.value,
         "reason": request.reason,
         "requested_by": request.requested_by,
         "request_id": request.request_id,
         "requested_at": request.requested_at.isoformat(),
     }
-    if config is None and settings.train_profile == "quick":
-        config = QUICK
-    if config is None and champion is not None:
-        # The champion's hyperparameters are scored beside the grid on today's folds.
-        config = TrainConfig(warm_start=champion.metadata.get("hyperparameters"))
-    candidate = train_candidate(
-        games, version=version, config=config, gates=gates_of(settings), champion=champion, provenance=provenance
-    )
+
+
+def _train_config(settings: RetrainSettings, champion: ModelBundle | None, config: TrainConfig | None) -> TrainConfig:
+    """The caller's config, else the quick profile, else the full search with the champion's parameters beside it."""
+    if config is not None:
+        return config
+    if settings.train_profile == "quick":
+        return QUICK
+    return TrainConfig(warm_start=champion.metadata.get("hyperparameters") if champion is not None else None)
+
+
+def _write_bundle(deployment: Deployment, candidate: Candidate) -> dict[str, bytes]:
+    """The bundle's files in S3, manifest last: a crash here leaves nothing any reader accepts."""
     files = candidate.bundle.to_files()
-    deployment.store.write_bundle_files(version, files)
+    deployment.store.write_bundle_files(candidate.bundle.version, files)
+    return files
+
+
+def _register(deployment: Deployment, candidate: Candidate, request: RetrainRequest) -> None:
+    """The registry item (status candidate), written only once its bundle is complete."""
     meta = candidate.bundle.metadata
     deployment.registry.register(
-        version,
+        candidate.bundle.version,
         {
             "metrics": meta["metrics"],
             "hyperparameters": meta["hyperparameters"],
@@ -152,14 +187,28 @@ def _retrain_locked(
             "training_window": meta["training_window"],
             "evaluation": {k: v for k, v in candidate.evaluation.items() if k != "candidate"},
             "gates": meta["gates"],
-            **provenance,
+            **_provenance(request),
         },
         by=request.requested_by,
         why=request.reason,
     )
 
-    verdict = candidate.verdict
-    scores = meta["metrics"]
+
+def promote_candidate(
+    settings: RetrainSettings,
+    deployment: Deployment,
+    request: RetrainRequest,
+    candidate: Candidate,
+    *,
+    has_champion: bool,
+) -> RetrainOutcome:
+    """The promotion step, the only place a retrain changes what is served.
+
+    A candidate that failed its gates is marked rejected and nothing served changes. One that passed
+    takes the role PromotionMode names (active, canary at CANARY_PERCENT, or shadow), through the same
+    ``Deployment`` calls an operator makes; with no champion to protect it becomes active whatever the mode.
+    """
+    version, verdict, scores = candidate.bundle.version, candidate.verdict, candidate.bundle.metadata["metrics"]
     if not verdict.passed:
         deployment.registry.set_status(
             version,
@@ -168,23 +217,23 @@ def _retrain_locked(
             why="; ".join(verdict.reasons),
             extra={"rejected_because": verdict.reasons},
         )
-        outcome = RetrainOutcome(request, "rejected", version, verdict.reasons, scores)
+        return RetrainOutcome(request, "rejected", version, verdict.reasons, scores)
+    why = f"{request.trigger.value}: {request.reason}; gates passed"
+    mode = settings.promotion_mode if has_champion else "active"
+    if mode == "canary":
+        deployment.set_canary(version, settings.canary_percent, by=RETRAIN_ACTOR, why=why)
+    elif mode == "shadow":
+        deployment.set_shadow(version, by=RETRAIN_ACTOR, why=why)
     else:
-        why = f"{request.trigger.value}: {request.reason}; gates passed"
-        mode = settings.promotion_mode if champion is not None else "active"
-        if mode == "canary":
-            deployment.set_canary(version, settings.canary_percent, by=RETRAIN_ACTOR, why=why)
-        elif mode == "shadow":
-            deployment.set_shadow(version, by=RETRAIN_ACTOR, why=why)
-        else:
-            deployment.promote(version, by=RETRAIN_ACTOR, why=why)
-            mode = "promoted"
-        outcome = RetrainOutcome(request, mode, version, [], scores)
+        deployment.promote(version, by=RETRAIN_ACTOR, why=why)
+        mode = "promoted"
+    return RetrainOutcome(request, mode, version, [], scores)
 
-    tracking.log_run(version, meta, files, outcome.status)
-    if metrics is not None:
-        metrics.add_metric(name="RetrainRuns", unit=MetricUnit.Count, value=1)
-        metrics.add_metric(name="CandidateLogLoss", unit=MetricUnit.Count, value=scores["log_loss"])
-        metrics.add_metric(name="CandidateRejected", unit=MetricUnit.Count, value=int(not verdict.passed))
-    logger.info("retrain finished", extra=outcome.as_dict())
-    return outcome
+
+def _emit(metrics: Metrics | None, outcome: RetrainOutcome, verdict: Verdict) -> None:
+    """EMF metrics of the run: counts are Count; log-loss is a score, so it has no unit."""
+    if metrics is None:
+        return
+    metrics.add_metric(name="RetrainRuns", unit=MetricUnit.Count, value=1)
+    metrics.add_metric(name="CandidateLogLoss", unit=MetricUnit.NoUnit, value=outcome.metrics["log_loss"])
+    metrics.add_metric(name="CandidateRejected", unit=MetricUnit.Count, value=int(not verdict.passed))
