@@ -63,7 +63,7 @@ stack-down: ## Stop the emulator (the local stack lives only in its memory).
 	$(VENV)/bin/nbaml stack down
 
 .PHONY: lint
-lint: ## ruff check + ruff format --check + cfn-lint + sam validate --lint.
+lint: ## ruff check (with the complexity gate: C90, PLR0915) + ruff format --check + cfn-lint + sam validate --lint.
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/cfn-lint $(TEMPLATE)
