@@ -160,6 +160,24 @@ def train_versions(settings, days, *, requested_by: str, config=None) -> list:
     ]
 
 
+def prediction_of(game, probability: float, *, version: str = "v1", role: str = "champion", **fields: object):
+    """The Predictions item the predict function logs for ``game`` (fields: feature_hash, latency_ms, ...)."""
+    from nbaml.storage.predictions import PredictionRecord
+
+    return PredictionRecord(
+        game_id=game.game_id,
+        game_date=game.game_date.isoformat(),
+        home=game.home,
+        away=game.away,
+        version=version,
+        role=role,
+        probability=probability,
+        feature_hash=fields.pop("feature_hash", "h"),
+        latency_ms=fields.pop("latency_ms", 0.3),
+        **fields,
+    )
+
+
 FAST_TRAIN = {
     "grid": {"max_depth": [2], "n_estimators": [40], "learning_rate": [0.1]},
     "cv_splits": 2,

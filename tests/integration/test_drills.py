@@ -24,7 +24,7 @@ from nbaml.errors import StorageError
 from nbaml.games.feeds.base import RawPayload
 from nbaml.games.records import Game
 from nbaml.storage.predictions import PredictionLog, PredictionRecord
-from tests.conftest import train_versions
+from tests.conftest import prediction_of, train_versions
 
 pytestmark = pytest.mark.integration
 V2 = "v20210602_000000"
@@ -185,11 +185,7 @@ def test_given_two_collect_runs_at_once_then_the_final_state_is_that_of_one_run(
     window = [g for g in season if run_date - lookback <= g.game_date < run_date]
     # A prediction waiting for its outcome
     game = window[0]
-    PredictionLog(settings.predictions_table).record(
-        PredictionRecord(
-            game.game_id, game.game_date.isoformat(), game.home, game.away, "v1", "champion", 0.7, "h", 1.0
-        )
-    )
+    PredictionLog(settings.predictions_table).record(prediction_of(game, 0.7))
     # When: two runs of the same day start together
     barrier = threading.Barrier(2)
     errors: list[BaseException] = []
@@ -264,9 +260,7 @@ def test_given_a_late_and_then_a_corrected_result_then_predictions_and_state_fol
     feed = EditedFeed(league)
     log = PredictionLog(settings.predictions_table)
     for version, role, p in (("v1", "champion", 0.8), (V2, "shadow", 0.3)):
-        log.record(
-            PredictionRecord(late.game_id, late.game_date.isoformat(), late.home, late.away, version, role, p, "h", 1.0)
-        )
+        log.record(prediction_of(late, p, version=version, role=role))
     history = GameHistory(ArtifactStore(settings.nbaml_bucket))
     # Given: the game's result is missing from the feed on the morning after, while later days arrive
     feed.withheld = {late.game_id}

@@ -15,7 +15,8 @@ from nbaml.games.feeds.base import FeedBatch, RawPayload
 from nbaml.games.history import GameHistory
 from nbaml.storage.artifacts import ArtifactStore
 from nbaml.storage.games import GameStore
-from nbaml.storage.predictions import PredictionLog, PredictionRecord
+from nbaml.storage.predictions import PredictionLog
+from tests.conftest import prediction_of
 
 
 def run_date_after(games, days_into_season: int) -> dt.date:
@@ -56,19 +57,7 @@ def test_given_predictions_when_their_games_are_collected_then_outcomes_are_join
     season = league.games(2019)
     game = season[0]
     log = PredictionLog(settings.predictions_table)
-    log.record(
-        PredictionRecord(
-            game_id=game.game_id,
-            game_date=game.game_date.isoformat(),
-            home=game.home,
-            away=game.away,
-            version="v1",
-            role="champion",
-            probability=0.8,
-            feature_hash="x",
-            latency_ms=0.1,
-        )
-    )
+    log.record(prediction_of(game, 0.8))
     report = collect_recent_games(settings, run_date=game.game_date + dt.timedelta(days=1), feed=league)
     assert report.predictions_resolved == 1
     (item,) = log.for_game(game.game_id)

@@ -192,35 +192,41 @@ def test_given_3am_in_new_york_when_the_clocks_change_then_it_stays_3am_local() 
     assert len(fires) == 365 and all(len(times) == 1 for times in fires.values())
 
 
-def test_given_a_time_in_the_skipped_hour_when_spring_comes_then_that_day_does_not_fire() -> None:
-    # Given 02:30 Eastern, a time 12 March 2023 does not have
-    schedule = cron.parse("cron(30 2 * * ? *)", scheduler=True)
+@pytest.mark.parametrize(
+    ("wall_time", "first_day", "expected"),
+    [
+        # 02:30 does not exist on 12 March: 11 March fires at 07:30 UTC (EST), 12 March not at all, 13 March
+        # at 06:30 UTC (EDT)
+        ("cron(30 2 * * ? *)", dt.date(2023, 3, 11), [utc(2023, 3, 11, 7, 30), utc(2023, 3, 13, 6, 30)]),
+        # 01:30 exists twice on 5 November (05:30 UTC in EDT, 06:30 UTC in EST): it fires once, at the first
+        (
+            "cron(30 1 * * ? *)",
+            dt.date(2023, 11, 4),
+            [utc(2023, 11, 4, 5, 30), utc(2023, 11, 5, 5, 30), utc(2023, 11, 6, 6, 30)],
+        ),
+    ],
+    ids=["skipped hour in spring", "repeated hour in autumn"],
+)
+def test_given_a_wall_time_the_clock_change_skips_or_repeats_then_it_fires_as_scheduler_documents(
+    wall_time: str, first_day: dt.date, expected: list[dt.datetime]
+) -> None:
+    # Given a daily schedule in New York at a time the change skips or repeats
+    schedule = cron.parse(wall_time, scheduler=True)
     assert isinstance(schedule, cron.Cron)
-    # When / Then: 11 March fires at 07:30 UTC, 12 March not at all, 13 March at 06:30 UTC
-    assert schedule.firings(utc(2023, 3, 11), utc(2023, 3, 14), NEW_YORK) == [
-        utc(2023, 3, 11, 7, 30),
-        utc(2023, 3, 13, 6, 30),
-    ]
-    assert schedule.next_after(utc(2023, 3, 11, 7, 30), NEW_YORK) == utc(2023, 3, 13, 6, 30)
+    # When fired over the days around it, or asked its next firing after each
+    start = dt.datetime.combine(first_day, dt.time(), tzinfo=dt.UTC)
+    firings = schedule.firings(start, start + dt.timedelta(days=3), NEW_YORK)
+    # Then a skipped time does not fire, and a repeated one fires once, at its first occurrence
+    assert firings == expected
+    assert [schedule.next_after(at, NEW_YORK) for at in expected[:-1]] == expected[1:]
 
 
-def test_given_a_time_in_the_repeated_hour_when_autumn_comes_then_it_fires_once_at_its_first_occurrence() -> None:
-    # Given 01:30 Eastern, a time 5 November 2023 has twice (05:30 UTC in EDT, 06:30 UTC in EST)
-    schedule = cron.parse("cron(30 1 * * ? *)", scheduler=True)
-    assert isinstance(schedule, cron.Cron)
-    # Then it fires once, at the first
-    assert schedule.firings(utc(2023, 11, 5), utc(2023, 11, 7), NEW_YORK) == [
-        utc(2023, 11, 5, 5, 30),
-        utc(2023, 11, 6, 6, 30),
-    ]
-    assert schedule.next_after(utc(2023, 11, 5, 5, 30), NEW_YORK) == utc(2023, 11, 6, 6, 30)
-    # and a schedule every half hour has 46 firings on the short day and 48 (not 50) on the long one
+def test_given_a_half_hourly_schedule_when_the_clocks_change_then_the_days_have_46_and_48_firings() -> None:
+    # Given every half hour in New York; then 46 firings on the short day, 48 (not 50) on the long one
     half_hourly = cron.parse("cron(0/30 * * * ? *)", scheduler=True)
     assert isinstance(half_hourly, cron.Cron)
+    local = [t.astimezone(ZoneInfo(NEW_YORK)) for t in half_hourly.firings(utc(2023, 1, 1), utc(2024, 1, 1), NEW_YORK)]
     for day, count in ((SPRING_FORWARD, 46), (FALL_BACK, 48), (dt.date(2023, 7, 1), 48)):
-        local = [
-            t.astimezone(ZoneInfo(NEW_YORK)) for t in half_hourly.firings(utc(2023, 1, 1), utc(2024, 1, 1), NEW_YORK)
-        ]
         on_day = [t for t in local if t.date() == day]
         assert len(on_day) == count and len({t.astimezone(dt.UTC) for t in on_day}) == count
 

@@ -14,8 +14,9 @@ from nbaml.metrics import log_loss
 from nbaml.monitoring import rules
 from nbaml.monitoring.drift import check_drift
 from nbaml.storage.artifacts import ArtifactStore
-from nbaml.storage.predictions import PredictionLog, PredictionRecord
+from nbaml.storage.predictions import PredictionLog
 from nbaml.training import pipeline
+from tests.conftest import prediction_of
 
 
 def calibrated(n: int, seed: int = 1) -> list[tuple[float, bool]]:
@@ -70,21 +71,7 @@ def test_given_a_live_model_going_wrong_when_drift_check_runs_then_it_reports_an
     games = [g for g in loaded_history if g.season == loaded_history[-1].season][-300:]
     for game in games:
         # confidently wrong: the model backs the team that lost
-        p = 0.2 if game.home_won else 0.8
-        log.record(
-            PredictionRecord(
-                game_id=game.game_id,
-                game_date=game.game_date.isoformat(),
-                home=game.home,
-                away=game.away,
-                version="v1",
-                role="champion",
-                probability=p,
-                feature_hash="h",
-                latency_ms=0.3,
-                features=[0.0] * 20,
-            )
-        )
+        log.record(prediction_of(game, 0.2 if game.home_won else 0.8, features=[0.0] * 20))
     log.resolve(games)
     run_date = games[-1].game_date + dt.timedelta(days=1)
 

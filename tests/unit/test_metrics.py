@@ -18,6 +18,7 @@ UndefinedMetricWarning = pytest.importorskip("sklearn.exceptions").UndefinedMetr
 
 from nbaml import metrics  # noqa: E402
 from nbaml.features import FEATURE_NAMES, elo_probability  # noqa: E402
+from tests.conftest import prediction_of  # noqa: E402
 
 # Probabilities exactly on the bin edges, both as numpy spells them (i * 0.1) and as decimals (i / 10).
 EDGES = sorted({i * 0.1 for i in range(11)} | {i / 10 for i in range(11)})
@@ -191,7 +192,7 @@ def test_given_the_holdout_games_served_live_when_drift_checked_then_the_report_
     from nbaml.games.history import GameHistory
     from nbaml.monitoring.drift import check_drift
     from nbaml.storage.artifacts import ArtifactStore
-    from nbaml.storage.predictions import PredictionLog, PredictionRecord
+    from nbaml.storage.predictions import PredictionLog
     from nbaml.storage.registry import ModelRegistry
     from nbaml.training import pipeline
     from nbaml.training.dataset import feature_table, time_split
@@ -214,18 +215,7 @@ def test_given_the_holdout_games_served_live_when_drift_checked_then_the_report_
     games = [by_id[gid] for gid in split.holdout_ids]
     log = PredictionLog(settings.predictions_table)
     for game, p in zip(games, bundle.predict_many(split.holdout_rows), strict=True):
-        record = PredictionRecord(
-            game_id=game.game_id,
-            game_date=game.game_date.isoformat(),
-            home=game.home,
-            away=game.away,
-            version="v1",
-            role="champion",
-            probability=p,
-            feature_hash="h",
-            latency_ms=0.3,
-        )
-        log.record(record)
+        log.record(prediction_of(game, p))
     log.resolve(games)
 
     # When the weekly drift check reads them (Powertools shares one metric set: start and end it empty)

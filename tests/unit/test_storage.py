@@ -14,6 +14,7 @@ from nbaml.storage.artifacts import ArtifactStore
 from nbaml.storage.games import GameStore
 from nbaml.storage.predictions import PredictionLog, PredictionRecord
 from nbaml.storage.registry import ModelRegistry, VersionStatus
+from tests.conftest import prediction_of
 
 DAY = dt.date(2023, 1, 10)
 
@@ -60,18 +61,7 @@ def test_given_a_scheduled_game_when_its_result_arrives_or_is_corrected_then_it_
 
 
 def prediction(version: str = "v1", role: str = "champion", probability: float = 0.7) -> PredictionRecord:
-    g = final()
-    return PredictionRecord(
-        game_id=g.game_id,
-        game_date=DAY.isoformat(),
-        home="BOS",
-        away="LAL",
-        version=version,
-        role=role,
-        probability=probability,
-        feature_hash="abc",
-        latency_ms=0.4,
-    )
+    return prediction_of(final(), probability, version=version, role=role)
 
 
 def test_given_a_prediction_when_asked_again_then_it_is_logged_once_per_version_and_role(stack) -> None:
