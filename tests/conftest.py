@@ -252,3 +252,75 @@ def loaded_history(stack: TestStack, league):
     games = [g for season in (first, first + 1) for g in league.games(season)]
     load(load_settings(CommonSettings), FeedBatch(games=games), source="generator")
     return games
+
+
+# ---------------------------------------------------------------- local HTTPS servers (the feed's stand-in)
+@dataclass(frozen=True)
+class LocalTls:
+    """A self-signed certificate for 127.0.0.1, made once per session: the feed client only speaks verified TLS."""
+
+    ca_file: Path  # the certificate, trusted as its own CA (SSL_CERT_FILE for a function's environment)
+    key_file: Path
+
+    def server_context(self):
+        import ssl
+
+        context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        context.load_cert_chain(self.ca_file, self.key_file)
+        return context
+
+    def client_context(self):
+        import ssl
+
+        return ssl.create_default_context(cafile=str(self.ca_file))
+
+
+@pytest.fixture(scope="session")
+def local_tls(tmp_path_factory: pytest.TempPathFactory) -> LocalTls:
+    import datetime as dt
+    import ipaddress
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "nbaml test feed")])
+    now = dt.datetime.now(dt.UTC)
+    certificate = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - dt.timedelta(minutes=5))
+        .not_valid_after(now + dt.timedelta(days=1))
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .add_extension(
+            x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1")), x509.DNSName("localhost")]),
+            critical=False,
+        )
+        .sign(key, hashes.SHA256())
+    )
+    folder = tmp_path_factory.mktemp("tls")
+    (folder / "cert.pem").write_bytes(certificate.public_bytes(serialization.Encoding.PEM))
+    (folder / "key.pem").write_bytes(
+        key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+    )
+    return LocalTls(folder / "cert.pem", folder / "key.pem")
+
+
+@pytest.fixture
+def feed_server(local_tls: LocalTls) -> Iterator:
+    """pytest-httpserver over HTTPS on 127.0.0.1 (the plugin's default host is 'localhost', and plain http)."""
+    from pytest_httpserver import HTTPServer
+
+    server = HTTPServer(host="127.0.0.1", port=0, threaded=True, ssl_context=local_tls.server_context())
+    server.start()
+    try:
+        yield server
+    finally:
+        server.clear()
+        if server.is_running():
+            server.stop()

@@ -81,7 +81,7 @@ def test_given_the_file_feed_when_collect_is_invoked_then_that_week_of_real_game
 
 
 def test_given_api_basketball_when_collect_is_invoked_then_it_reads_the_key_and_ingests_the_day(
-    local_stack, cold, httpserver, aws
+    local_stack, cold, feed_server, local_tls, aws
 ) -> None:
     key_param = local_stack.env_for("collect")["FEED_KEY_PARAM"]
     aws("ssm").put_parameter(Name=key_param, Value="local-test-key", Type="SecureString", Overwrite=True)
@@ -102,7 +102,7 @@ def test_given_api_basketball_when_collect_is_invoked_then_it_reads_the_key_and_
             "results": 1 if offset == 1 else 0,
             "response": [item] if offset == 1 else [],
         }
-        httpserver.expect_request(
+        feed_server.expect_request(
             "/games",
             query_string={
                 "league": "12",
@@ -112,7 +112,11 @@ def test_given_api_basketball_when_collect_is_invoked_then_it_reads_the_key_and_
             },
             headers={"x-rapidapi-key": "local-test-key"},
         ).respond_with_json(body)
-    env = {"FEED_SOURCE": "api-basketball", "FEED_BASE_URL": httpserver.url_for("").rstrip("/")}
+    env = {
+        "FEED_SOURCE": "api-basketball",
+        "FEED_BASE_URL": feed_server.url_for("").rstrip("/"),
+        "SSL_CERT_FILE": str(local_tls.ca_file),  # the function trusts the local server's certificate
+    }
     result = runtime.invoke(local_stack, "collect", scheduled(dt.date(2023, 1, 10)), extra_env=env)
     assert result["feed"] == "api-basketball" and result["final_games"] == 1 and result["payloads"] == 7
     with runtime.function_environment(local_stack.env_for("collect")):

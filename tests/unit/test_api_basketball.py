@@ -8,6 +8,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import logging
+import ssl
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -89,8 +90,8 @@ def api_body(*items: dict[str, Any], errors: Any = None) -> dict[str, Any]:
 
 
 @pytest.fixture(scope="module")
-def _local_server() -> Iterator[HTTPServer]:
-    server = HTTPServer(host="127.0.0.1", port=0, threaded=True)
+def _local_server(local_tls) -> Iterator[HTTPServer]:
+    server = HTTPServer(host="127.0.0.1", port=0, threaded=True, ssl_context=local_tls.server_context())
     server.start()
     yield server
     server.clear()
@@ -100,7 +101,7 @@ def _local_server() -> Iterator[HTTPServer]:
 
 @pytest.fixture
 def httpserver(_local_server: HTTPServer) -> Iterator[HTTPServer]:
-    """pytest-httpserver bound to 127.0.0.1 explicitly (the plugin's default host is 'localhost')."""
+    """pytest-httpserver over HTTPS, bound to 127.0.0.1 explicitly (the plugin's default host is 'localhost')."""
     yield _local_server
     _local_server.clear()
 
@@ -116,8 +117,16 @@ def sleeps() -> Sleeps:
 
 
 @pytest.fixture
-def feed(httpserver: HTTPServer, sleeps: Sleeps) -> ApiBasketballFeed:
-    return ApiBasketballFeed(lambda: KEY, base_url=httpserver.url_for("/"), max_attempts=4, sleep=sleeps, timeout=2.0)
+def tls(local_tls) -> ssl.SSLContext:
+    """A client context that trusts the local server's certificate (and nothing else)."""
+    return local_tls.client_context()
+
+
+@pytest.fixture
+def feed(httpserver: HTTPServer, sleeps: Sleeps, tls: ssl.SSLContext) -> ApiBasketballFeed:
+    return ApiBasketballFeed(
+        lambda: KEY, base_url=httpserver.url_for("/"), max_attempts=4, sleep=sleeps, timeout=2.0, ssl_context=tls
+    )
 
 
 def _requests(httpserver: HTTPServer) -> list[Request]:
@@ -165,10 +174,12 @@ def test_given_a_window_when_fetched_then_one_request_and_payload_per_date(
 
 
 def test_given_a_request_interval_when_a_window_is_fetched_then_requests_are_spaced(
-    httpserver: HTTPServer, sleeps: Sleeps
+    httpserver: HTTPServer, sleeps: Sleeps, tls: ssl.SSLContext
 ) -> None:
     httpserver.expect_request("/games").respond_with_json(api_body())
-    feed = ApiBasketballFeed(lambda: KEY, base_url=httpserver.url_for("/"), request_interval=6.5, sleep=sleeps)
+    feed = ApiBasketballFeed(
+        lambda: KEY, base_url=httpserver.url_for("/"), request_interval=6.5, sleep=sleeps, ssl_context=tls
+    )
 
     feed.fetch_raw(dt.date(2024, 1, 1), dt.date(2024, 1, 3))
 
@@ -219,7 +230,7 @@ def test_given_persistent_500_when_fetched_then_feed_error_after_max_attempts(
 
 
 def test_given_a_connection_refused_when_fetched_then_retried_then_feed_error(sleeps: Sleeps) -> None:
-    feed = ApiBasketballFeed(lambda: KEY, base_url="http://127.0.0.1:9", max_attempts=2, sleep=sleeps, timeout=1.0)
+    feed = ApiBasketballFeed(lambda: KEY, base_url="https://127.0.0.1:9", max_attempts=2, sleep=sleeps, timeout=1.0)
 
     with pytest.raises(FeedError, match="connection error"):
         feed.fetch_raw(DAY, DAY)
@@ -227,20 +238,110 @@ def test_given_a_connection_refused_when_fetched_then_retried_then_feed_error(sl
     assert len(sleeps) == 1
 
 
-def test_given_a_slow_server_when_the_timeout_passes_then_retried_then_feed_error(
+def _settle(httpserver: HTTPServer, requests: int) -> None:
+    """Wait until the server has finished ``requests`` requests (a slow handler logs after the client gave up)."""
+    deadline = time.monotonic() + 5
+    while len(httpserver.log) < requests and time.monotonic() < deadline:
+        time.sleep(0.02)
+
+
+def test_given_a_server_that_drips_bytes_when_the_deadline_passes_then_retried_then_feed_error(
+    httpserver: HTTPServer, sleeps: Sleeps, tls: ssl.SSLContext
+) -> None:
+    # Given: every byte comes well within the socket timeout, but the whole body would take 3 s
+    def drip(request: Request) -> Response:
+        def body() -> Iterator[bytes]:
+            for byte in json.dumps(api_body()).encode()[:30]:
+                time.sleep(0.1)
+                yield bytes([byte])
+
+        return Response(body(), content_type="application/json")
+
+    httpserver.expect_request("/games").respond_with_handler(drip)
+    feed = ApiBasketballFeed(
+        lambda: KEY,
+        base_url=httpserver.url_for("/"),
+        max_attempts=2,
+        sleep=sleeps,
+        timeout=1.0,
+        deadline=0.5,
+        ssl_context=tls,
+    )
+    started = time.monotonic()
+
+    # When / Then: each attempt ends at the deadline, not at the socket timeout or the body's end
+    with pytest.raises(FeedError, match="connection error: TimeoutError"):
+        feed.fetch_raw(DAY, DAY)
+    assert time.monotonic() - started < 2.5
+    assert len(sleeps) == 1
+    _settle(httpserver, 2)
+
+
+@pytest.mark.parametrize("status", [301, 302, 307, 308])
+def test_given_a_redirect_then_it_is_not_followed_and_the_key_goes_nowhere_else(
+    httpserver: HTTPServer, feed: ApiBasketballFeed, sleeps: Sleeps, status: int
+) -> None:
+    # Given: the API answers with a redirect to another path of its own host and to plain http elsewhere
+    target = httpserver.url_for("/elsewhere").replace("https://", "http://")
+    httpserver.expect_request("/games").respond_with_data("", status=status, headers={"Location": target})
+    httpserver.expect_request("/elsewhere").respond_with_json(api_body())
+
+    with pytest.raises(FeedError, match=f"HTTP {status} redirect refused"):
+        feed.fetch_raw(DAY, DAY)
+
+    assert [r.path for r in _requests(httpserver)] == ["/games"], "one request, to the API's own path"
+    assert sleeps == [], "a redirect is not a transient failure"
+
+
+@pytest.mark.parametrize("declared", [True, False])
+def test_given_a_body_above_the_cap_then_feed_error_without_reading_it_whole(
+    httpserver: HTTPServer, sleeps: Sleeps, tls: ssl.SSLContext, declared: bool
+) -> None:
+    big = json.dumps(api_body(*[api_item(game_id=n) for n in range(400)])).encode()
+
+    def answer(request: Request) -> Response:
+        chunks = (big[i : i + 4096] for i in range(0, len(big), 4096))
+        return Response(big if declared else chunks, content_type="application/json")
+
+    httpserver.expect_request("/games").respond_with_handler(answer)
+    feed = ApiBasketballFeed(
+        lambda: KEY, base_url=httpserver.url_for("/"), sleep=sleeps, max_body_bytes=64 * 1024, ssl_context=tls
+    )
+
+    with pytest.raises(FeedError, match="refused"):
+        feed.fetch_raw(DAY, DAY)
+    assert len(big) > 64 * 1024 and sleeps == []
+
+
+def test_given_a_server_certificate_nobody_trusts_then_feed_error_without_retry(
     httpserver: HTTPServer, sleeps: Sleeps
+) -> None:
+    # Given: the default trust store (the local test certificate is in none)
+    httpserver.expect_request("/games").respond_with_json(api_body())
+    feed = ApiBasketballFeed(lambda: KEY, base_url=httpserver.url_for("/"), sleep=sleeps)
+
+    with pytest.raises(FeedError, match="not trusted"):
+        feed.fetch_raw(DAY, DAY)
+    assert sleeps == [] and _requests(httpserver) == [], "no request, so no key, reached the server"
+
+
+def test_given_a_slow_server_when_the_timeout_passes_then_retried_then_feed_error(
+    httpserver: HTTPServer, sleeps: Sleeps, tls: ssl.SSLContext
 ) -> None:
     def slow(request: Request) -> Response:
         time.sleep(0.5)
         return Response(json.dumps(api_body()), content_type="application/json")
 
     httpserver.expect_request("/games").respond_with_handler(slow)
-    feed = ApiBasketballFeed(lambda: KEY, base_url=httpserver.url_for("/"), max_attempts=2, sleep=sleeps, timeout=0.1)
+    feed = ApiBasketballFeed(
+        lambda: KEY, base_url=httpserver.url_for("/"), max_attempts=2, sleep=sleeps, timeout=0.1, ssl_context=tls
+    )
 
     with pytest.raises(FeedError, match="connection error"):
         feed.fetch_raw(DAY, DAY)
 
     assert len(sleeps) == 1
+    _settle(httpserver, 2)  # both slow answers are logged before the next test clears the server
 
 
 def test_given_truncated_json_then_it_is_retried_and_persisting_it_is_a_feed_error(
@@ -333,9 +434,9 @@ def test_given_a_key_error_in_the_errors_field_with_http_200_then_feed_auth_erro
 
 @pytest.mark.parametrize("provider", [lambda: "", lambda: "   ", lambda: None, lambda: 1 / 0])
 def test_given_a_missing_key_when_fetched_then_feed_auth_error_before_any_request(
-    httpserver: HTTPServer, sleeps: Sleeps, provider: Any
+    httpserver: HTTPServer, sleeps: Sleeps, provider: Any, tls: ssl.SSLContext
 ) -> None:
-    feed = ApiBasketballFeed(provider, base_url=httpserver.url_for("/"), sleep=sleeps)
+    feed = ApiBasketballFeed(provider, base_url=httpserver.url_for("/"), sleep=sleeps, ssl_context=tls)
 
     with pytest.raises(FeedAuthError, match="key"):
         feed.fetch_raw(DAY, DAY)
@@ -564,6 +665,7 @@ def test_given_a_day_when_scheduled_then_games_on_come_unscored_and_postponed_on
     assert [(g.game_id, g.status, g.home_score) for g in games] == [("20240105-LAL-BOS", GameStatus.SCHEDULED, None)]
 
 
-def test_given_a_non_http_base_url_then_refused() -> None:
-    with pytest.raises(ValueError, match="scheme"):
-        ApiBasketballFeed(lambda: KEY, base_url="file:///etc/passwd")
+@pytest.mark.parametrize("url", ["file:///etc/passwd", "http://api-basketball.p.rapidapi.com", "https://"])
+def test_given_a_base_url_that_is_not_https_then_refused(url: str) -> None:
+    with pytest.raises(ValueError, match="https"):
+        ApiBasketballFeed(lambda: KEY, base_url=url)

@@ -235,17 +235,6 @@ def assert_no_secret(text: str) -> None:
         assert secret[:16] not in text  # nor a recognisable piece of it
 
 
-@pytest.fixture
-def feed_server() -> Iterator[HTTPServer]:
-    server = HTTPServer(host="127.0.0.1", port=0, threaded=True)
-    server.start()
-    try:
-        yield server
-    finally:
-        server.clear()
-        server.stop()
-
-
 def _game_item(day: dt.date) -> dict[str, Any]:
     start = dt.datetime.combine(day + dt.timedelta(days=1), dt.time(0, 30), tzinfo=dt.UTC).isoformat()
     return {
@@ -259,13 +248,19 @@ def _game_item(day: dt.date) -> dict[str, Any]:
 
 
 def test_given_a_feed_that_answers_401_and_500_when_fetched_then_the_key_is_never_logged(
-    feed_server: HTTPServer, all_logs: Any
+    feed_server: HTTPServer, local_tls: Any, all_logs: Any
 ) -> None:
     from nbaml.errors import FeedAuthError, FeedError
     from nbaml.games.feeds.api_basketball import ApiBasketballFeed
 
     day = dt.date(2024, 1, 5)
-    feed = ApiBasketballFeed(lambda: FEED_KEY, base_url=feed_server.url_for("/"), max_attempts=3, sleep=lambda s: None)
+    feed = ApiBasketballFeed(
+        lambda: FEED_KEY,
+        base_url=feed_server.url_for("/"),
+        max_attempts=3,
+        sleep=lambda s: None,
+        ssl_context=local_tls.client_context(),
+    )
     # 500 (retried, logged as warnings), then 401 (the key is rejected)
     feed_server.expect_ordered_request("/games").respond_with_data(f"upstream broke; echo {FEED_KEY}", status=500)
     feed_server.expect_ordered_request("/games").respond_with_data("unauthorized", status=401)
@@ -342,7 +337,7 @@ def _collect_handler() -> Any:
 
 
 def test_given_collect_on_the_api_basketball_feed_when_it_succeeds_and_fails_then_the_key_is_never_logged(
-    stack: Any, feed_server: HTTPServer, monkeypatch: pytest.MonkeyPatch, all_logs: Any
+    stack: Any, feed_server: HTTPServer, local_tls: Any, monkeypatch: pytest.MonkeyPatch, all_logs: Any
 ) -> None:
     from infra.runtime import LocalLambdaContext
     from nbaml.errors import FeedAuthError
@@ -351,6 +346,7 @@ def test_given_collect_on_the_api_basketball_feed_when_it_succeeds_and_fails_the
     # and FEED_BASE_URL (a local-only setting) pointing the API-Basketball client at the local server
     monkeypatch.setenv("FEED_SOURCE", "api-basketball")
     monkeypatch.setenv("FEED_BASE_URL", feed_server.url_for("/").rstrip("/"))
+    monkeypatch.setenv("SSL_CERT_FILE", str(local_tls.ca_file))  # trust the local server's certificate
     monkeypatch.setenv("COLLECT_LOOKBACK_DAYS", "2")
     monkeypatch.setenv("POWERTOOLS_LOG_LEVEL", "DEBUG")
     monkeypatch.setenv("POWERTOOLS_METRICS_DISABLED", "true")

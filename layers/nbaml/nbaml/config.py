@@ -39,7 +39,8 @@ class FeedSettings(BaseSettings):
     feed_source: Literal["generator", "api-basketball", "file"] = "generator"
     feed_key_param: str = ""
     # Local replays and tests only (not in the template): the file feed's path, the generator's seed, and
-    # another base URL for the API-Basketball client (a local server that serves its response shape).
+    # another https base URL for the API-Basketball client (a local TLS server that serves its response
+    # shape; its certificate is trusted through the standard SSL_CERT_FILE).
     feed_file: str = ""
     feed_seed: int = 2024
     feed_base_url: str = ""

@@ -16,6 +16,13 @@ is a ``FeedError``, never a quietly empty day.
 
 The key comes from ``key_provider`` (the caller reads an SSM SecureString with a cache); it is read per
 fetch, sent only in the request header, and never logged or put in an exception message.
+
+Transport. The key only ever travels to the configured host over verified TLS: the base URL must be
+https, and a redirect is never followed (a 3xx is an error naming the status, not the target), so no
+response can send the key header to another host or down to plain http. Each request has an overall
+deadline (``deadline``, connect to last byte) besides the per-operation socket timeout, so a server that
+drips bytes cannot hold the collect function until its own timeout, and a body above ``max_body_bytes``
+is refused before it is read whole (a day of NBA games is about 40 kB).
 """
 
 from __future__ import annotations
@@ -26,10 +33,9 @@ import http.client
 import json
 import logging
 import random
+import ssl
 import time
-import urllib.error
 import urllib.parse
-import urllib.request
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -64,6 +70,8 @@ STATUS_OF: dict[str, GameStatus] = {
     "AWD": GameStatus.CANCELLED,
 }
 _AUTH_STATUSES = frozenset({401, 403})
+MAX_BODY_BYTES = 2 * 1024 * 1024
+_CHUNK = 64 * 1024
 _AUTH_ERROR_WORDS = ("key", "token", "subscri", "application", "access")
 _PLAYOFF_WORDS = ("play", "final", "round", "semi", "quarter")
 
@@ -110,6 +118,9 @@ class ApiBasketballFeed:
         league: int = NBA_LEAGUE_ID,
         timezone: str | None = "America/New_York",
         timeout: float = 10.0,
+        deadline: float = 30.0,
+        max_body_bytes: int = MAX_BODY_BYTES,
+        ssl_context: ssl.SSLContext | None = None,
         max_attempts: int = 4,
         backoff_base: float = 1.0,
         backoff_cap: float = 20.0,
@@ -118,17 +129,23 @@ class ApiBasketballFeed:
         sleep: Callable[[float], None] = time.sleep,
         rng: random.Random | None = None,
     ) -> None:
-        scheme = urllib.parse.urlsplit(base_url).scheme
-        if scheme not in ("http", "https"):
-            raise ValueError(f"base_url must be http(s), got scheme {scheme!r}")
+        parts = urllib.parse.urlsplit(base_url)
+        if parts.scheme != "https" or not parts.hostname:
+            raise ValueError(f"base_url must be an https URL (the key travels in a header), got {base_url!r}")
         if max_attempts < 1:
             raise ValueError("max_attempts must be at least 1")
         self._key_provider = key_provider
         self.base_url = base_url.rstrip("/")
+        self._netloc = (parts.hostname, parts.port or 443)
+        self._path_prefix = parts.path.rstrip("/")
         self.host = host
         self.league = league
         self.timezone = timezone
         self.timeout = timeout
+        self.deadline = deadline
+        self.max_body_bytes = max_body_bytes
+        # Verified TLS with the system's trust store (SSL_CERT_FILE honoured), unless a context is given.
+        self._ssl_context = ssl_context
         self.max_attempts = max_attempts
         self.backoff_base = backoff_base
         self.backoff_cap = backoff_cap
@@ -168,10 +185,13 @@ class ApiBasketballFeed:
 
     def url_for(self, day: dt.date) -> str:
         """The games request of one date (no secret in it: the key travels in a header)."""
+        return f"{self.base_url}/games?{self._query(day)}"
+
+    def _query(self, day: dt.date) -> str:
         query: dict[str, str | int] = {"league": self.league, "season": season_label(day), "date": day.isoformat()}
         if self.timezone:
             query["timezone"] = self.timezone
-        return f"{self.base_url}/games?{urllib.parse.urlencode(query)}"
+        return urllib.parse.urlencode(query)
 
     def _fetch_day(self, day: dt.date, key: str) -> RawPayload:
         last_status = "no attempt"
@@ -199,25 +219,24 @@ class ApiBasketballFeed:
 
     def _attempt(self, day: dt.date, key: str) -> tuple[bytes, str]:
         """One request; raises _Retry for what may pass, FeedAuthError/FeedError for what will not."""
-        request = urllib.request.Request(  # noqa: S310 (scheme checked in __init__)
-            self.url_for(day),
-            headers={"x-rapidapi-key": key, "x-rapidapi-host": self.host, "Accept": CONTENT_TYPE},
-        )
+        headers = {"x-rapidapi-key": key, "x-rapidapi-host": self.host, "Accept": CONTENT_TYPE}
         try:
-            with urllib.request.urlopen(request, timeout=self.timeout) as response:  # noqa: S310
-                body = response.read()
-                content_type = response.headers.get("Content-Type", CONTENT_TYPE)
-        except urllib.error.HTTPError as exc:
-            status = exc.code
-            exc.close()
-            if status in _AUTH_STATUSES:
-                raise FeedAuthError(f"{SOURCE} {day}: the API key was rejected (HTTP {status})") from None
-            if status == 429 or status >= 500:
-                raise _Retry(f"HTTP {status}", _retry_after(exc.headers.get("Retry-After"))) from None
-            raise FeedError(f"{SOURCE} {day}: HTTP {status}") from None
-        except (urllib.error.URLError, http.client.HTTPException, ConnectionError, TimeoutError) as exc:
-            reason = getattr(exc, "reason", None) or exc
-            raise _Retry(f"connection error: {type(reason).__name__}") from None
+            status, response_headers, body = self._get(f"{self._path_prefix}/games?{self._query(day)}", headers)
+        except ssl.SSLCertVerificationError as exc:
+            raise FeedError(
+                f"{SOURCE} {day}: the server's TLS certificate is not trusted ({exc.verify_message})"
+            ) from None
+        except (OSError, http.client.HTTPException) as exc:  # refused, reset, TLS failure, socket timeout
+            raise _Retry(f"connection error: {type(exc).__name__}") from None
+        if status in _AUTH_STATUSES:
+            raise FeedAuthError(f"{SOURCE} {day}: the API key was rejected (HTTP {status})")
+        if status == 429 or status >= 500:
+            raise _Retry(f"HTTP {status}", _retry_after(response_headers.get("Retry-After")))
+        if 300 <= status < 400:
+            raise FeedError(f"{SOURCE} {day}: HTTP {status} redirect refused (the key is never sent elsewhere)")
+        if status != 200:
+            raise FeedError(f"{SOURCE} {day}: HTTP {status}")
+        content_type = response_headers.get("Content-Type", CONTENT_TYPE)
 
         try:
             document = json.loads(body)
@@ -227,6 +246,43 @@ class ApiBasketballFeed:
             raise _Retry("JSON body is not an object") from None
         self._check_errors(day, document.get("errors"), key)
         return body, content_type
+
+    def _get(self, path: str, headers: dict[str, str]) -> tuple[int, http.client.HTTPMessage, bytes]:
+        """GET over verified TLS within ``deadline``; the body read in chunks, never beyond the cap.
+
+        ``http.client`` follows no redirects by itself, which is the point: the key header goes to one host.
+        """
+        ends = time.monotonic() + self.deadline
+
+        def remaining() -> float:
+            left = ends - time.monotonic()
+            if left <= 0:
+                raise TimeoutError(f"no complete answer within {self.deadline:.0f} s")
+            return min(self.timeout, left)
+
+        context = self._ssl_context or ssl.create_default_context()
+        connection = http.client.HTTPSConnection(*self._netloc, timeout=remaining(), context=context)
+        try:
+            connection.request("GET", path, headers=headers)
+            sock = connection.sock  # the response keeps reading from it after the connection lets it go
+            sock.settimeout(remaining())
+            response = connection.getresponse()
+            declared = response.getheader("Content-Length")
+            if declared and declared.isdigit() and int(declared) > self.max_body_bytes:
+                raise FeedError(f"{SOURCE}: response of {declared} bytes refused (cap {self.max_body_bytes})")
+            chunks, size = [], 0
+            while not response.isclosed():  # it closes itself once the whole body is read
+                sock.settimeout(remaining())
+                chunk = response.read1(_CHUNK)  # one read from the socket, so the deadline is checked between
+                if not chunk:
+                    break
+                size += len(chunk)
+                if size > self.max_body_bytes:
+                    raise FeedError(f"{SOURCE}: response above {self.max_body_bytes} bytes refused")
+                chunks.append(chunk)
+            return response.status, response.headers, b"".join(chunks)
+        finally:
+            connection.close()
 
     def _check_errors(self, day: dt.date, errors: object, key: str) -> None:
         """api-sports puts errors in the body of an HTTP 200; sort them into auth, rate limit and the rest."""
