@@ -38,7 +38,7 @@ def _backfill(args: argparse.Namespace) -> int:
         feed = open_feed(FeedSettings(feed_source="generator", feed_seed=args.seed))
         first = feed.first_season
         start, end = season_window(first)[0], season_window(first + args.generator - 1)[1]
-    with runtime.function_environment(stack.env_for("collect")):
+    with runtime.function_environment(stack.operator_env("collect")):  # an operator's load, not collect's
         report = backfill(load_settings(CommonSettings), feed, start - dt.timedelta(days=1), end, payloads=payloads)
     print(
         f"source {report.source}: {report.payloads} payload(s) archived to raw/, {report.final_games} final games "

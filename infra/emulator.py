@@ -56,6 +56,8 @@ LOCAL_CREDENTIALS = {
 # 0.7 s once, on the first IAM call.
 EMULATOR_ENV = {"MOTO_IAM_LOAD_MANAGED_POLICIES": "true"}
 
+# The background server's module: moto's server, taught what AWS does first (infra.iam.teach_moto).
+SERVER_MODULE = "infra.emulator"
 _START_TIMEOUT_S = 20.0
 _STOP_TIMEOUT_S = 10.0
 
@@ -64,10 +66,28 @@ class EmulatorError(InfraError):
     """The emulator could not be started, reached or stopped."""
 
 
+# Credentials an emulator wants instead of the fake ones: an emulator that evaluates IAM (infra.iam) knows
+# only the keys it issued, so the operator's own tools and tests use the operator role's.
+_OPERATOR_CREDENTIALS: dict[str, dict[str, str]] = {}
+
+
+def use_credentials(endpoint: str, credentials: dict[str, str] | None) -> None:
+    """Sign every local client and environment for ``endpoint`` with ``credentials`` (None: the fake ones)."""
+    if credentials is None:
+        _OPERATOR_CREDENTIALS.pop(endpoint, None)
+    else:
+        _OPERATOR_CREDENTIALS[endpoint] = dict(credentials)
+
+
+def credentials_for(endpoint: str) -> dict[str, str]:
+    """The credentials the operator signs with at ``endpoint``: the fake ones unless IAM is evaluated there."""
+    return _OPERATOR_CREDENTIALS.get(endpoint, LOCAL_CREDENTIALS)
+
+
 def local_aws_env(endpoint: str) -> dict[str, str]:
-    """The environment that points boto3 (ours and the handlers') at the emulator with the fake credentials."""
+    """The environment that points boto3 (ours and the handlers') at the emulator with the operator's credentials."""
     return {
-        **LOCAL_CREDENTIALS,
+        **credentials_for(endpoint),
         "AWS_ENDPOINT_URL": endpoint,
         "AWS_DEFAULT_REGION": LOCAL_REGION,
         "AWS_REGION": LOCAL_REGION,
@@ -75,19 +95,18 @@ def local_aws_env(endpoint: str) -> dict[str, str]:
 
 
 @functools.cache
-def _session() -> boto3.session.Session:
-    """One session for every local client: botocore then loads each service model once (a deploy needs ~12)."""
+def _session(key_id: str, secret: str, token: str) -> boto3.session.Session:
+    """One session per identity: botocore then loads each service model once (a deploy needs ~12)."""
     return boto3.session.Session(
-        aws_access_key_id=LOCAL_CREDENTIALS["AWS_ACCESS_KEY_ID"],
-        aws_secret_access_key=LOCAL_CREDENTIALS["AWS_SECRET_ACCESS_KEY"],
-        aws_session_token=LOCAL_CREDENTIALS["AWS_SESSION_TOKEN"],
-        region_name=LOCAL_REGION,
+        aws_access_key_id=key_id, aws_secret_access_key=secret, aws_session_token=token, region_name=LOCAL_REGION
     )
 
 
 def client(service: str, endpoint: str) -> Any:
     """A boto3 client bound to ``endpoint`` explicitly, so the operator's own AWS profile never leaks in."""
-    return _session().client(  # type: ignore[call-overload]
+    creds = credentials_for(endpoint)
+    session = _session(creds["AWS_ACCESS_KEY_ID"], creds["AWS_SECRET_ACCESS_KEY"], creds["AWS_SESSION_TOKEN"])
+    return session.client(  # type: ignore[call-overload]
         service,
         endpoint_url=endpoint,
         config=Config(retries={"mode": "standard", "max_attempts": 3}, connect_timeout=5, read_timeout=60),
@@ -163,8 +182,11 @@ def in_process(port: int | None = None) -> Iterator[str]:
         logger.setLevel(logging.ERROR)
     # moto warns once per resource type its CloudFormation skips; infra.stack fills and reports each.
     warnings.filterwarnings("ignore", message="Tried to parse .* not supported by moto", category=UserWarning)
+    from infra.iam import teach_moto
+
     saved = {key: os.environ.get(key) for key in EMULATOR_ENV}
     os.environ.update(EMULATOR_ENV)
+    teach_moto()
     port = port or free_port()
     server = ThreadedMotoServer(ip_address=HOST, port=port, verbose=False)
     server.start()
@@ -222,7 +244,7 @@ def _pid_is_moto(pid: int) -> bool:
     cmdline = Path(f"/proc/{pid}/cmdline")
     if cmdline.exists():
         try:
-            return b"moto.server" in cmdline.read_bytes()
+            return SERVER_MODULE.encode() in cmdline.read_bytes()
         except OSError:
             return False
     return True
@@ -257,7 +279,7 @@ def status(state_dir: Path = STATE_DIR) -> BackgroundEmulator | None:
 
 
 def start(port: int = DEFAULT_PORT, state_dir: Path = STATE_DIR) -> BackgroundEmulator:
-    """Start ``python -m moto.server`` on 127.0.0.1:``port`` in the background and record its pid.
+    """Start moto's server (``python -m infra.emulator``) on 127.0.0.1:``port`` in the background; record its pid.
 
     Refuses a second server: two emulators would split the local stack between them.
     """
@@ -272,7 +294,7 @@ def start(port: int = DEFAULT_PORT, state_dir: Path = STATE_DIR) -> BackgroundEm
     log_file = state_dir / "emulator.log"
     with log_file.open("wb") as log:
         process = subprocess.Popen(  # noqa: S603 - our own interpreter, fixed arguments
-            [sys.executable, "-m", "moto.server", "-H", HOST, "-p", str(port)],
+            [sys.executable, "-m", SERVER_MODULE, "-H", HOST, "-p", str(port)],
             stdout=log,
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,
@@ -315,3 +337,12 @@ def stop(state_dir: Path = STATE_DIR) -> BackgroundEmulator | None:
         time.sleep(0.05)
     path.unlink(missing_ok=True)
     return info
+
+
+if __name__ == "__main__":  # python -m infra.emulator -H 127.0.0.1 -p PORT: what `start` runs
+    from moto.server import main
+
+    from infra.iam import teach_moto
+
+    teach_moto()
+    main(sys.argv[1:])

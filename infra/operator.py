@@ -55,8 +55,8 @@ class Target:
 
     @property
     def env(self) -> dict[str, str]:
-        """The predict function's environment there: the names the running server reads."""
-        return self.stack.env_for(SERVING_FUNCTION, lambda_runtime=False)
+        """The predict function's environment there (the names the running server reads), signed as the operator."""
+        return self.stack.operator_env(SERVING_FUNCTION)
 
 
 # ---------------------------------------------------------------- where the commands act
@@ -226,6 +226,7 @@ def _retrain(args: argparse.Namespace) -> int:
         results = runtime.deliver_queue(
             settings.retrain_queue_url,
             lambda event: runtime.invoke(target.stack, RETRAIN_FUNCTION, event, extra_env=extra),
+            target.stack.env_for(RETRAIN_FUNCTION),
         )
         for result in results:
             for run in result.get("runs", []):

@@ -130,12 +130,19 @@ def _source(options: ReplayOptions) -> Source:
 
 # ---------------------------------------------------------------- the HTTP API
 class ApiServer:
-    """uvicorn on 127.0.0.1 in a thread, serving the predict function's app (the twin of start-api)."""
+    """uvicorn on 127.0.0.1 in a thread, serving the predict function's app (the twin of start-api).
 
-    def __init__(self, app: Any) -> None:
+    ``identity`` (nbaml.storage.aws) is what the app's AWS calls sign as, whatever this process's
+    environment says while a request runs: the predict function's role, when the replay or a test runs
+    other functions (or acts as the operator) in the same process meanwhile.
+    """
+
+    def __init__(self, app: Any, identity: Any = None) -> None:
         import uvicorn
 
         self.port = emu.free_port()
+        if identity is not None:
+            app = _Pinned(app, identity)
         self.server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=self.port, log_level="warning"))
         self.thread = threading.Thread(target=self.server.run, name="nbaml-api", daemon=True)
 
@@ -155,6 +162,19 @@ class ApiServer:
     def __exit__(self, *exc: object) -> None:
         self.server.should_exit = True
         self.thread.join(timeout=10)
+
+
+class _Pinned:
+    """An ASGI app whose every request signs its AWS calls as one identity (threads it starts included)."""
+
+    def __init__(self, app: Any, identity: Any) -> None:
+        self.app, self.identity = app, identity
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        from nbaml.storage import aws
+
+        with aws.pinned(self.identity):
+            await self.app(scope, receive, send)
 
 
 # ---------------------------------------------------------------- the replay
@@ -205,7 +225,8 @@ class SeasonReplay:
             with self.phase("retrain"):
                 return self.invoke("retrain", event)
 
-        for result in runtime.deliver_queue(self.stack.resource("RetrainQueue"), retrain):
+        queue, env = self.stack.resource("RetrainQueue"), self.stack.env_for("retrain")
+        for result in runtime.deliver_queue(queue, retrain, env):
             self.retrains.extend(result["runs"])
 
     # -------------------------------------------------------- the job
@@ -296,10 +317,12 @@ class SeasonReplay:
         print("training v1 ...", flush=True)
         first = self.train_first_model()
         print(f"  {first['version']}: {first['status']} {json.dumps(_short_metrics(first['metrics']))}")
+        from nbaml.storage import aws
+
         with runtime.function_environment(self.stack.env_for("predict") | QUIET | {"MODEL_PARAM_MAX_AGE_SECONDS": "0"}):
-            app = create_app()
+            app, identity = create_app(), aws.current_identity()
         days = self.days()
-        with ApiServer(app) as api, httpx.Client(base_url=api.url, timeout=60) as client:
+        with ApiServer(app, identity) as api, httpx.Client(base_url=api.url, timeout=60) as client:
             for day, _ in _progress(days, self, enabled=self.options.progress):
                 for firing in self.clock.firings_on(day):
                     self.fire(firing)

@@ -56,16 +56,22 @@ class LocalLambdaContext:
 def function_environment(env: Mapping[str, str]) -> Iterator[None]:
     """Apply ``env`` to os.environ for the block and restore it exactly afterwards.
 
-    nbaml's AWS clients are cached per endpoint (nbaml.storage.aws), so a block pointed at another
-    emulator gets its own clients without anything being reset here.
+    nbaml's AWS clients are cached per endpoint and identity (nbaml.storage.aws), so a block pointed at
+    another emulator or signing as another role gets its own clients without anything being reset here.
+    boto3's module-level default session caches the credentials it first found, so it is dropped on the
+    way in and out: ``boto3.client(...)`` inside the block signs with the block's credentials.
     """
+    import boto3
+
     saved = dict(os.environ)
     os.environ.update(env)
+    boto3.DEFAULT_SESSION = None
     try:
         yield
     finally:
         os.environ.clear()
         os.environ.update(saved)
+        boto3.DEFAULT_SESSION = None
 
 
 def _handler_module(stack: stk.LocalStack, logical_id: str) -> tuple[ModuleType, str]:
@@ -142,17 +148,64 @@ def forget_parameters_and_modules() -> None:
     parameters.reset_cache()
 
 
-def deliver_queue(queue_url: str, handle: Callable[[dict[str, Any]], Any]) -> list[Any]:
+def deliver_queue(queue_url: str, handle: Callable[[dict[str, Any]], Any], env: Mapping[str, str]) -> list[Any]:
     """The local twin of Lambda's SQS event source mapping, which moto cannot run without Docker.
 
     Each queued message is handed to ``handle`` as an SQS event of one record and deleted only after
     ``handle`` returned (an exception leaves it queued, to be delivered again). Returns the results.
+    ``env`` is the receiving function's environment: the mapping polls and deletes with that function's
+    execution role, as Lambda's does.
     """
     from nbaml.storage.queue import delete_retrain_request, receive_retrain_requests
 
+    def polled(operation: Callable[[], Any]) -> Any:
+        with function_environment(env):
+            return operation()
+
     results = []
-    while records := receive_retrain_requests(queue_url):
+    while records := polled(lambda: receive_retrain_requests(queue_url)):
         for record in records:
             results.append(handle({"Records": [record]}))
-            delete_retrain_request(queue_url, record["receiptHandle"])
+            polled(lambda record=record: delete_retrain_request(queue_url, record["receiptHandle"]))
     return results
+
+
+EVENTS_DIR = Path(__file__).resolve().parent.parent / "events"
+
+
+def http_api_event(
+    method: str,
+    path: str,
+    *,
+    body: Any = None,
+    query: Mapping[str, str] | None = None,
+    headers: Mapping[str, str] | None = None,
+    stage: str | None = None,
+) -> dict[str, Any]:
+    """An API Gateway HTTP API (payload 2.0) event for the predict function, shaped like events/predict-*.json.
+
+    ``stage`` puts ``/{stage}`` in front of the path, as a named HTTP API stage does on AWS (the function
+    strips it); ``body`` is sent as JSON unless it is already a string.
+    """
+    import copy
+    import json
+    import urllib.parse
+
+    event = copy.deepcopy(json.loads((EVENTS_DIR / "predict-health.json").read_text()))
+    raw_path = f"/{stage}{path}" if stage else path
+    text = body if isinstance(body, str) or body is None else json.dumps(body, separators=(",", ":"))
+    event["rawPath"] = raw_path
+    event["rawQueryString"] = urllib.parse.urlencode(query or {})
+    event["headers"] = {**event["headers"], **{k.lower(): v for k, v in (headers or {}).items()}}
+    if text is not None:
+        event["headers"] |= {"content-type": "application/json", "content-length": str(len(text.encode()))}
+        event["body"] = text
+    event["isBase64Encoded"] = False
+    if query:
+        event["queryStringParameters"] = dict(query)
+    context = event["requestContext"]
+    context["http"] = {**context["http"], "method": method.upper(), "path": raw_path}
+    context["requestId"] = str(uuid.uuid4())
+    if stage:
+        context["stage"] = stage
+    return event

@@ -10,6 +10,7 @@ replay gets a stack for the length of a block.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import hashlib
 import json
 import tempfile
@@ -64,6 +65,13 @@ class LocalStack:
     deploy_seconds: float = 0.0
     # Set only by the deploy that created the token, so the CLI can print it once; never saved to disk.
     admin_token: str | None = field(default=None, repr=False)
+    # While the emulator evaluates IAM (``infra.iam.enforced``): each function's role credentials and the
+    # record of every call. None otherwise (every function then signs with the fake keys). Never saved.
+    iam: Any = field(default=None, repr=False)
+    # The operator's credentials where the emulator evaluates IAM (it knows only the keys it issued):
+    # saved, so the command line in another process signs as the operator too. Emulator-issued, fake
+    # keys: they open nothing outside that emulator.
+    operator_credentials: dict[str, str] | None = field(default=None, repr=False)
 
     def resource(self, logical_id: str) -> str:
         """The physical id (name, URL or ARN as CloudFormation's Ref gives it) of a translated logical id."""
@@ -101,14 +109,15 @@ class LocalStack:
         ``sam local invoke`` sets too; tracing is disabled because there is no X-Ray daemon here.
         ``endpoint`` names the emulator as the function will reach it when that differs from how this
         process does (a container on a Docker network: ``http://moto:5000``); ``credentials`` replace the
-        emulator's fake ones (a function run under its own role's keys once the emulator evaluates IAM).
+        emulator's fake ones. While the emulator evaluates IAM, a function runs under its own role's
+        credentials (``iam.functions``) unless ``credentials`` says otherwise.
         """
         logical_id = self.function_id(function)
         emulator = endpoint or self.endpoint
         env = {
             **self.function_environments[logical_id],
-            **(emu.local_aws_env(emulator) if emulator else {}),
-            **(credentials or {}),
+            **(emu.local_aws_env(self.endpoint) | {"AWS_ENDPOINT_URL": emulator} if emulator else {}),
+            **(credentials or (self.iam.functions.get(logical_id) if self.iam else None) or {}),
             "POWERTOOLS_TRACE_DISABLED": "1",
         }
         if lambda_runtime:
@@ -121,12 +130,22 @@ class LocalStack:
             }
         return env
 
+    def operator_env(self, function: str, *, lambda_runtime: bool = False) -> dict[str, str]:
+        """``function``'s environment (the template's names) signed as the operator, not as the function.
+
+        What operator tools (backfill, promote, backup) and tests' own reads act with: where the emulator
+        evaluates IAM, a function's role may not do what an operator does.
+        """
+        operator = emu.credentials_for(self.endpoint) if self.endpoint else None
+        return self.env_for(function, lambda_runtime=lambda_runtime, credentials=operator)
+
     # ------------------------------------------------------------ persistence
     def save(self, state_dir: Path = emu.STATE_DIR) -> Path:
         state_dir.mkdir(parents=True, exist_ok=True)
         path = state_dir / STACK_FILE
-        data = asdict(self)
+        data = asdict(dataclasses.replace(self, iam=None))  # the record of calls is not state
         data.pop("admin_token")
+        data.pop("iam")
         path.write_text(json.dumps(data, indent=2, sort_keys=True) + "\n")
         return path
 
@@ -138,9 +157,12 @@ class LocalStack:
         try:
             data = json.loads(path.read_text())
             data["fills"] = [Fill(**f) for f in data.get("fills", [])]
-            return cls(**data)
+            stack = cls(**data)
         except (ValueError, TypeError) as exc:
             raise StackError(f"{path} is unreadable ({exc}); run `nbaml stack down` and `stack up` again") from exc
+        if stack.operator_credentials:
+            emu.use_credentials(stack.endpoint, stack.operator_credentials)
+        return stack
 
 
 def read_cloudformation(stack_name: str, client: Callable[[str], Any] | None = None) -> LocalStack:
@@ -265,6 +287,7 @@ def deployed(
     stack_name: str | None = None,
     state_dir: Path | None = None,
     point_environment: bool = True,
+    iam: bool = False,
 ) -> Iterator[LocalStack]:
     """template.yaml deployed into an emulator for the block: the one way tests, benchmarks and the replay
     get a local stack.
@@ -281,7 +304,13 @@ def deployed(
     While the block runs, the process environment points boto3 at the emulator with its fake credentials
     (unless ``point_environment`` is false); after it, the environment, nbaml's parameter cache and the
     warm handler modules are as they were before, so the next stack starts cold.
+
+    ``iam`` switches on moto's IAM evaluation once the stack is deployed (``infra.iam.enforced``, in-process
+    emulators only): each function then signs with its own execution role and a call its policy does not
+    allow is refused as on AWS; everything else signs as an operator role with administrator rights.
+    ``stack.iam`` holds the credentials and the record of every call.
     """
+    from infra import iam as iam_mod
     from infra import runtime
 
     parameters = {"Stage": "dev", **(parameters or {})}
@@ -304,6 +333,12 @@ def deployed(
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", UserWarning)  # moto's "not supported by CloudFormation" (filled here)
             stack = deploy(endpoint, template_path, parameters, stack_name=stack_name, state_dir=state_dir)
+        if iam:
+            cleanup.enter_context(iam_mod.enforced(stack))
+            if state_dir is not None:
+                stack.save(state_dir)  # now with the operator's credentials, for the command line
+            if point_environment:
+                cleanup.enter_context(runtime.function_environment(emu.local_aws_env(endpoint)))
         yield stack
 
 

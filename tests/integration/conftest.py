@@ -1,5 +1,10 @@
 """The local stack for integration tests: template.yaml deployed once per module (``infra.stack.deployed``).
 
+The emulator evaluates IAM (moto's own evaluation, ``infra.iam``): each function runs under its own
+execution role's credentials and a call its policy does not allow is refused as on AWS; the test code
+itself signs as an operator role. A module whose functions were refused anything fails at teardown,
+naming each call, even where the code under test caught the error.
+
 NBAML_TEST_TEMPLATE points the session at another copy of the template (to try a change before making
 it); by default the repository's template.yaml is the one under test.
 """
@@ -34,8 +39,12 @@ def local_stack(template_path: Path) -> Iterator[stack.LocalStack]:
     Per module, not per session: moto's in-process state is process-wide, so a module that deploys a stack
     of its own in this process (live serving) must find none running.
     """
-    with stack.deployed(template_path=template_path) as deployed:
+    with stack.deployed(template_path=template_path, iam=True) as deployed:
         yield deployed
+        refused = deployed.iam.refused()
+    assert not refused, "calls refused by the functions' IAM policies:\n" + "\n".join(
+        f"  {c.principal}: {c.action} on {c.resource}" for c in refused
+    )
 
 
 @pytest.fixture(scope="module")

@@ -42,7 +42,7 @@ def test_given_the_shared_file_when_backfilled_then_defects_are_counted_and_clea
 ) -> None:
     feed = HistoryFileFeed(SHARED)
     payload = RawPayload("file", f"file/{SHARED.name}", feed.read_bytes(), "text/csv")
-    with runtime.function_environment(local_stack.env_for("collect")):
+    with runtime.function_environment(local_stack.operator_env("collect")):  # `nbaml backfill`: an operator's tool
         settings = load_settings(CommonSettings)
         report = backfill(settings, feed, dt.date(2009, 10, 1), dt.date(2023, 4, 30), payloads=[payload])
         history = GameHistory(ArtifactStore(settings.nbaml_bucket))
@@ -75,7 +75,7 @@ def test_given_the_file_feed_when_collect_is_invoked_then_that_week_of_real_game
     day = dt.date(2023, 1, 10)
     env = {"FEED_SOURCE": "file", "FEED_FILE": str(SHARED)}
     result = runtime.invoke(local_stack, "collect", scheduled(day), extra_env=env)
-    with runtime.function_environment(local_stack.env_for("collect")):
+    with runtime.function_environment(local_stack.operator_env("collect")):
         games = GameStore(load_settings(CommonSettings).games_table).on_date(dt.date(2023, 1, 9))
     assert result["final_games"] >= 30 and games and all(g.source == "file" for g in games)
 
@@ -119,7 +119,7 @@ def test_given_api_basketball_when_collect_is_invoked_then_it_reads_the_key_and_
     }
     result = runtime.invoke(local_stack, "collect", scheduled(dt.date(2023, 1, 10)), extra_env=env)
     assert result["feed"] == "api-basketball" and result["final_games"] == 1 and result["payloads"] == 7
-    with runtime.function_environment(local_stack.env_for("collect")):
+    with runtime.function_environment(local_stack.operator_env("collect")):
         game = GameStore(load_settings(CommonSettings).games_table).get("20230109-BKN-BOS")
     assert (game.home, game.away, game.home_score, game.away_score, game.source) == (
         "BOS",

@@ -45,10 +45,10 @@ def stack() -> Iterator[Any]:
     """A fresh deployed stack; the process environment is every function's (the template's) meanwhile."""
     from infra import runtime
 
-    with stk.deployed(isolated=True) as deployed:
+    with stk.deployed(isolated=True, iam=True) as deployed:
         env: dict[str, str] = {}
         for function in deployed.function_dirs:
-            env |= deployed.env_for(function, lambda_runtime=False)
+            env |= deployed.operator_env(function)
         with runtime.function_environment(env | QUIET | {"MODEL_PARAM_MAX_AGE_SECONDS": "0"}):
             _reset()
             yield deployed
@@ -343,8 +343,8 @@ def test_given_the_stack_restarts_mid_replay_then_registry_active_version_and_da
         return predict(stack, day)
 
     # Given: a replay under way: history, v1 and v2 trained (v2 active), three days lived
-    with stk.deployed(isolated=True) as first:
-        with runtime.function_environment(first.env_for("retrain") | quiet):
+    with stk.deployed(isolated=True, iam=True) as first:
+        with runtime.function_environment(first.operator_env("retrain") | quiet):
             from nbaml.backfill import load
             from nbaml.config import CommonSettings, load_settings
             from nbaml.games.feeds.base import FeedBatch
@@ -364,7 +364,7 @@ def test_given_the_stack_restarts_mid_replay_then_registry_active_version_and_da
     assert active_before == V2 and {p["version"] for p in served_before} == {V2}
 
     # ... and a new emulator comes up, the template is deployed and the snapshot restored
-    with stk.deployed(isolated=True) as second:
+    with stk.deployed(isolated=True, iam=True) as second:
         bk.restore(bk.StackState.of_local(second), tmp_path / "snapshot")
         registry_after, active_after = _registry_and_active(second)
         # Then: the registry and the active version survived the restart
@@ -373,7 +373,7 @@ def test_given_the_stack_restarts_mid_replay_then_registry_active_version_and_da
         served_after = [p for day in days[3:] for p in live_day(second, day)]
         runtime.invoke(second, "collect", _scheduled(days[-1] + dt.timedelta(days=1)), extra_env=collect_env)
         assert {p["version"] for p in served_after} == {V2}
-        with runtime.function_environment(second.env_for("collect") | quiet):
+        with runtime.function_environment(second.operator_env("collect") | quiet):
             from nbaml.config import CollectSettings, load_settings
 
             _reset()
@@ -408,7 +408,7 @@ def _registry_and_active(stack: Any) -> tuple[list[dict[str, Any]], str]:
     from nbaml.storage import parameters
     from nbaml.storage.registry import ModelRegistry
 
-    with runtime.function_environment(stack.env_for("predict")):
+    with runtime.function_environment(stack.operator_env("predict")):
         _reset()
         settings = load_settings(CommonSettings)
         return ModelRegistry(settings.model_versions_table).versions(), parameters.read(settings.active_model_param)

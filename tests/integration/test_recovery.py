@@ -34,12 +34,16 @@ V3 = "v20210603_000000"
 
 # ---------------------------------------------------------------- a stack in its own emulator process
 @contextlib.contextmanager
-def acting_as(stack: stk.LocalStack, function: str, **extra: str) -> Iterator[None]:
-    """The process environment of ``function`` on ``stack``, with nbaml's cached clients and parameters reset."""
+def acting_as(stack: stk.LocalStack, function: str, *, role: bool = False, **extra: str) -> Iterator[None]:
+    """The process environment of ``function`` on ``stack``, with nbaml's cached clients and parameters reset.
+
+    Signed as the operator (setup and inspection), or with ``role`` as the function itself.
+    """
     from nbaml.storage import parameters
     from nbaml.storage.aws import reset_clients
 
-    with runtime.function_environment(stack.env_for(function) | {"POWERTOOLS_METRICS_DISABLED": "true", **extra}):
+    env = stack.env_for(function) if role else stack.operator_env(function)
+    with runtime.function_environment(env | {"POWERTOOLS_METRICS_DISABLED": "true", **extra}):
         reset_clients()
         parameters.reset_cache()
         try:
@@ -79,7 +83,7 @@ def slate(day: dt.date) -> dict[str, Any]:
 def serve(stack: stk.LocalStack, body: dict[str, Any]) -> dict[str, Any]:
     from nbaml.serving.api import create_app
 
-    with acting_as(stack, "predict", MODEL_PARAM_MAX_AGE_SECONDS="0"):
+    with acting_as(stack, "predict", role=True, MODEL_PARAM_MAX_AGE_SECONDS="0"):
         response = TestClient(create_app()).post("/predictions", json=body)
         assert response.status_code == 200, response.text
         return dict(response.json())
@@ -122,7 +126,7 @@ def observed(stack: stk.LocalStack) -> dict[str, Any]:
 def test_given_a_destroyed_stack_when_restored_into_an_empty_one_then_it_serves_identically(tmp_path: Path) -> None:
     folder = tmp_path / "backup"
     # Given: a stack with history, three versions, a canary, a shadow, and a slate served and logged
-    with stk.deployed(isolated=True) as first:
+    with stk.deployed(isolated=True, iam=True) as first:
         games = build_history(first)
         day = max(g.game_date for g in games) + dt.timedelta(days=1)
         before_answers = serve(first, slate(day))
@@ -144,7 +148,7 @@ def test_given_a_destroyed_stack_when_restored_into_an_empty_one_then_it_serves_
     assert token.encode() not in everything_else
 
     # When: a new, empty stack is deployed and the backup restored into it
-    with stk.deployed(isolated=True) as second:
+    with stk.deployed(isolated=True, iam=True) as second:
         assert second.admin_token != token  # a fresh deploy made its own token
         restored = bk.restore(bk.StackState.of_local(second), folder)
         after = observed(second)
@@ -254,7 +258,7 @@ def test_given_stack_down_then_stack_up_then_the_state_comes_back_and_the_cli_kn
 
     backups, state_dir = tmp_path / "models" / "backups", tmp_path / "state"
     # Given: a stack with one model active
-    with stk.deployed(isolated=True) as first:
+    with stk.deployed(isolated=True, iam=True) as first:
         with acting_as(first, "retrain"):
             from nbaml.storage import parameters
 
@@ -263,7 +267,7 @@ def test_given_stack_down_then_stack_up_then_the_state_comes_back_and_the_cli_kn
         folder = bk.snapshot_on_down(first, backups_dir=backups, state_dir=state_dir)
     assert folder is not None and folder.parent == backups and folder.name.endswith("-stack-down")
     # Then: `stack up` restores it into the new, empty stack
-    with stk.deployed(isolated=True) as second:
+    with stk.deployed(isolated=True, iam=True) as second:
         report = bk.restore_on_up(second, state_dir=state_dir)
         assert report is not None and report.parameter_versions >= 1
         with acting_as(second, "predict"):

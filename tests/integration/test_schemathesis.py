@@ -31,10 +31,11 @@ CHECKS = [not_a_server_error, response_schema_conformance]
 @pytest.fixture(scope="module")
 def served_app() -> Iterator[tuple[Any, str]]:
     """(app, admin token): the predict function's app on a fresh stack with a model active."""
-    with stk.deployed(isolated=True) as stack:
-        env = stack.env_for("predict") | {"MODEL_PARAM_MAX_AGE_SECONDS": "0", "POWERTOOLS_METRICS_DISABLED": "true"}
-        with runtime.function_environment(env):
+    with stk.deployed(isolated=True, iam=True) as stack:
+        quiet = {"MODEL_PARAM_MAX_AGE_SECONDS": "0", "POWERTOOLS_METRICS_DISABLED": "true"}
+        with runtime.function_environment(stack.operator_env("retrain") | quiet):
             _train_two_versions()
+        with runtime.function_environment(stack.env_for("predict") | quiet):  # the app runs as the function
             from nbaml.serving.api import create_app
 
             yield create_app(), str(stack.admin_token)

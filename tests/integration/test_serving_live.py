@@ -81,18 +81,21 @@ def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Live]:
     from nbaml.deployment import Deployment
     from nbaml.games.feeds.base import FeedBatch
     from nbaml.serving.api import create_app
-    from nbaml.storage import parameters
+    from nbaml.storage import aws, parameters
     from nbaml.storage.registry import VersionStatus
 
     state_dir = tmp_path_factory.mktemp("nbaml-state")  # stack.json lands here, as `nbaml stack up` leaves it
-    with stk.deployed(state_dir=state_dir) as deployed:
-        with runtime.function_environment(deployed.env_for("retrain") | QUIET):
+    with stk.deployed(state_dir=state_dir, iam=True) as deployed:
+        with runtime.function_environment(deployed.operator_env("retrain") | QUIET):
             history = synthetic_history(seed=7)
             load(load_settings(CommonSettings), FeedBatch(games=history), source="generator")
             train_versions(load_settings(RetrainSettings), (1, 2, 3), requested_by="test")
-        env = deployed.env_for("predict") | QUIET | {"MODEL_PARAM_MAX_AGE_SECONDS": str(int(MAX_AGE_S))}
-        with runtime.function_environment(env):
+        serving = {"MODEL_PARAM_MAX_AGE_SECONDS": str(int(MAX_AGE_S))}
+        with runtime.function_environment(deployed.env_for("predict") | QUIET | serving):
             parameters.reset_cache()
+            app, identity = create_app(), aws.current_identity()  # the app signs as the predict function
+        # The test itself acts as the operator: it reads tables, runs the command line, drains the queue.
+        with runtime.function_environment(deployed.operator_env("predict") | QUIET | serving):
             settings = load_settings(PredictSettings)
             deployment = Deployment(settings)
             for version in (V1, V2, V3):
@@ -100,7 +103,7 @@ def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Live]:
                 assert status != VersionStatus.REJECTED.value, f"{version} was rejected: the test needs three"
             deployment.promote(V1, by="test", why="the live serving tests start from v1")
             first_day = max(g.game_date for g in history) + dt.timedelta(days=1)
-            with ApiServer(create_app()) as api, httpx.Client(base_url=api.url, timeout=10) as client:
+            with ApiServer(app, identity) as api, httpx.Client(base_url=api.url, timeout=10) as client:
                 games = [(h, a) for h in TEAMS for a in TEAMS if h != a]
                 yield Live(deployed, api, client, state_dir, first_day, settings, games)
 
@@ -175,6 +178,15 @@ class Hammer:
                     else:
                         self.results.append((started, ended, n, response.json()["predictions"][0]["version"]))
 
+    def wait_for(self, condition: Any, timeout: float = 30.0) -> None:
+        """Keep hammering until ``condition(results)`` holds (at most ``timeout`` seconds)."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            with self._lock:
+                if condition(list(self.results)):
+                    return
+            time.sleep(0.05)
+
     def __enter__(self) -> Hammer:
         self._workers = [threading.Thread(target=self._run, args=(i,), daemon=True) for i in range(self.threads)]
         for worker in self._workers:
@@ -209,11 +221,12 @@ def test_given_v2_under_load_when_rollback_sh_writes_v1_then_it_switches_within_
 
     # When: four clients hammer /predictions while infra/rollback.sh writes v1, and keep going 3 s after it
     with Hammer(live) as hammer:
-        time.sleep(0.5)
+        hammer.wait_for(lambda results: len(results) > 5)  # a loaded machine may take a while for the first
         write_started = time.monotonic()
         result = _rollback_sh(dict(os.environ), V1, "dev")
         switched_at = time.monotonic()  # the write is done by the time the script returns
         time.sleep(3.0)
+        hammer.wait_for(lambda results: sum(r[0] >= switched_at + MAX_AGE_S for r in results) > 10)
 
     # Then: the script said what it wrote and how, and the parameter holds v1
     assert result.returncode == 0, result.stderr

@@ -18,7 +18,7 @@ import pytest
 
 from infra import cli, cron, emulator, runtime
 from infra import template as tpl
-from infra.policy import allows, role_statements
+from infra.iam import allows, role_statements
 from infra.stack import LocalStack, StackError, deploy
 
 pytestmark = pytest.mark.integration

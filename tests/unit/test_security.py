@@ -26,7 +26,7 @@ from pytest_httpserver import HTTPServer
 
 from infra import template as tpl
 from infra.emulator import LOCAL_ACCOUNT_ID, LOCAL_REGION
-from infra.policy import allows, role_statements
+from infra.iam import allows, role_statements
 
 ROOT = Path(__file__).resolve().parents[2]
 STAGE = "dev"

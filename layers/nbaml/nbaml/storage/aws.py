@@ -1,14 +1,24 @@
-"""AWS clients, created lazily and once per execution environment.
+"""AWS clients, created lazily and once per execution environment and identity.
 
 Never at import time, so tests and the local stack can set ``AWS_ENDPOINT_URL`` and credentials first.
-boto3 itself reads ``AWS_ENDPOINT_URL`` (and ``AWS_ENDPOINT_URL_<SERVICE>``), so the same code talks to
-AWS, to the moto server of the local stack, or to LocalStack: nothing here names an endpoint.
+The endpoint and credentials come from the standard variables (``AWS_ENDPOINT_URL``, ``AWS_ACCESS_KEY_ID``
+...), so the same code talks to AWS, to the moto server of the local stack, or to LocalStack: nothing here
+names an endpoint. Where none is set, boto3's own chain decides (``AWS_ENDPOINT_URL_<SERVICE>``, profiles,
+Lambda's role credentials).
+
+In Lambda the environment is the function's identity and never changes. A local server that hosts one
+function beside others in one process (the replay's HTTP API) ``pin``s the identity the function was
+started with, so its requests keep signing as that function whatever the process environment says then.
 """
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import logging
 import os
+from collections.abc import Iterator
+from dataclasses import dataclass
 from functools import cache
 from typing import Any
 
@@ -18,23 +28,53 @@ from botocore.config import Config
 _CONFIG = Config(retries={"mode": "standard", "max_attempts": 5}, connect_timeout=5, read_timeout=30)
 
 
-def _where() -> tuple[str, str, str]:
-    # In Lambda these never change; locally a test or the replay may point the process at another emulator.
-    return (
-        os.environ.get("AWS_ENDPOINT_URL", ""),
-        os.environ.get("AWS_REGION", os.environ.get("AWS_DEFAULT_REGION", "")),
-        os.environ.get("AWS_ACCESS_KEY_ID", ""),
+@dataclass(frozen=True)
+class Identity:
+    """Where AWS calls go and who signs them: the endpoint, region and credentials of the environment."""
+
+    endpoint: str = ""
+    region: str = ""
+    access_key_id: str = ""
+    secret_access_key: str = ""
+    session_token: str = ""
+
+
+_PINNED: contextvars.ContextVar[Identity | None] = contextvars.ContextVar("nbaml_aws_identity", default=None)
+
+
+def current_identity() -> Identity:
+    """The pinned identity, else the one the process environment names."""
+    pinned = _PINNED.get()
+    if pinned is not None:
+        return pinned
+    env = os.environ
+    return Identity(
+        endpoint=env.get("AWS_ENDPOINT_URL", ""),
+        region=env.get("AWS_REGION", env.get("AWS_DEFAULT_REGION", "")),
+        access_key_id=env.get("AWS_ACCESS_KEY_ID", ""),
+        secret_access_key=env.get("AWS_SECRET_ACCESS_KEY", ""),
+        session_token=env.get("AWS_SESSION_TOKEN", env.get("AWS_SECURITY_TOKEN", "")),
     )
 
 
+@contextlib.contextmanager
+def pinned(identity: Identity) -> Iterator[None]:
+    """Sign every call of the block (and of what it starts in this context) as ``identity``."""
+    token = _PINNED.set(identity)
+    try:
+        yield
+    finally:
+        _PINNED.reset(token)
+
+
 def client(service: str) -> Any:
-    """The shared boto3 client for ``service`` in this execution environment (one per endpoint)."""
-    return _client(service, *_where())
+    """The shared boto3 client for ``service`` in this execution environment (one per endpoint and identity)."""
+    return _client(service, current_identity())
 
 
 def resource(service: str) -> Any:
     """The shared boto3 resource for ``service`` (DynamoDB tables read better through it)."""
-    return _resource(service, *_where())
+    return _resource(service, current_identity())
 
 
 def _quiet_wire_logs() -> None:
@@ -46,16 +86,28 @@ def _quiet_wire_logs() -> None:
             logger.setLevel(logging.INFO)
 
 
-@cache
-def _client(service: str, endpoint: str, region: str, key_id: str) -> Any:
-    _quiet_wire_logs()
-    return boto3.session.Session().client(service, config=_CONFIG)  # type: ignore[call-overload]
+def _session(identity: Identity) -> boto3.session.Session:
+    """A session for ``identity``; what it leaves empty, boto3's own chain fills."""
+    return boto3.session.Session(
+        aws_access_key_id=identity.access_key_id or None,
+        aws_secret_access_key=identity.secret_access_key or None,
+        aws_session_token=identity.session_token or None,
+        region_name=identity.region or None,
+    )
 
 
 @cache
-def _resource(service: str, endpoint: str, region: str, key_id: str) -> Any:
+def _client(service: str, identity: Identity) -> Any:
     _quiet_wire_logs()
-    return boto3.session.Session().resource(service, config=_CONFIG)  # type: ignore[call-overload]
+    endpoint = identity.endpoint or None
+    return _session(identity).client(service, endpoint_url=endpoint, config=_CONFIG)  # type: ignore[call-overload]
+
+
+@cache
+def _resource(service: str, identity: Identity) -> Any:
+    _quiet_wire_logs()
+    endpoint = identity.endpoint or None
+    return _session(identity).resource(service, endpoint_url=endpoint, config=_CONFIG)  # type: ignore[call-overload]
 
 
 def reset_clients() -> None:

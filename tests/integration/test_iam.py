@@ -1,0 +1,299 @@
+"""IAM proven both ways: every call each function makes is allowed by its policy, and every grant is used.
+
+The stack runs with moto's IAM evaluation on (``infra.iam``): each function signs with its own execution
+role, so a call its policy does not allow is refused as it would be on AWS. A workload runs each
+function's every job through the local runtime (the handlers themselves, with the template's
+environment): collect on the synthetic league and on API-Basketball, predict on every public and admin
+route, drift_check with a drift that queues a retrain, retrain first, on drift and on demand, the
+authorizer allowing and denying. Every authorization moto decided is recorded; the audit then evaluates
+the record against each function's policies with moto's own evaluator, both ways.
+"""
+
+from __future__ import annotations
+
+import copy
+import datetime as dt
+import json
+from collections.abc import Iterator
+from typing import Any
+
+import boto3
+import pytest
+from botocore.exceptions import ClientError
+
+from infra import iam, runtime
+from infra.stack import LocalStack
+from nbaml.games.feeds.generator import SyntheticLeague
+from tests.conftest import prediction_of
+
+pytestmark = pytest.mark.integration
+
+SEED = 11
+QUICK = {"TRAIN_PROFILE": "quick", "POWERTOOLS_LOG_LEVEL": "WARNING"}
+FEED_KEY = "local-iam-test-key"
+
+
+def _scheduled(day: dt.date, hour: int) -> dict[str, Any]:
+    return {
+        "id": f"iam-{day}-{hour}",
+        "detail-type": "Scheduled Event",
+        "source": "aws.events",
+        "time": f"{day.isoformat()}T{hour:02d}:00:00Z",
+        "resources": ["arn:aws:events:rule/test"],
+        "detail": {},
+    }
+
+
+class Workload:
+    """Each function's jobs on one stack, in the order a season would run them."""
+
+    def __init__(self, stack: LocalStack, league: SyntheticLeague) -> None:
+        self.stack = stack
+        self.league = league
+        first = league.first_season
+        season = league.games(first + 1)
+        self.day0 = season[len(season) // 2].game_date  # the first day the models predict
+        self.history = [g for g in league.games(first) + season if g.game_date < self.day0]
+        self.token = str(stack.admin_token)
+        self.results: dict[str, list[Any]] = {}
+
+    def operator_env(self) -> dict[str, str]:
+        return self.stack.operator_env("collect")
+
+    def invoke(self, function: str, event: Any, **extra: str) -> Any:
+        result = runtime.invoke(self.stack, function, event, extra_env={"POWERTOOLS_LOG_LEVEL": "WARNING", **extra})
+        self.results.setdefault(function, []).append(result)
+        return result
+
+    def api(self, method: str, path: str, *, admin: bool = False, expect: int = 200, **kwargs: Any) -> dict[str, Any]:
+        headers = {"authorization": f"Bearer {self.token}"} if admin else {}
+        event = runtime.http_api_event(method, path, headers=headers, stage=self.stack.parameters["Stage"], **kwargs)
+        response = self.invoke("predict", event, MODEL_PARAM_MAX_AGE_SECONDS="0")
+        status = response["statusCode"]
+        assert status == expect or (expect == 200 and status < 300), f"{method} {path}: {status} {response.get('body')}"
+        if "json" not in response["headers"].get("content-type", ""):
+            return {"text": response.get("body", "")}
+        return json.loads(response["body"]) if response.get("body") else {}
+
+    def slate(self, day: dt.date) -> None:
+        games = [{"home": g.home, "away": g.away, "date": day.isoformat()} for g in self.league.schedule(day)]
+        if games:
+            self.api("POST", "/predictions", body={"games": games[:20]})
+
+    def deliver_retrains(self) -> None:
+        queue = self.stack.resource("RetrainQueue")
+        runtime.deliver_queue(
+            queue, lambda event: self.invoke("retrain", event, **QUICK), self.stack.env_for("retrain")
+        )
+
+    # ------------------------------------------------------------ the jobs
+    def backfill(self) -> None:
+        from nbaml.backfill import load
+        from nbaml.config import CommonSettings, load_settings
+        from nbaml.games.feeds.base import FeedBatch
+
+        with runtime.function_environment(self.operator_env()):  # `nbaml backfill` is an operator's tool
+            load(load_settings(CommonSettings), FeedBatch(games=self.history), source="generator")
+
+    def first_model(self) -> None:
+        requested = dt.datetime.combine(self.day0, dt.time(1), tzinfo=dt.UTC).isoformat()
+        event = {
+            "trigger": "manual",
+            "reason": "first model",
+            "requested_by": "test",
+            "force": True,
+            "requested_at": requested,
+        }
+        run = self.invoke("retrain", event, **QUICK)["runs"][0]
+        assert run["status"] == "promoted", run
+
+    def a_week_of_slates_then_collect(self) -> dt.date:
+        self.api("GET", "/reports/latest", expect=404)  # no drift check has run yet: 404, not 403 nor 503
+        for offset in range(7):
+            self.slate(self.day0 + dt.timedelta(days=offset))
+        run_date = self.day0 + dt.timedelta(days=7)
+        collected = self.invoke("collect", _scheduled(run_date, 3), FEED_SOURCE="generator", FEED_SEED=str(SEED))
+        assert collected["final_games"] > 0 and collected["predictions_resolved"] > 0, collected
+        return run_date
+
+    def drift_that_queues_a_retrain(self, run_date: dt.date) -> None:
+        from nbaml.config import CommonSettings, load_settings
+        from nbaml.storage.predictions import PredictionLog
+
+        # Confidently wrong predictions on the last 60 games before the week: the CUSUM must fire.
+        games = self.history[-60:]
+        with runtime.function_environment(self.operator_env()):
+            log = PredictionLog(load_settings(CommonSettings).predictions_table)
+            for game in games:
+                log.record(prediction_of(game, 0.02 if game.home_won else 0.98, version="v1"))
+            log.resolve(games)
+        report = self.invoke("drift_check", _scheduled(run_date, 4))
+        assert report["drift"] and report["retrain_requested"], report
+        self.deliver_retrains()
+
+    def every_route(self, day: dt.date) -> None:
+        overview = self.api("GET", "/models")
+        active = overview["active"]
+        other = next(v["version"] for v in overview["versions"] if v["version"] != active and v["status"] != "rejected")
+        self.api("GET", f"/models/{other}")
+        self.api("GET", "/health")
+        self.api("PUT", "/admin/canary", admin=True, body={"version": other, "percent": 50, "reason": "iam test"})
+        self.api("PUT", "/admin/shadow", admin=True, body={"version": other, "reason": "iam test"})
+        self.slate(day)
+        self.api("GET", "/predictions", query={"date": day.isoformat()})
+        self.api("DELETE", "/admin/canary", admin=True, query={"reason": "iam test done"})
+        self.api("DELETE", "/admin/shadow", admin=True, query={"reason": "iam test done"})
+        self.api("POST", "/admin/rollback", admin=True, body={"version": "previous", "reason": "iam test"})
+        self.api("POST", "/admin/promote", admin=True, body={"version": active, "reason": "iam test"})
+        self.api("GET", "/reports/latest")
+        self.api("GET", "/reports/latest.json")
+        self.api("POST", "/admin/retrain", admin=True, body={"reason": "iam test: on demand"})
+        self.deliver_retrains()
+
+    def collect_from_api_basketball(self, run_date: dt.date, server: Any, ca_file: str) -> None:
+        with runtime.function_environment(self.operator_env()):
+            ssm = boto3.client("ssm")
+            key_param = self.stack.env_for("collect")["FEED_KEY_PARAM"]
+            ssm.put_parameter(Name=key_param, Value=FEED_KEY, Type="SecureString", Overwrite=True)
+        server.expect_request("/games", headers={"x-rapidapi-key": FEED_KEY}).respond_with_json(
+            {"get": "games", "errors": [], "results": 0, "response": []}
+        )
+        runtime.forget_warm_modules()  # a new feed configuration is a new deploy: a cold start
+        env = {
+            "FEED_SOURCE": "api-basketball",
+            "FEED_BASE_URL": server.url_for("").rstrip("/"),
+            "SSL_CERT_FILE": ca_file,
+            "COLLECT_LOOKBACK_DAYS": "1",
+        }
+        result = self.invoke("collect", _scheduled(run_date, 3), **env)
+        assert result["feed"] == "api-basketball" and result["payloads"] == 1, result
+        runtime.forget_warm_modules()
+
+    def collect_a_new_season(self) -> None:
+        """Opening week of the next season: its training file does not exist yet, so S3 must answer 404."""
+        opening = self.league.games(self.league.first_season + 2)[0].game_date
+        run_date = opening + dt.timedelta(days=3)
+        collected = self.invoke("collect", _scheduled(run_date, 3), FEED_SOURCE="generator", FEED_SEED=str(SEED))
+        assert collected["training_added"] > 0, collected
+
+    def authorize(self) -> None:
+        for header, expected in ((f"Bearer {self.token}", True), ("Bearer wrong", False)):
+            event = runtime.http_api_event("POST", "/admin/promote", headers={"authorization": header})
+            event |= {"type": "REQUEST", "routeArn": "arn:aws:execute-api:us-east-1:123456789012:api/dev/POST/admin"}
+            assert self.invoke("authorizer", event) == {"isAuthorized": expected}
+
+
+@pytest.fixture(scope="module")
+def workload(local_stack: LocalStack, local_tls: Any) -> Iterator[Workload]:
+    from pytest_httpserver import HTTPServer
+
+    job = Workload(local_stack, SyntheticLeague(seed=SEED))
+    job.backfill()
+    job.first_model()
+    run_date = job.a_week_of_slates_then_collect()
+    job.drift_that_queues_a_retrain(run_date)
+    job.every_route(run_date + dt.timedelta(days=1))
+    server = HTTPServer(host="127.0.0.1", port=0, threaded=True, ssl_context=local_tls.server_context())
+    server.start()
+    try:
+        job.collect_from_api_basketball(run_date + dt.timedelta(days=1), server, str(local_tls.ca_file))
+    finally:
+        server.stop()
+    job.authorize()
+    job.collect_a_new_season()
+    yield job
+
+
+def _policies(stack: LocalStack) -> dict[str, list[dict[str, Any]]]:
+    return iam.inline_policies(stack)
+
+
+def test_given_the_workload_then_every_function_ran_and_signed_with_its_own_role(workload: Workload) -> None:
+    enforcement = workload.stack.iam
+    for function in workload.stack.functions:
+        calls = enforcement.calls_of(function)
+        assert calls, f"{function} made no AWS call under its own role"
+    retrains = [run["status"] for result in workload.results["retrain"] for run in result["runs"]]
+    assert len(retrains) == 3, retrains  # first model, on drift, on demand
+
+
+def test_given_the_workload_then_moto_refused_no_call_of_any_function(workload: Workload) -> None:
+    refused = workload.stack.iam.refused()
+    assert not refused, "\n".join(f"{c.principal}: {c.action} on {c.resource}" for c in refused)
+
+
+def test_given_the_record_when_audited_then_no_grant_is_missing_and_none_is_unused(workload: Workload) -> None:
+    stack = workload.stack
+    result = iam.audit(stack.iam.calls, _policies(stack), iam.managed_policies(stack))
+    assert result.clean, str(result)
+
+
+def test_given_one_action_removed_from_a_policy_then_the_audit_names_the_calls_it_would_refuse(
+    workload: Workload,
+) -> None:
+    stack = workload.stack
+    policies = copy.deepcopy(_policies(stack))
+    collect = stack.function_id("collect")
+    removed = 0
+    for document in policies[collect]:
+        for statement in document["Statement"]:
+            actions = [statement["Action"]] if isinstance(statement["Action"], str) else statement["Action"]
+            if "dynamodb:BatchGetItem" in actions:
+                statement["Action"] = [a for a in actions if a != "dynamodb:BatchGetItem"] or [
+                    "dynamodb:DescribeLimits"
+                ]
+                removed += 1
+    assert removed, "the collect policy grants BatchGetItem (collect reads stored games in batches)"
+
+    result = iam.audit(stack.iam.calls, policies, iam.managed_policies(stack))
+
+    assert {(c.principal, c.action) for c in result.missing} == {(collect, "dynamodb:BatchGetItem")}
+
+
+def test_given_a_grant_no_call_uses_then_the_audit_names_it(workload: Workload) -> None:
+    stack = workload.stack
+    policies = copy.deepcopy(_policies(stack))
+    drift = stack.function_id("drift_check")
+    games_arn = f"arn:aws:dynamodb:us-east-1:123456789012:table/{stack.resource('GamesTable')}"
+    extra = {"Sid": "NotNeeded", "Effect": "Allow", "Action": "dynamodb:DeleteItem", "Resource": games_arn}
+    policies[drift][0]["Statement"].append(extra)
+
+    result = iam.audit(stack.iam.calls, policies, iam.managed_policies(stack))
+
+    assert [str(g) for g in result.unused] == [f"{drift} NotNeeded: dynamodb:DeleteItem on {games_arn}"]
+    assert not result.missing
+
+
+@pytest.mark.parametrize(
+    ("function", "service", "call"),
+    [
+        (
+            "drift_check",
+            "dynamodb",
+            lambda c, s: c.put_item(TableName=s.resource("GamesTable"), Item={"game_id": {"S": "x"}}),
+        ),
+        ("collect", "s3", lambda c, s: c.put_object(Bucket=s.resource("ArtifactBucket"), Key="models/v9/x", Body=b"")),
+        ("authorizer", "ssm", lambda c, s: c.get_parameter(Name=s.resource("ActiveModelParameter"))),
+        ("predict", "sqs", lambda c, s: c.purge_queue(QueueUrl=s.resource("RetrainQueue"))),
+    ],
+)
+def test_given_a_function_role_when_it_calls_outside_its_policy_then_the_emulator_refuses(
+    local_stack: LocalStack, function: str, service: str, call: Any
+) -> None:
+    env = local_stack.env_for(function)
+    client = boto3.client(
+        service,
+        endpoint_url=local_stack.endpoint,
+        region_name="us-east-1",
+        aws_access_key_id=env["AWS_ACCESS_KEY_ID"],
+        aws_secret_access_key=env["AWS_SECRET_ACCESS_KEY"],
+        aws_session_token=env["AWS_SESSION_TOKEN"],
+    )
+    before = len(local_stack.iam.calls)
+    with pytest.raises(ClientError) as refused:
+        call(client, local_stack)
+    assert "AccessDenied" in str(refused.value)
+    (denied,) = [c for c in local_stack.iam.calls[before:] if not c.allowed]
+    assert denied.principal == local_stack.function_id(function)
+    # This module's teardown fails on refused calls of functions: this one is the test's own.
+    local_stack.iam.forget([denied])
