@@ -14,7 +14,15 @@ A backup folder::
                                           cannot be a path)
     dynamodb/<LogicalId>.jsonl            one item per line in DynamoDB JSON (type-preserving; binary base64)
     ssm-parameters.json                   every parameter's history, oldest first; SecureString values left out
-    ssm-securestrings.SECRET.json         the SecureString values only, mode 0600; never printed
+    ssm-securestrings.SECRET.enc          only when asked (``--with-secrets``): the SecureString values,
+                                          encrypted with a key derived from the operator's passphrase
+                                          (scrypt, then Fernet: AES-128-CBC with HMAC-SHA256), mode 0600
+
+Secrets stay out of a backup by default: the admin token and the feed key have their own owner (the
+operator who created them outside the template), a backup folder travels, and ``stack down`` takes one
+without being asked. A restore without them keeps the target stack's own SecureStrings (a fresh local
+deploy makes a new admin token and prints it). ``--with-secrets`` writes them encrypted, never in plain
+text, and the same passphrase is needed to restore them.
 
 Restore replays each parameter's history in order (so GetParameterHistory shows it again), then writes
 the objects and the items. It refuses a stack that already holds data unless forced: restoring over live
@@ -50,8 +58,10 @@ OBJECTS_DIR = "s3"
 ODD_OBJECTS_DIR = "s3-other"
 TABLES_DIR = "dynamodb"
 PARAMETERS = "ssm-parameters.json"
-SECRETS = "ssm-securestrings.SECRET.json"
+SECRETS = "ssm-securestrings.SECRET.enc"
 SECRET_MODE = 0o600
+MIN_PASSPHRASE = 16
+_SCRYPT = {"n": 2**15, "r": 8, "p": 1}
 
 MODELS_DIR = emu.REPO_ROOT / "models"
 BACKUPS_DIR = MODELS_DIR / "backups"
@@ -136,6 +146,8 @@ class Report:
     parameters: int
     parameter_versions: int
     secure_strings: int = 0
+    secrets_included: bool = False
+    withheld_parameters: list[str] = field(default_factory=list)
     replaced_parameters: list[str] = field(default_factory=list)
     mirrored: list[str] = field(default_factory=list)
     seconds: float = 0.0
@@ -149,8 +161,12 @@ class Report:
             f"  dynamodb  {tables}",
             f"  ssm       {self.parameters} parameters, {self.parameter_versions} {versions}",
         ]
-        if self.secure_strings:
-            lines.append(f"  secrets   {self.secure_strings} SecureString(s): values only in {SECRETS} (mode 0600)")
+        if self.secure_strings and self.secrets_included:
+            lines.append(f"  secrets   {self.secure_strings} SecureString(s), encrypted in {SECRETS} (mode 0600)")
+        elif self.secure_strings:
+            lines.append(f"  secrets   {self.secure_strings} SecureString(s) named, values not backed up (--with-secrets)")
+        if self.withheld_parameters:
+            lines.append(f"  kept      {', '.join(self.withheld_parameters)}: the stack's own (no secret values restored)")
         if self.replaced_parameters:
             lines.append(f"  replaced  {', '.join(self.replaced_parameters)} (their history differed; rewritten whole)")
         if self.mirrored:
@@ -160,11 +176,14 @@ class Report:
 
 
 # ---------------------------------------------------------------- backup
-def backup(state: StackState, folder: Path | str) -> Report:
+def backup(state: StackState, folder: Path | str, *, secrets_passphrase: str | None = None) -> Report:
     """Copy the stack's whole state into ``folder`` (new or empty), then seal it with ``manifest.json``.
 
     The manifest is written last: a folder without one is an interrupted backup and restore refuses it.
+    SecureString values are written only with ``secrets_passphrase``, and then only encrypted with it.
     """
+    if secrets_passphrase is not None:
+        _check_passphrase(secrets_passphrase)
     started = time.monotonic()
     folder = Path(folder)
     if folder.exists() and any(folder.iterdir()):
@@ -172,7 +191,7 @@ def backup(state: StackState, folder: Path | str) -> Report:
     folder.mkdir(parents=True, exist_ok=True)
     objects = _backup_objects(state, folder)
     items = {lid: _backup_table(state, lid, name, folder) for lid, name in sorted(state.tables.items())}
-    parameters, versions, secure = _backup_parameters(state, folder)
+    parameters, versions, secure = _backup_parameters(state, folder, secrets_passphrase)
     files = {
         path.relative_to(folder).as_posix(): _sha256_file(path)
         for path in sorted(folder.rglob("*"))
@@ -195,6 +214,7 @@ def backup(state: StackState, folder: Path | str) -> Report:
             "ssm_parameter_versions": versions,
             "ssm_secure_strings": secure,
         },
+        "secrets_included": secrets_passphrase is not None and secure > 0,
         "key_schemas": {lid: _key_schema(state, name) for lid, name in sorted(state.tables.items())},
         "files": files,
     }
@@ -207,6 +227,7 @@ def backup(state: StackState, folder: Path | str) -> Report:
         parameters=parameters,
         parameter_versions=versions,
         secure_strings=secure,
+        secrets_included=secrets_passphrase is not None and secure > 0,
         seconds=round(time.monotonic() - started, 2),
     )
 
@@ -277,7 +298,7 @@ def _key_schema(state: StackState, name: str) -> list[dict[str, str]]:
     return list(state.clients("dynamodb").describe_table(TableName=name)["Table"]["KeySchema"])
 
 
-def _backup_parameters(state: StackState, folder: Path) -> tuple[int, int, int]:
+def _backup_parameters(state: StackState, folder: Path, passphrase: str | None) -> tuple[int, int, int]:
     ssm = state.clients("ssm")
     prefix = state.parameter_prefix
     names: list[str] = []
@@ -288,7 +309,8 @@ def _backup_parameters(state: StackState, folder: Path) -> tuple[int, int, int]:
     versions = 0
     for name in sorted(set(names)):
         history: list[dict[str, Any]] = []
-        for page in ssm.get_paginator("get_parameter_history").paginate(Name=name, WithDecryption=True):
+        decrypt = passphrase is not None  # without one, no SecureString value is ever read
+        for page in ssm.get_paginator("get_parameter_history").paginate(Name=name, WithDecryption=decrypt):
             history.extend(page.get("Parameters", []))
         history.sort(key=lambda h: int(h["Version"]))
         entries = []
@@ -307,7 +329,8 @@ def _backup_parameters(state: StackState, folder: Path) -> tuple[int, int, int]:
                 entry["allowed_pattern"] = item["AllowedPattern"]
             if item["Type"] == _SECURE:
                 entry["key_id"] = item.get("KeyId", DEFAULT_KMS_KEY)
-                secrets.setdefault(name[len(prefix) :], {})[str(entry["version"])] = str(item["Value"])
+                if decrypt:
+                    secrets.setdefault(name[len(prefix) :], {})[str(entry["version"])] = str(item["Value"])
             else:
                 entry["value"] = item["Value"]
             entries.append(entry)
@@ -316,9 +339,10 @@ def _backup_parameters(state: StackState, folder: Path) -> tuple[int, int, int]:
     (folder / PARAMETERS).write_text(
         json.dumps({"prefix": prefix, "parameters": documents}, indent=2, sort_keys=True) + "\n"
     )
-    if secrets:
-        _write_secret(folder / SECRETS, json.dumps(secrets, indent=2, sort_keys=True) + "\n")
-    return len(documents), versions, len(secrets)
+    secure = sum(any(e["type"] == _SECURE for e in d["history"]) for d in documents)
+    if secrets and passphrase is not None:
+        _write_secret(folder / SECRETS, _encrypt(json.dumps(secrets, sort_keys=True).encode(), passphrase))
+    return len(documents), versions, secure
 
 
 def _write_secret(path: Path, text: str) -> None:
@@ -327,6 +351,50 @@ def _write_secret(path: Path, text: str) -> None:
     with os.fdopen(descriptor, "w", encoding="utf-8") as handle:
         handle.write(text)
     os.chmod(path, SECRET_MODE)  # the umask may have removed bits, never added them; make it exact
+
+
+def _check_passphrase(passphrase: str) -> None:
+    if len(passphrase.strip()) < MIN_PASSPHRASE:
+        raise BackupError(f"the secrets passphrase must be at least {MIN_PASSPHRASE} characters")
+
+
+def _fernet(passphrase: str, salt: bytes) -> Any:
+    from cryptography.fernet import Fernet
+    from cryptography.hazmat.primitives.kdf.scrypt import Scrypt
+
+    key = Scrypt(salt=salt, length=32, **_SCRYPT).derive(passphrase.strip().encode())
+    return Fernet(base64.urlsafe_b64encode(key))
+
+
+def _encrypt(plaintext: bytes, passphrase: str) -> str:
+    """The secrets file: scrypt's parameters and salt beside a Fernet token of the values."""
+    salt = os.urandom(16)
+    token = _fernet(passphrase, salt).encrypt(plaintext).decode()
+    return json.dumps({"kdf": "scrypt", **_SCRYPT, "salt": base64.b64encode(salt).decode(), "fernet": token}) + "\n"
+
+
+def _decrypt(path: Path, passphrase: str) -> dict[str, dict[str, str]]:
+    from cryptography.fernet import InvalidToken
+
+    try:
+        envelope = json.loads(path.read_text())
+        fernet = _fernet(passphrase, base64.b64decode(envelope["salt"]))
+        return dict(json.loads(fernet.decrypt(envelope["fernet"].encode())))
+    except InvalidToken:
+        raise BackupError(f"{path}: the passphrase does not open it") from None
+    except (ValueError, KeyError, TypeError) as exc:
+        raise BackupError(f"{path} is unreadable ({type(exc).__name__})") from None
+
+
+def read_passphrase(path: Path | str) -> str:
+    """The passphrase in ``path`` (its first line): from a file, never from the command line or a log."""
+    path = Path(path)
+    if path.stat().st_mode & 0o077:
+        raise BackupError(f"{path} is readable by others: `chmod 600` it")
+    lines = path.read_text(encoding="utf-8").splitlines()
+    passphrase = lines[0] if lines else ""
+    _check_passphrase(passphrase)
+    return passphrase
 
 
 # ---------------------------------------------------------------- restore
@@ -352,7 +420,7 @@ def read_manifest(folder: Path | str) -> dict[str, Any]:
             raise BackupError(f"{folder}: {relative} does not match its SHA-256 in {MANIFEST}")
     secrets = folder / SECRETS
     if secrets.exists() and secrets.stat().st_mode & 0o077:
-        raise BackupError(f"{secrets} is readable by others: `chmod 600` it (and ask who read it) before restoring")
+        raise BackupError(f"{secrets} is readable by others: `chmod 600` it before restoring")
     return manifest
 
 
@@ -376,8 +444,13 @@ def holds_data(state: StackState) -> list[str]:
     return found
 
 
-def restore(state: StackState, folder: Path | str, *, force: bool = False) -> Report:
+def restore(
+    state: StackState, folder: Path | str, *, force: bool = False, secrets_passphrase: str | None = None
+) -> Report:
     """Write a backup into the stack: parameters (history replayed in order), then objects, then items.
+
+    SecureStrings are restored only from a backup that holds them (encrypted) and with its passphrase;
+    otherwise each keeps the target stack's own value, and the report names it.
 
     Refuses a stack that holds data unless ``force``; forced, same keys are overwritten and anything the
     backup does not have is left in place (nothing is deleted but a parameter whose history must be
@@ -399,7 +472,8 @@ def restore(state: StackState, folder: Path | str, *, force: bool = False) -> Re
             raise BackupError(
                 "the stack is not empty (" + "; ".join(occupied[:4]) + "): pass --force to restore over it"
             )
-    parameters, versions, replaced = _restore_parameters(state, folder)
+    secrets = _secrets_of(folder, manifest, secrets_passphrase)
+    parameters, versions, replaced, withheld = _restore_parameters(state, folder, secrets)
     objects = _restore_objects(state, folder)
     order = sorted(state.tables, key=lambda lid: (lid == "ModelVersionsTable", lid))
     items = {lid: _restore_table(state, lid, folder) for lid in order if lid in manifest["source"]["tables"]}
@@ -410,9 +484,23 @@ def restore(state: StackState, folder: Path | str, *, force: bool = False) -> Re
         items=items,
         parameters=parameters,
         parameter_versions=versions,
+        secrets_included=bool(secrets),
+        withheld_parameters=withheld,
         replaced_parameters=replaced,
         seconds=round(time.monotonic() - started, 2),
     )
+
+
+def _secrets_of(folder: Path, manifest: dict[str, Any], passphrase: str | None) -> dict[str, dict[str, str]]:
+    if not manifest.get("secrets_included"):
+        if passphrase is not None:
+            raise BackupError(f"{folder} holds no secrets (it was taken without --with-secrets)")
+        return {}
+    if passphrase is None:
+        raise BackupError(
+            f"{folder} holds encrypted secrets: pass --secrets-passphrase-file FILE (or restore a backup without them)"
+        )
+    return _decrypt(folder / SECRETS, passphrase)
 
 
 def _restore_objects(state: StackState, folder: Path) -> int:
@@ -449,24 +537,29 @@ def _restore_table(state: StackState, logical_id: str, folder: Path) -> int:
     return len(items)
 
 
-def _restore_parameters(state: StackState, folder: Path) -> tuple[int, int, list[str]]:
+def _restore_parameters(
+    state: StackState, folder: Path, secrets: dict[str, dict[str, str]]
+) -> tuple[int, int, list[str], list[str]]:
     """Replay each parameter's history; a stack's own first versions that match the backup are kept.
 
     A fresh deploy creates the role parameters with their first value ("none"), which is also the first
     entry of the backup's history: only the later entries are replayed, so the version numbers match too.
-    A parameter whose history differs (a new random admin token) is deleted and rewritten whole.
+    A parameter whose history differs (a new random admin token) is deleted and rewritten whole. A
+    SecureString whose values the backup does not hold is left as the stack has it (``withheld``).
     """
     from botocore.exceptions import ClientError
 
     document = json.loads((folder / PARAMETERS).read_text())
-    secrets_file = folder / SECRETS
-    secrets: dict[str, dict[str, str]] = json.loads(secrets_file.read_text()) if secrets_file.exists() else {}
     ssm = state.clients("ssm")
     replayed = 0
     replaced: list[str] = []
+    withheld: list[str] = []
     for parameter in document["parameters"]:
         relative = parameter["name"]
         name = state.parameter_prefix + relative
+        if any(e["type"] == _SECURE for e in parameter["history"]) and relative not in secrets:
+            withheld.append(name)
+            continue
         wanted = [_with_value(entry, secrets.get(relative, {}), name) for entry in parameter["history"]]
         try:
             existing = []
@@ -505,7 +598,7 @@ def _restore_parameters(state: StackState, folder: Path) -> tuple[int, int, list
             if entry.get("labels"):
                 ssm.label_parameter_version(Name=name, ParameterVersion=version, Labels=entry["labels"])
             replayed += 1
-    return len(document["parameters"]), replayed, replaced
+    return len(document["parameters"]), replayed, replaced, withheld
 
 
 def _with_value(entry: dict[str, Any], secret_values: dict[str, str], name: str) -> dict[str, Any]:
@@ -585,9 +678,12 @@ def _state_for(args: argparse.Namespace) -> StackState:
 
 
 def _backup_cli(args: argparse.Namespace) -> int:
+    if args.with_secrets != bool(args.secrets_passphrase_file):
+        raise BackupError("--with-secrets and --secrets-passphrase-file FILE go together (the values are encrypted)")
+    passphrase = read_passphrase(args.secrets_passphrase_file) if args.with_secrets else None
     state = _state_for(args)
     folder = Path(args.to) if args.to else BACKUPS_DIR / _stamp()
-    report = backup(state, folder)
+    report = backup(state, folder, secrets_passphrase=passphrase)
     if not args.no_mirror:
         report.mirrored = mirror_bundles(folder, MODELS_DIR)
     print(report.summary())
@@ -595,7 +691,8 @@ def _backup_cli(args: argparse.Namespace) -> int:
 
 
 def _restore_cli(args: argparse.Namespace) -> int:
-    report = restore(_state_for(args), Path(args.source), force=args.force)
+    passphrase = read_passphrase(args.secrets_passphrase_file) if args.secrets_passphrase_file else None
+    report = restore(_state_for(args), Path(args.source), force=args.force, secrets_passphrase=passphrase)
     print(report.summary())
     return 0
 
@@ -608,6 +705,16 @@ def register(subparsers: Any) -> None:
     backup_parser.add_argument("--to", help="a new or empty folder (default: models/backups/<UTC timestamp>/)")
     backup_parser.add_argument("--no-mirror", action="store_true", help="do not copy the bundles to models/{version}/")
     backup_parser.add_argument(
+        "--with-secrets",
+        action="store_true",
+        help="also back up the SecureStrings' values (admin token, feed key), encrypted; off by default",
+    )
+    backup_parser.add_argument(
+        "--secrets-passphrase-file",
+        metavar="FILE",
+        help="with --with-secrets: a file (mode 0600) whose first line is the passphrase, 16 characters or more",
+    )
+    backup_parser.add_argument(
         "--aws-stack",
         metavar="NAME",
         help="back up a CloudFormation stack (boto3's default session), not the local one",
@@ -616,6 +723,9 @@ def register(subparsers: Any) -> None:
     restore_parser = subparsers.add_parser("restore", help="write a backup folder into the running stack")
     restore_parser.add_argument("--from", dest="source", required=True, help="the backup folder (with manifest.json)")
     restore_parser.add_argument("--force", action="store_true", help="restore even though the stack holds data")
+    restore_parser.add_argument(
+        "--secrets-passphrase-file", metavar="FILE", help="the passphrase of a backup taken --with-secrets"
+    )
     restore_parser.add_argument(
         "--aws-stack", metavar="NAME", help="restore into a CloudFormation stack with boto3's default session"
     )

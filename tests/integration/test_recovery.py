@@ -30,6 +30,7 @@ pytestmark = pytest.mark.integration
 
 V2 = "v20210602_000000"
 V3 = "v20210603_000000"
+PASSPHRASE = "correct horse battery staple"
 
 
 # ---------------------------------------------------------------- a stack in its own emulator process
@@ -136,21 +137,25 @@ def test_given_a_destroyed_stack_when_restored_into_an_empty_one_then_it_serves_
             from nbaml.storage import parameters
 
             token = parameters.read_secret(admin_param or "", max_age=0)
-        # When: it is backed up, then destroyed (its emulator process ends)
-        report = bk.backup(bk.StackState.of_local(first), folder)
+        # When: it is backed up with its secrets (encrypted with the operator's passphrase), then destroyed
+        report = bk.backup(bk.StackState.of_local(first), folder, secrets_passphrase=PASSPHRASE)
     assert report.objects > 0 and report.items["ModelVersionsTable"] >= 3 and report.secure_strings >= 1
 
-    # Then: the backup folder is sealed, and the SecureStrings sit only in the 0600 file
+    # Then: the backup folder is sealed, the SecureStrings are only in the 0600 file, and encrypted there
     manifest = json.loads((folder / bk.MANIFEST).read_text())
-    assert manifest["counts"]["s3_objects"] == report.objects
+    assert manifest["counts"]["s3_objects"] == report.objects and manifest["secrets_included"]
     assert (folder / bk.SECRETS).stat().st_mode & 0o777 == 0o600
-    everything_else = b"".join(p.read_bytes() for p in folder.rglob("*") if p.is_file() and p.name != bk.SECRETS)
-    assert token.encode() not in everything_else
+    everything = b"".join(p.read_bytes() for p in folder.rglob("*") if p.is_file())
+    assert token.encode() not in everything and token[:12].encode() not in everything
 
-    # When: a new, empty stack is deployed and the backup restored into it
+    # When: a new, empty stack is deployed and the backup restored into it (the passphrase is needed)
     with stk.deployed(isolated=True, iam=True) as second:
         assert second.admin_token != token  # a fresh deploy made its own token
-        restored = bk.restore(bk.StackState.of_local(second), folder)
+        with pytest.raises(bk.BackupError, match="encrypted secrets"):
+            bk.restore(bk.StackState.of_local(second), folder)
+        with pytest.raises(bk.BackupError, match="does not open it"):
+            bk.restore(bk.StackState.of_local(second), folder, secrets_passphrase="not the passphrase at all")
+        restored = bk.restore(bk.StackState.of_local(second), folder, secrets_passphrase=PASSPHRASE)
         after = observed(second)
         after_answers = serve(second, slate(day))
         with acting_as(second, "predict"):
@@ -263,17 +268,24 @@ def test_given_stack_down_then_stack_up_then_the_state_comes_back_and_the_cli_kn
             from nbaml.storage import parameters
 
             parameters.write(f"/nbaml/{first.parameters['Stage']}/model/active", "v1", why="test: a model was promoted")
+            old_token = parameters.read_secret(first.admin_token_param or "", max_age=0)
         # When: `stack down` snapshots it before the emulator stops
         folder = bk.snapshot_on_down(first, backups_dir=backups, state_dir=state_dir)
     assert folder is not None and folder.parent == backups and folder.name.endswith("-stack-down")
-    # Then: `stack up` restores it into the new, empty stack
+    # Then: no secret value was written anywhere in the snapshot (it is taken without being asked)
+    assert not (folder / bk.SECRETS).exists()
+    written = b"".join(p.read_bytes() for p in folder.rglob("*") if p.is_file())
+    assert old_token.encode() not in written and b"local-placeholder-not-a-real-key" not in written
+    # Then: `stack up` restores it into the new, empty stack, which keeps the admin token it made itself
     with stk.deployed(isolated=True, iam=True) as second:
         report = bk.restore_on_up(second, state_dir=state_dir)
         assert report is not None and report.parameter_versions >= 1
+        assert second.admin_token_param in report.withheld_parameters
         with acting_as(second, "predict"):
             from nbaml.storage import parameters
 
             assert parameters.read(f"/nbaml/{second.parameters['Stage']}/model/active") == "v1"
+            assert parameters.read_secret(second.admin_token_param or "", max_age=0) == second.admin_token
     # With no snapshot recorded, `stack up` starts empty
     assert bk.restore_on_up(second, state_dir=tmp_path / "nothing") is None
     # The commands are registered through infra.cli's plugin list
