@@ -164,9 +164,9 @@ class Report:
         if self.secure_strings and self.secrets_included:
             lines.append(f"  secrets   {self.secure_strings} SecureString(s), encrypted in {SECRETS} (mode 0600)")
         elif self.secure_strings:
-            lines.append(f"  secrets   {self.secure_strings} SecureString(s) named, values not backed up (--with-secrets)")
+            lines.append(f"  secrets   {self.secure_strings} SecureString(s) named, values left out (--with-secrets)")
         if self.withheld_parameters:
-            lines.append(f"  kept      {', '.join(self.withheld_parameters)}: the stack's own (no secret values restored)")
+            lines.append(f"  kept      {', '.join(self.withheld_parameters)}: the stack's own (no secret restored)")
         if self.replaced_parameters:
             lines.append(f"  replaced  {', '.join(self.replaced_parameters)} (their history differed; rewritten whole)")
         if self.mirrored:
