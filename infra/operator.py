@@ -2,9 +2,10 @@
 
 Every role change goes through ``nbaml.deployment.Deployment``, the one implementation the admin API uses
 too: the version must be registered and its bundle must verify before the SSM parameter is written, and the
-registry records who, when and why. The only exception is ``rollback --raw``, the unchecked one-parameter
-write behind ``infra/rollback.sh`` when the ``aws`` CLI is missing (break glass: a predict instance still
-refuses a missing or tampered version and keeps its last good model).
+registry records who, when and why. The only exception is ``rollback --raw``, the one-parameter write behind
+``infra/rollback.sh`` when the ``aws`` CLI is missing (break glass): it checks only that the version is one
+and that its bundle is committed, verifies no checksum and records nothing (a warm predict instance still
+refuses a tampered version and keeps its last good model).
 
 Where the commands act:
 - the local stack (``nbaml stack up``), with the predict function's environment from the template, so the
@@ -162,15 +163,18 @@ def _rollback(args: argparse.Namespace) -> int:
 
     if args.raw:
         if args.version == PREVIOUS:
-            raise InfraError('--raw writes one parameter and reads nothing: name a version, not "previous"')
+            raise InfraError('--raw writes one parameter and reads no history: name a version, not "previous"')
+        _raw_version_or_refuse(args.version)
         why = f"{_who(args)}: raw rollback to {args.version} (unchecked)" + (f": {args.reason}" if args.reason else "")
         if args.parameter:
-            # rollback.sh's fallback: the same single write the aws CLI would make, to the same endpoint.
+            # rollback.sh's fallback: the same checks and single write the aws CLI path makes, same endpoint.
+            _committed_or_refuse(_ambient_bucket(args.stage), args.version)
             version = parameters.write(args.parameter, args.version, why=why)
             print(f"wrote {args.parameter} = {args.version} (parameter version {version}; unchecked, no registry)")
             return 0
         target = resolve_target(args)
         with acting_on(target) as settings:
+            _committed_or_refuse(settings.nbaml_bucket, args.version)
             version = parameters.write(settings.active_model_param, args.version, why=why)
         print(
             f"wrote {settings.active_model_param} = {args.version} (parameter version {version}; unchecked, "
@@ -182,6 +186,35 @@ def _rollback(args: argparse.Namespace) -> int:
     if not args.reason:
         raise InfraError("rollback needs --reason (recorded in the registry and the parameter's history)")
     return _change_role(args, lambda deployment, by: deployment.rollback(args.version, by=by, why=args.reason))
+
+
+def _raw_version_or_refuse(version: str) -> None:
+    """A cold predict instance has no last good model: a raw write of a typo would make it answer 503."""
+    from nbaml.bundle import is_valid_version
+
+    if not is_valid_version(version):
+        raise InfraError(f"{version!r} is not a model version (v1 or vYYYYMMDD_HHMMSS); nothing written")
+
+
+def _committed_or_refuse(bucket: str, version: str) -> None:
+    from nbaml.layout import manifest_key
+    from nbaml.storage.artifacts import ArtifactStore
+
+    if not ArtifactStore(bucket).bundle_committed(version):
+        raise InfraError(f"{version} has no committed bundle (s3://{bucket}/{manifest_key(version)}); nothing written")
+
+
+def _ambient_bucket(stage: str) -> str:
+    """The artifact bucket's name as the template names it, for the account and region boto3 finds."""
+    import boto3
+
+    sam = tpl.load()
+    (bucket,) = tpl.resources_of_type(sam, "AWS::S3::Bucket").values()
+    session = boto3.session.Session()
+    account = session.client("sts").get_caller_identity()["Account"]
+    pseudo = {"AWS::AccountId": account, "AWS::Region": session.region_name or "", "AWS::Partition": "aws"}
+    intrinsics = tpl.Intrinsics(tpl.parameters_with_defaults(sam, {"Stage": stage}), pseudo)
+    return str(intrinsics.resolve(bucket["Properties"]["BucketName"]))
 
 
 def _canary(args: argparse.Namespace) -> int:
@@ -271,8 +304,8 @@ def register(subparsers: Any) -> None:
     rollback.add_argument(
         "--raw",
         action="store_true",
-        help="write the active parameter and nothing else: no existence check, no verification, no registry "
-        "(infra/rollback.sh's fallback when the aws CLI is missing)",
+        help="write the active parameter and nothing else once the version's bundle is committed: no checksum "
+        "verification, no registry, no lock (infra/rollback.sh's fallback when the aws CLI is missing)",
     )
     rollback.add_argument(
         "--parameter", help="with --raw: the parameter to write, in the ambient AWS environment (as the aws CLI)"

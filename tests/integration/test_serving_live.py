@@ -261,6 +261,54 @@ def test_given_no_aws_cli_when_rollback_sh_runs_then_the_python_fallback_writes_
     assert changes[-1].value == V1 and "unchecked" in changes[-1].description
 
 
+@pytest.mark.parametrize("path", ["aws-cli", "python"])
+@pytest.mark.parametrize(
+    ("version", "code", "says"),
+    [
+        ("v1 ", 65, "is not a model version"),
+        ("v2024-01-01", 65, "is not a model version"),
+        ("../v1", 65, "is not a model version"),
+        ("v20990101_000000", 66, "has no committed bundle"),  # a valid name, never trained
+    ],
+)
+def test_given_a_typo_or_a_missing_bundle_when_rollback_sh_runs_then_it_refuses_and_writes_nothing(
+    roles: Live, path: str, version: str, code: int, says: str
+) -> None:
+    # Given: v1 active (a cold instance would have no last good model to fall back on)
+    live = roles
+    env = dict(os.environ)
+    if path == "python":
+        env |= {"PATH": "/usr/bin:/bin", "PYTHON": sys.executable}
+    history_before = len(parameters_history(live))
+
+    result = _rollback_sh(env, version, "dev")
+
+    assert result.returncode != 0 and says in result.stderr, (result.returncode, result.stdout, result.stderr)
+    if path == "aws-cli":
+        assert result.returncode == code
+    assert f"path {path}" in result.stdout or result.returncode == 65  # the pattern is checked before either path
+    assert _deployment(live).active() == V1
+    assert len(parameters_history(live)) == history_before, "nothing was written"
+
+
+def parameters_history(live: Live) -> list[Any]:
+    from nbaml.storage import parameters
+
+    return parameters.history(live.settings.active_model_param)
+
+
+def test_given_rollback_sh_then_it_names_the_manifest_as_the_layout_does_and_uses_nothing_newer_than_bash_3_2() -> None:
+    from nbaml.layout import manifest_key
+
+    script = ROLLBACK_SH.read_text()
+    assert 'MANIFEST_KEY="' + manifest_key("${VERSION}") + '"' in script
+    # bash 3.2 (macOS's /bin/bash) aborts on an empty array under `set -u` and lacks bash 4's expansions:
+    # no machine here has a bash that old, so the script is held to the subset both understand.
+    code = "\n".join(line.split("#", 1)[0] for line in script.splitlines())
+    for bash4 in ("[@]", "[*]", "=(", "declare -A", "mapfile", "readarray", ",,}", "^^}", "|&", ";;&", "&>>"):
+        assert bash4 not in code, f"rollback.sh uses {bash4!r}, which bash 3.2 does not have"
+
+
 def test_given_a_bad_call_when_rollback_sh_runs_then_it_prints_usage_and_writes_nothing(roles: Live) -> None:
     live = roles
     before = _deployment(live).active()
