@@ -157,3 +157,65 @@ def test_given_a_scheduled_event_then_the_request_is_a_forced_monthly_retrain() 
         }
     )
     assert req.trigger is RetrainTrigger.SCHEDULE and req.force and "2023-02" in req.reason
+
+
+# ---------------------------------------------------------------- an operator's change during a run wins
+def test_given_an_operator_rolls_back_while_a_retrain_trains_then_the_candidate_is_not_promoted_and_says_why(
+    stack, loaded_history, fast_config, monkeypatch
+) -> None:
+    from nbaml.deployment import Deployment
+    from nbaml.storage.registry import VersionStatus
+
+    settings = load_settings(RetrainSettings)
+    pipeline.retrain(settings, request("first"), config=fast_config)
+    second = pipeline.retrain(settings, request("second", dt.datetime(2021, 6, 1, tzinfo=dt.UTC)), config=fast_config)
+    assert second.status == "promoted"
+    real_train = pipeline.train_candidate
+
+    def train_while_the_operator_rolls_back(*args, **kwargs):
+        # Given: while the third run trains, an operator rolls back to v1 (through the checked path)
+        Deployment(settings).rollback("v1", by="operator", why="v2 misbehaves in production")
+        return real_train(*args, **kwargs)
+
+    monkeypatch.setattr(pipeline, "train_candidate", train_while_the_operator_rolls_back)
+    # When: the run finishes with a candidate that passes its gates
+    third = pipeline.retrain(settings, request("third", dt.datetime(2021, 6, 2, tzinfo=dt.UTC)), config=fast_config)
+    # Then: the operator's rollback stands, and the run says why it did not promote
+    assert third.status == "superseded", third.as_dict()
+    assert parameters.read(settings.active_model_param) == "v1"
+    record = ModelRegistry(settings.model_versions_table).get(third.version)
+    assert record["status"] == VersionStatus.CANDIDATE.value
+    assert "became v1" in record["history"][-1]["why"] and "v2 misbehaves" in record["history"][-1]["why"]
+    assert "not promoted" in third.reasons[0]
+
+
+def test_given_a_role_change_in_progress_when_another_is_asked_then_it_waits_then_refuses_naming_the_holder(
+    stack, loaded_history, fast_config, monkeypatch
+) -> None:
+    import threading
+
+    from nbaml import deployment as dep
+    from nbaml.errors import ConflictError
+
+    settings = load_settings(RetrainSettings)
+    pipeline.retrain(settings, request("first"), config=fast_config)
+    pipeline.retrain(settings, request("second", dt.datetime(2021, 6, 1, tzinfo=dt.UTC)), config=fast_config)
+    registry = ModelRegistry(settings.model_versions_table)
+    monkeypatch.setattr(dep, "ROLES_LOCK_WAIT_SECONDS", 0.5)
+    # Given: a role change holds the lock (a retrain promoting, an admin call)
+    registry.acquire_lock(dep.ROLES_LOCK, "retrain#promoting", 60)
+    # When / Then: an operator's rollback waits, then is refused, naming who holds it; nothing changed
+    with pytest.raises(ConflictError, match="retrain#promoting"):
+        dep.Deployment(settings).rollback("v1", by="operator", why="try while locked")
+    assert parameters.read(settings.active_model_param) == "v20210601_000000"
+    # When: the holder finishes within the wait, the waiting change goes through
+    monkeypatch.setattr(dep, "ROLES_LOCK_WAIT_SECONDS", 5.0)
+    threading.Timer(0.3, registry.release_lock, args=(dep.ROLES_LOCK, "retrain#promoting")).start()
+    change = dep.Deployment(settings).rollback("v1", by="operator", why="after the promotion")
+    assert change.after == "v1" and parameters.read(settings.active_model_param) == "v1"
+    # and a retrain's own promotion takes the same lock: held by an operator, the operator wins
+    registry.acquire_lock(dep.ROLES_LOCK, "operator#rolling-back", 60)
+    monkeypatch.setattr(dep, "ROLES_LOCK_WAIT_SECONDS", 0.3)
+    third = pipeline.retrain(settings, request("third", dt.datetime(2021, 6, 2, tzinfo=dt.UTC)), config=fast_config)
+    assert third.status == "superseded" and "operator#rolling-back" in third.reasons[0]
+    assert parameters.read(settings.active_model_param) == "v1"

@@ -5,11 +5,20 @@ One implementation behind every path that changes what is served: the admin API,
 proves the version exists in the registry and its bundle verifies (manifest and SHA-256), then writes the
 SSM parameter (the switch every warm predict instance follows within its max_age), then records the
 change in the registry with who, when and why. The parameter's history is the audit trail.
+
+One role change at a time: every action holds the registry's ``roles`` lock (a conditional write with a
+short expiry), waiting a few seconds for one in progress. A retrain's promotion is also a compare-and-set:
+it passes the active parameter's value and version as it read them when the run started, and if anyone
+(an operator's rollback, ``rollback.sh``) changed it meanwhile, the candidate is not promoted
+(``SupersededError``): the operator's decision wins.
 """
 
 from __future__ import annotations
 
 import contextlib
+import time
+import uuid
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -21,6 +30,21 @@ from nbaml.storage.artifacts import ArtifactStore
 from nbaml.storage.registry import ModelRegistry, VersionStatus
 
 PREVIOUS = "previous"
+ROLES_LOCK = "roles"
+ROLES_LOCK_TTL_SECONDS = 60  # a role change takes well under a second; a crashed holder's lock lapses
+ROLES_LOCK_WAIT_SECONDS = 10.0  # within the HTTP API's 29 s timeout
+
+
+class SupersededError(ConflictError):
+    """The active version changed since a retrain read it: an operator's change wins over the candidate."""
+
+
+@dataclass(frozen=True)
+class ActiveState:
+    """The active parameter's value and version number at one moment: what a compare-and-set compares."""
+
+    value: str
+    parameter_version: int
 
 
 @dataclass(frozen=True)
@@ -46,6 +70,9 @@ class Deployment:
     # ---------------------------------------------------------------- reading
     def active(self) -> str:
         return parameters.read(self.settings.active_model_param)
+
+    def active_state(self) -> ActiveState:
+        return ActiveState(*parameters.read_versioned(self.settings.active_model_param))
 
     def canary(self) -> parameters.Canary | None:
         return parameters.Canary.decode(parameters.read(self.settings.canary_model_param))
@@ -83,8 +110,46 @@ class Deployment:
         }
 
     # ---------------------------------------------------------------- changing
-    def promote(self, version: str, *, by: str, why: str) -> RoleChange:
-        """Make ``version`` the champion; the one it replaces becomes inactive."""
+    @contextlib.contextmanager
+    def changing_roles(self, by: str) -> Iterator[None]:
+        """Hold the roles lock for the block: one role change at a time, whoever asks."""
+        owner = f"{by}#{uuid.uuid4().hex[:12]}"
+        deadline = time.monotonic() + ROLES_LOCK_WAIT_SECONDS
+        while True:
+            try:
+                self.registry.acquire_lock(ROLES_LOCK, owner, ROLES_LOCK_TTL_SECONDS)
+                break
+            except ConflictError as exc:
+                if time.monotonic() >= deadline:
+                    raise ConflictError(f"another role change is in progress ({exc}); try again") from exc
+                time.sleep(0.1)
+        try:
+            yield
+        finally:
+            self.registry.release_lock(ROLES_LOCK, owner)
+
+    def _unchanged_since(self, expected: ActiveState | None) -> None:
+        if expected is None:
+            return
+        now = self.active_state()
+        if now != expected:
+            last = parameters.history(self.settings.active_model_param)[-1]
+            raise SupersededError(
+                f"the active version changed while the run was under way: {expected.value} (parameter version "
+                f"{expected.parameter_version}) became {now.value} (version {now.parameter_version}: "
+                f"{last.description or 'no description'})"
+            )
+
+    def promote(self, version: str, *, by: str, why: str, expect: ActiveState | None = None) -> RoleChange:
+        """Make ``version`` the champion; the one it replaces becomes inactive.
+
+        ``expect``: promote only if the active parameter still is what the caller read (else SupersededError).
+        """
+        with self.changing_roles(by):
+            self._unchanged_since(expect)
+            return self._promote(version, by=by, why=why)
+
+    def _promote(self, version: str, *, by: str, why: str) -> RoleChange:
         self.verify(version)
         before = self.active()
         if before == version:
@@ -105,8 +170,9 @@ class Deployment:
 
     def rollback(self, to: str = PREVIOUS, *, by: str, why: str) -> RoleChange:
         """Serve ``to`` again, or with "previous" the last different version the active parameter held."""
-        target = self.previous_active() if to == PREVIOUS else to
-        return self.promote(target, by=by, why=f"rollback: {why}")
+        with self.changing_roles(by):
+            target = self.previous_active() if to == PREVIOUS else to
+            return self._promote(target, by=by, why=f"rollback: {why}")
 
     def previous_active(self) -> str:
         """The most recent earlier value of the active parameter that differs from the current one."""
@@ -117,31 +183,39 @@ class Deployment:
                 return change.value
         raise NotFoundError("no earlier active version to roll back to")
 
-    def set_canary(self, version: str, percent: int, *, by: str, why: str) -> RoleChange:
+    def set_canary(
+        self, version: str, percent: int, *, by: str, why: str, expect: ActiveState | None = None
+    ) -> RoleChange:
         if not 0 < percent <= 100:
             raise ValueError("canary percent must be between 1 and 100")
-        if version == self.active():
-            raise ConflictError(f"{version} is already the champion")
-        self.verify(version)
-        value = parameters.Canary(version, percent).encode()
-        before = parameters.read(self.settings.canary_model_param)
-        parameters.write(self.settings.canary_model_param, value, why=f"{by}: {why}")
-        return RoleChange("canary", before, value, by, why)
+        with self.changing_roles(by):
+            self._unchanged_since(expect)
+            if version == self.active():
+                raise ConflictError(f"{version} is already the champion")
+            self.verify(version)
+            value = parameters.Canary(version, percent).encode()
+            before = parameters.read(self.settings.canary_model_param)
+            parameters.write(self.settings.canary_model_param, value, why=f"{by}: {why}")
+            return RoleChange("canary", before, value, by, why)
 
     def clear_canary(self, *, by: str, why: str) -> RoleChange:
-        before = parameters.read(self.settings.canary_model_param)
-        parameters.write(self.settings.canary_model_param, parameters.NONE, why=f"{by}: {why}")
-        return RoleChange("canary", before, parameters.NONE, by, why)
+        with self.changing_roles(by):
+            before = parameters.read(self.settings.canary_model_param)
+            parameters.write(self.settings.canary_model_param, parameters.NONE, why=f"{by}: {why}")
+            return RoleChange("canary", before, parameters.NONE, by, why)
 
-    def set_shadow(self, version: str, *, by: str, why: str) -> RoleChange:
-        if version == self.active():
-            raise ConflictError(f"{version} is already the champion")
-        self.verify(version)
-        before = self.shadow()
-        parameters.write(self.settings.shadow_model_param, version, why=f"{by}: {why}")
-        return RoleChange("shadow", before, version, by, why)
+    def set_shadow(self, version: str, *, by: str, why: str, expect: ActiveState | None = None) -> RoleChange:
+        with self.changing_roles(by):
+            self._unchanged_since(expect)
+            if version == self.active():
+                raise ConflictError(f"{version} is already the champion")
+            self.verify(version)
+            before = self.shadow()
+            parameters.write(self.settings.shadow_model_param, version, why=f"{by}: {why}")
+            return RoleChange("shadow", before, version, by, why)
 
     def clear_shadow(self, *, by: str, why: str) -> RoleChange:
-        before = self.shadow()
-        parameters.write(self.settings.shadow_model_param, parameters.NONE, why=f"{by}: {why}")
-        return RoleChange("shadow", before, parameters.NONE, by, why)
+        with self.changing_roles(by):
+            before = self.shadow()
+            parameters.write(self.settings.shadow_model_param, parameters.NONE, why=f"{by}: {why}")
+            return RoleChange("shadow", before, parameters.NONE, by, why)

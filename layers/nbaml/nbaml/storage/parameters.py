@@ -92,6 +92,19 @@ def read(name: str, *, max_age: int = 0, decrypt: bool = False) -> str:
         raise StorageError(f"cannot read SSM parameter {name}: {exc}") from exc
 
 
+def read_versioned(name: str) -> tuple[str, int]:
+    """A parameter's value and its version number, read now (no cache): what a compare-and-set compares."""
+    try:
+        parameter = client("ssm").get_parameter(Name=name)["Parameter"]
+    except ClientError as exc:
+        if exc.response.get("Error", {}).get("Code") == "ParameterNotFound":
+            raise NotFoundError(f"SSM parameter {name} does not exist") from exc
+        raise StorageError(f"cannot read SSM parameter {name}: {exc}") from exc
+    except BotoCoreError as exc:
+        raise StorageError(f"cannot read SSM parameter {name}: {exc}") from exc
+    return str(parameter["Value"]), int(parameter["Version"])
+
+
 def read_secret(name: str, *, max_age: int = 300) -> str:
     """A SecureString, decrypted. Its value must never reach a log line or an error message."""
     return read(name, max_age=max_age, decrypt=True)

@@ -3,7 +3,9 @@
 A failed run never changes what is served: the bundle's manifest is written last (a crash leaves no
 bundle any reader accepts), the registry item comes after the bundle, and the served roles are written
 last of all, only for a candidate that passed its gates, in one step (``promote_candidate``) through the
-same ``Deployment`` calls an operator makes. Tracking and metrics follow the decision and never change it.
+same ``Deployment`` calls an operator makes. That step is a compare-and-set against the active version the
+run read when it started: an operator who rolled back or promoted meanwhile wins, and the run records
+why it did not promote. Tracking and metrics follow the decision and never change it.
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ from aws_lambda_powertools.metrics import Metrics, MetricUnit
 
 from nbaml.bundle import ModelBundle, first_version, timestamp_version
 from nbaml.config import RetrainSettings
-from nbaml.deployment import Deployment
+from nbaml.deployment import ActiveState, Deployment
 from nbaml.errors import ConflictError, NbamlError
 from nbaml.events import RetrainRequest
 from nbaml.games.history import GameHistory, data_hash
@@ -41,7 +43,7 @@ RETRAIN_ACTOR = "retrain"
 @dataclass
 class RetrainOutcome:
     request: RetrainRequest
-    status: str  # promoted, canary, shadow, rejected, skipped, locked
+    status: str  # promoted, canary, shadow, rejected, superseded, skipped, locked
     version: str | None = None
     reasons: list[str] = field(default_factory=list)
     metrics: dict[str, Any] = field(default_factory=dict)
@@ -89,8 +91,7 @@ def retrain(
         registry.release_lock(LOCK, request.request_id)
 
 
-def _champion(deployment: Deployment) -> ModelBundle | None:
-    active = deployment.active()
+def _champion(deployment: Deployment, active: str) -> ModelBundle | None:
     if active == parameters.NONE:
         return None
     try:
@@ -121,8 +122,9 @@ def _retrain_locked(
     config: TrainConfig | None,
 ) -> RetrainOutcome:
     """The job under the lock, one step a line: each step below is one of its functions."""
+    started_with = deployment.active_state()  # what the promotion will compare-and-set against
     games = GameHistory(deployment.store).games()
-    champion = _champion(deployment)
+    champion = _champion(deployment, started_with.value)
     if not request.force and _trained_on(champion, games):
         return RetrainOutcome(request, "skipped", reasons=["no new games since the champion was trained"])
 
@@ -137,7 +139,9 @@ def _retrain_locked(
     )
     files = _write_bundle(deployment, candidate)
     _register(deployment, candidate, request)
-    outcome = promote_candidate(settings, deployment, request, candidate, has_champion=champion is not None)
+    outcome = promote_candidate(
+        settings, deployment, request, candidate, started_with=started_with, has_champion=champion is not None
+    )
     tracking.log_run(version, candidate.bundle.metadata, files, outcome.status)
     _emit(metrics, outcome, candidate.verdict)
     logger.info("retrain finished", extra=outcome.as_dict())
@@ -200,6 +204,7 @@ def promote_candidate(
     request: RetrainRequest,
     candidate: Candidate,
     *,
+    started_with: ActiveState,
     has_champion: bool,
 ) -> RetrainOutcome:
     """The promotion step, the only place a retrain changes what is served.
@@ -207,6 +212,9 @@ def promote_candidate(
     A candidate that failed its gates is marked rejected and nothing served changes. One that passed
     takes the role PromotionMode names (active, canary at CANARY_PERCENT, or shadow), through the same
     ``Deployment`` calls an operator makes; with no champion to protect it becomes active whatever the mode.
+    Each of those writes only if the active parameter is still ``started_with``; if it moved, or another
+    role change is still in progress after the wait, the candidate stays a candidate, with the reason in
+    its history, and the outcome is "superseded": an operator's decision wins over an automatic one.
     """
     version, verdict, scores = candidate.bundle.version, candidate.verdict, candidate.bundle.metadata["metrics"]
     if not verdict.passed:
@@ -220,13 +228,19 @@ def promote_candidate(
         return RetrainOutcome(request, "rejected", version, verdict.reasons, scores)
     why = f"{request.trigger.value}: {request.reason}; gates passed"
     mode = settings.promotion_mode if has_champion else "active"
-    if mode == "canary":
-        deployment.set_canary(version, settings.canary_percent, by=RETRAIN_ACTOR, why=why)
-    elif mode == "shadow":
-        deployment.set_shadow(version, by=RETRAIN_ACTOR, why=why)
-    else:
-        deployment.promote(version, by=RETRAIN_ACTOR, why=why)
-        mode = "promoted"
+    try:
+        if mode == "canary":
+            deployment.set_canary(version, settings.canary_percent, by=RETRAIN_ACTOR, why=why, expect=started_with)
+        elif mode == "shadow":
+            deployment.set_shadow(version, by=RETRAIN_ACTOR, why=why, expect=started_with)
+        else:
+            deployment.promote(version, by=RETRAIN_ACTOR, why=why, expect=started_with)
+            mode = "promoted"
+    except ConflictError as exc:  # SupersededError, or another role change held the lock past the wait
+        reason = f"passed its gates but not promoted: {exc}"
+        deployment.registry.set_status(version, VersionStatus.CANDIDATE, by=RETRAIN_ACTOR, why=reason)
+        logger.warning("candidate superseded by a change made during the run", extra={"version": version})
+        return RetrainOutcome(request, "superseded", version, [reason], scores)
     return RetrainOutcome(request, mode, version, [], scores)
 
 
