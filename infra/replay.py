@@ -37,6 +37,7 @@ from infra import stack as stk
 from infra import template as tpl
 from infra.clock import Firing, ScheduleClock
 from nbaml import layout
+from nbaml.serving.schemas import SLATE_LIMIT
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 SHARED_GAMES = REPO_ROOT.parent / "shared" / "data" / "nba_games_2009_2023.csv"
@@ -275,10 +276,9 @@ class SeasonReplay:
         games = self.source.feed.schedule(day)
         if not games:
             return
-        limit = int(self.stack.env_for("predict")["SLATE_LIMIT"])
         with self.phase("predict"):
-            for i in range(0, len(games), limit):
-                chunk = games[i : i + limit]
+            for i in range(0, len(games), SLATE_LIMIT):
+                chunk = games[i : i + SLATE_LIMIT]
                 body = {"games": [{"home": g.home, "away": g.away, "date": day.isoformat()} for g in chunk]}
                 response = client.post("/predictions", json=body)
                 if response.status_code != 200:

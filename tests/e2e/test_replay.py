@@ -455,4 +455,4 @@ def test_given_the_active_parameter_names_a_missing_version_then_it_is_refused_a
     health = drill.health.json()
     assert health["active"]["version"] == "v1"
     assert health["last_refusal"]["version"] == drill.missing
-    assert NotFoundError.__name__ in health["last_refusal"]["reason"]
+    assert health["last_refusal"]["error"] == NotFoundError.__name__

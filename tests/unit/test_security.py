@@ -380,3 +380,38 @@ def test_given_collect_on_the_api_basketball_feed_when_it_succeeds_and_fails_the
     captured = all_logs()
     assert "INFO collected" in captured  # the job's own log line (with its report) was captured
     assert_no_secret(captured + io.StringIO(str(rejected.getrepr())).getvalue())
+
+
+def test_given_anonymous_requests_that_fail_in_storage_then_bodies_are_generic_and_the_log_has_the_details(
+    stack: Any, monkeypatch: pytest.MonkeyPatch, all_logs: Any
+) -> None:
+    from fastapi.testclient import TestClient
+
+    from nbaml.config import PredictSettings, load_settings
+    from nbaml.serving.api import create_app
+
+    monkeypatch.setenv("MODEL_PARAM_MAX_AGE_SECONDS", "0")
+    settings = load_settings(PredictSettings)
+    boto3.client("ssm").put_parameter(Name=settings.admin_token_param, Value=ADMIN_TOKEN, Type="SecureString")
+    client = TestClient(create_app(), raise_server_exceptions=False)
+    # Given: no drift report yet, and a Predictions table that has gone
+    boto3.client("dynamodb").delete_table(TableName=settings.predictions_table)
+    # When: anonymous callers ask for both
+    report = client.get("/reports/latest.json")
+    listed = client.get("/predictions", params={"date": "2021-01-04"})
+    # Then: a 404 and a 503 in general words, naming neither the bucket (it holds the account id), the table
+    # nor botocore's message, each with a request id ...
+    assert (report.status_code, listed.status_code) == (404, 503)
+    for answer in (report, listed):
+        body = answer.json()
+        assert set(body) == {"detail", "error", "request_id"} and body["request_id"]
+        for internal in (settings.nbaml_bucket, ACCOUNT, settings.predictions_table, "ResourceNotFound", "botocore"):
+            assert internal not in answer.text
+    # ... under which the log holds the details
+    logs = all_logs()
+    failure = next(line for line in logs.splitlines() if listed.json()["request_id"] in line)
+    assert "ResourceNotFoundException" in failure and "/predictions" in failure
+    # An admin caller, who holds the token, reads the reason
+    admin = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
+    missing = client.post("/admin/promote", json={"version": "v77", "reason": "no such version"}, headers=admin)
+    assert missing.status_code == 404 and "v77" in missing.json()["detail"]

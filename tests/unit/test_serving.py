@@ -10,6 +10,8 @@ from fastapi.testclient import TestClient
 
 from nbaml import layout
 from nbaml.config import PredictSettings, load_settings
+from nbaml.serving.predictor import HORIZON_DAYS
+from nbaml.serving.schemas import SLATE_LIMIT
 from nbaml.storage import parameters
 from nbaml.storage.artifacts import ArtifactStore
 from nbaml.storage.predictions import PredictionLog
@@ -84,17 +86,14 @@ def test_given_bad_input_when_predicting_then_a_422_names_the_field(served, body
 
 
 def test_given_malformed_json_or_a_huge_slate_or_a_past_date_then_4xx(served) -> None:
-    client, settings, day = served
+    client, _, day = served
     assert (
         client.post(
             "/predictions", content=b'{"home": "BOS",', headers={"content-type": "application/json"}
         ).status_code
         == 422
     )
-    slate = [
-        {"home": "BOS", "away": "LAL", "date": (day + dt.timedelta(days=i)).isoformat()}
-        for i in range(settings.slate_limit + 1)
-    ]
+    slate = [{"home": "BOS", "away": "LAL", "date": day.isoformat()} for _ in range(SLATE_LIMIT + 1)]
     over = client.post("/predictions", json={"games": slate})
     assert over.status_code == 422 and "games" in over.text
     past = client.post("/predictions", json={"home": "BOS", "away": "LAL", "date": "2019-11-01"})
@@ -143,7 +142,10 @@ def test_given_the_parameter_names_a_missing_or_tampered_version_then_the_last_g
     store.put_bytes(layout.bundle_key(V2, layout.MODEL_FILE), bytes(tampered))
     parameters.write(settings.active_model_param, V2, why="bypassing the checks")
     assert client.post("/predictions", json=game).json()["predictions"][0]["version"] == "v1"
-    assert "BundleIntegrityError" in client.get("/health").json()["last_refusal"]["reason"]
+    health = client.get("/health")
+    assert health.json()["last_refusal"]["error"] == "BundleIntegrityError"
+    # ... and anyone may read /health: the refusal's text (it names the bucket and the account) is only logged
+    assert set(health.json()["last_refusal"]) == {"version", "error", "at"} and settings.nbaml_bucket not in health.text
 
 
 def test_given_a_full_canary_and_a_shadow_then_the_canary_answers_and_the_shadow_is_only_logged(served) -> None:
@@ -171,3 +173,95 @@ def test_given_a_retrain_request_from_the_api_then_it_is_queued_with_its_reason(
     assert response.status_code == 202
     (message,) = boto3.client("sqs").receive_message(QueueUrl=settings.retrain_queue_url)["Messages"]
     assert "new injury data" in message["Body"] and '"manual"' in message["Body"]
+
+
+# ---------------------------------------------------------------- abuse cases of a public endpoint
+def _ssm_calls() -> list[str]:
+    """Every SSM operation our client makes from now on (botocore's own event hook)."""
+    from nbaml.storage.aws import client
+
+    calls: list[str] = []
+    client("ssm").meta.events.register("before-call.ssm", lambda model, **_: calls.append(model.name))
+    return calls
+
+
+def test_given_anonymous_callers_when_models_is_asked_100_times_then_ssm_is_asked_at_most_four_times(served) -> None:
+    from nbaml.serving.api import create_app
+
+    _, settings, _ = served
+    # Given: the template's freshness (30 s), and a warm instance
+    client = TestClient(create_app(settings.model_copy(update={"model_param_max_age_seconds": 30})))
+    calls = _ssm_calls()
+    # When: 100 anonymous requests for the registry and 100 for one version
+    overviews = [client.get("/models") for _ in range(100)]
+    versions = [client.get(f"/models/{V2}") for _ in range(100)]
+    # Then: all answered, from one read of the three roles and the active parameter's history
+    assert {r.status_code for r in overviews + versions} == {200}
+    assert versions[0].json()["version"] == V2
+    assert len(calls) <= 4, calls
+    # ... and the public view names no IAM principal (SSM's LastModifiedUser names the account)
+    assert all(
+        set(change) == {"value", "parameter_version", "at", "why"} for change in overviews[0].json()["active_history"]
+    )
+
+
+def test_given_a_date_past_the_horizon_or_an_epoch_number_then_422_names_the_field_and_nothing_is_logged(
+    served,
+) -> None:
+    client, settings, day = served
+    today = dt.datetime.now(dt.UTC).date()
+    far = (today + dt.timedelta(days=HORIZON_DAYS + 1)).isoformat()
+    slate = {
+        "games": [{"home": "BOS", "away": "LAL", "date": day.isoformat()}, {"home": "MIA", "away": "NYK", "date": far}]
+    }
+    refused = client.post("/predictions", json=slate)
+    assert refused.status_code == 422 and refused.json()["detail"][0]["loc"] == ["body", "games", 1, "date"]
+    assert PredictionLog(settings.predictions_table).all() == []  # the whole slate was refused before any work
+    last = (today + dt.timedelta(days=HORIZON_DAYS)).isoformat()
+    assert client.post("/predictions", json={"home": "BOS", "away": "LAL", "date": last}).status_code == 200
+    for number in ("0", "1700000000"):
+        epoch = client.get("/predictions", params={"date": number})
+        assert epoch.status_code == 422 and epoch.json()["detail"][0]["loc"] == ["query", "date"]
+
+
+def test_given_a_state_ahead_of_the_clock_then_the_horizon_counts_from_the_state(served) -> None:
+    client, _, day = served
+    # Given: the team state's last game day (day - 1) is far ahead of today's date
+    client.app.state.serving.predictor.today = lambda: day - dt.timedelta(days=400)
+    last = day - dt.timedelta(days=1) + dt.timedelta(days=HORIZON_DAYS)
+    ok = client.post("/predictions", json={"home": "BOS", "away": "LAL", "date": last.isoformat()})
+    over = client.post(
+        "/predictions", json={"home": "BOS", "away": "LAL", "date": (last + dt.timedelta(1)).isoformat()}
+    )
+    assert ok.status_code == 200 and over.status_code == 422 and "date" in over.json()["detail"][0]["loc"]
+
+
+def test_given_huge_team_strings_or_slates_then_422_before_any_work_and_the_input_is_not_echoed(
+    served, monkeypatch
+) -> None:
+    from nbaml.serving import schemas
+
+    client, _, day = served
+    looked_up: list[str] = []
+    real = schemas.team_abbreviation
+    monkeypatch.setattr(schemas, "team_abbreviation", lambda value: looked_up.append(value) or real(value))
+    # When: a 100,000-character team, an unknown one, and (below) a slate of 5,000 games
+    huge = client.post("/predictions", json={"home": "Z" * 100_000, "away": "LAL", "date": day.isoformat()})
+    unknown = client.post("/predictions", json={"home": "Springfield Isotopes", "away": "LAL", "date": day.isoformat()})
+    # Then: each is a 422 naming the field, short, without the input
+    assert huge.status_code == 422 and "home" in huge.json()["detail"][0]["loc"]
+    assert len(huge.content) < 1000 and "ZZZZ" not in huge.text
+    assert unknown.status_code == 422 and "Springfield" not in unknown.text
+    looked_up.clear()
+    many = client.post("/predictions", json={"games": [{"home": "BOS", "away": "LAL", "date": day.isoformat()}] * 5000})
+    assert many.status_code == 422 and many.json()["detail"][0]["loc"] == ["body", "games"]
+    # ... and the slate was cut off after SLATE_LIMIT + 1 games, not read to its end
+    assert len(looked_up) <= 2 * (SLATE_LIMIT + 1), len(looked_up)
+
+
+def test_given_two_routes_on_one_path_when_a_method_is_not_allowed_then_allow_names_both(served) -> None:
+    client, _, _ = served
+    options = client.options("/predictions")
+    assert options.status_code == 405 and {"GET", "POST"} <= set(options.headers["allow"].split(", "))
+    patch = client.patch("/admin/canary", headers=ADMIN)
+    assert patch.status_code == 405 and {"PUT", "DELETE"} <= set(patch.headers["allow"].split(", "))

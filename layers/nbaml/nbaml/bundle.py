@@ -34,7 +34,10 @@ from nbaml.layout import BUNDLE_FILES, FEATURES_FILE, MANIFEST_FILE, METADATA_FI
 
 _PICKLE_PROTOCOL_OPCODE = b"\x80"
 _TIMESTAMP_FORMAT = "%Y%m%d_%H%M%S"
-_VERSION_PATTERN = re.compile(r"v(?:[1-9][0-9]{0,5}|[0-9]{8}_[0-9]{6})")
+# v1, v<n> (n < 10**6, no leading zero) or vYYYYMMDD_HHMMSS: the one spelling of a version, also the API's
+# path and body pattern (anchored there, since OpenAPI patterns are searched, not matched).
+VERSION_PATTERN = r"v(?:[1-9][0-9]{0,5}|[0-9]{8}_[0-9]{6})"
+_VERSION_PATTERN = re.compile(VERSION_PATTERN)
 
 
 def sha256(data: bytes) -> str:

@@ -80,7 +80,6 @@ class PredictSettings(CommonSettings):
     model_param_max_age_seconds: int = Field(default=30, ge=0, le=3600)
     admin_token_param: str = Field(min_length=1)
     retrain_queue_url: str = Field(min_length=1)
-    slate_limit: int = Field(default=20, ge=1, le=100)
 
 
 class AuthorizerSettings(BaseSettings):

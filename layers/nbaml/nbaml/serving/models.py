@@ -15,6 +15,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Generic, TypeVar
 
 from aws_lambda_powertools import Logger
 from aws_lambda_powertools.metrics import Metrics, MetricUnit
@@ -27,6 +28,40 @@ from nbaml.storage import parameters
 from nbaml.storage.artifacts import ArtifactStore
 
 logger = Logger(child=True)
+T = TypeVar("T")
+_UNREAD = object()
+
+
+class Fresh(Generic[T]):
+    """A value re-read from its source at most every ``max_age`` seconds, however often it is asked.
+
+    A failed read keeps the last good value (an unreachable S3 or SSM never takes away what is in memory) and
+    is not retried before max_age either, so a throttled source is not asked harder. With no good value yet,
+    the failure is raised.
+    """
+
+    def __init__(self, load: Callable[[], T], max_age: float, what: str, clock: Callable[[], float]) -> None:
+        self.load = load
+        self.max_age = max_age
+        self.what = what
+        self.clock = clock
+        self._value: object = _UNREAD
+        self._error: NbamlError | None = None
+        self._read_at = float("-inf")
+
+    def get(self) -> T:
+        now = self.clock()
+        if now - self._read_at >= self.max_age:
+            self._read_at = now
+            try:
+                self._value, self._error = self.load(), None
+            except NbamlError as exc:
+                self._error = exc
+                logger.warning(f"{self.what} unreadable; keeping the one in memory", extra={"error": str(exc)})
+        if self._value is _UNREAD:
+            assert self._error is not None
+            raise self._error
+        return self._value  # type: ignore[return-value]
 
 
 @dataclass(frozen=True)
@@ -40,7 +75,8 @@ class LoadedModel:
 @dataclass(frozen=True)
 class Refusal:
     version: str
-    reason: str
+    error: str  # the exception's class: what /health shows anyone
+    reason: str  # its text too (it can name the bucket and account): for the log only
     at: dt.datetime
 
 
@@ -69,8 +105,7 @@ class ServedModels:
         self._canary_percent = 0
         self._refused: dict[str, tuple[float, Refusal]] = {}
         self.last_refusal: Refusal | None = None
-        self._state: LeagueState | None = None
-        self._state_read_at = float("-inf")
+        self._state = Fresh(lambda: LeagueState.from_dict(store.get_json(LEAGUE_STATE)), max_age, "team state", clock)
 
     # ---------------------------------------------------------------- roles
     def champion(self) -> LoadedModel | None:
@@ -126,7 +161,7 @@ class ServedModels:
             try:
                 bundle = ModelBundle.from_files(self.store.read_bundle_files(version), expected_version=version)
             except NbamlError as exc:
-                refusal = Refusal(version, f"{type(exc).__name__}: {exc}", dt.datetime.now(dt.UTC))
+                refusal = Refusal(version, type(exc).__name__, f"{type(exc).__name__}: {exc}", dt.datetime.now(dt.UTC))
                 self._refused[version] = (self.clock(), refusal)
                 self.last_refusal = refusal
                 logger.error("model version refused", extra={"version": version, "reason": refusal.reason})
@@ -139,12 +174,7 @@ class ServedModels:
     # ---------------------------------------------------------------- team state
     def league_state(self) -> LeagueState | None:
         """The stored team state, re-read at most every max_age; kept in memory if S3 is unreachable."""
-        now = self.clock()
-        if self._state is not None and now - self._state_read_at < self.max_age:
-            return self._state
         try:
-            self._state = LeagueState.from_dict(self.store.get_json(LEAGUE_STATE))
-        except NbamlError as exc:
-            logger.warning("team state unreadable; keeping the one in memory", extra={"error": str(exc)})
-        self._state_read_at = now
-        return self._state
+            return self._state.get()
+        except NbamlError:
+            return None

@@ -1,6 +1,11 @@
 """Scoring a slate: features from the stored team state, the champion (or the canary for its share of
 games), the shadow scored and logged but never returned, and every role's prediction logged once.
 
+Dates are checked before any work: after the team state's last game day (features never see the game
+itself) and at most HORIZON_DAYS ahead of the later of that day and today (UTC), so nobody logs
+predictions for games years away. The state's day alone cannot be the anchor: it stands still through the
+All-Star break and the off-season, when no game is collected.
+
 A failed log write never fails the answer: the record is kept in memory and retried on the next request
 (boto3 has already retried with backoff by then), and the PredictionLogFailed metric is emitted.
 """
@@ -12,6 +17,7 @@ import hashlib
 import json
 import time
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -26,6 +32,7 @@ from nbaml.serving.routing import served_by_canary
 from nbaml.storage.predictions import PredictionRecord
 
 logger = Logger(child=True)
+HORIZON_DAYS = 3
 PENDING_LIMIT = 10_000
 
 
@@ -33,8 +40,13 @@ class NoModelError(NbamlError):
     """No version holds the active role yet (or none ever loaded)."""
 
 
-class StaleStateError(NbamlError, ValueError):
-    """The asked date is not after the team state's last game day, so features would see the future."""
+class DateOutsideWindowError(NbamlError, ValueError):
+    """A game's date is on or before the team state's last game day (features would see the game), or
+    further ahead than HORIZON_DAYS. ``index`` is the game's place in the slate."""
+
+    def __init__(self, index: int, message: str) -> None:
+        super().__init__(message)
+        self.index = index
 
 
 class PredictionSink(Protocol):
@@ -65,10 +77,18 @@ def feature_hash(row: list[float]) -> str:
 
 
 class Predictor:
-    def __init__(self, models: ServedModels, sink: PredictionSink, metrics: Metrics | None = None) -> None:
+    def __init__(
+        self,
+        models: ServedModels,
+        sink: PredictionSink,
+        metrics: Metrics | None = None,
+        *,
+        today: Callable[[], dt.date] = lambda: dt.datetime.now(dt.UTC).date(),
+    ) -> None:
         self.models = models
         self.sink = sink
         self.metrics = metrics
+        self.today = today
         self._pending: deque[PredictionRecord] = deque(maxlen=PENDING_LIMIT)
 
     def predict(self, queries: list[GameQuery]) -> list[Answer]:
@@ -81,14 +101,11 @@ class Predictor:
         if state is None:
             raise NoModelError("no team state yet: collect or backfill games first")
 
+        self._check_dates(queries, state.as_of)
+
         answers: list[Answer] = []
         records: list[PredictionRecord] = []
         for query in queries:
-            if state.as_of is not None and query.date <= state.as_of:
-                raise StaleStateError(
-                    f"date {query.date} is not after the last collected game day {state.as_of}: "
-                    "predictions are made before tip-off"
-                )
             game_id = game_id_for(query.date, query.home, query.away)
             row = state.features(query.home, query.away, query.date)
             digest = feature_hash(row)
@@ -134,6 +151,19 @@ class Predictor:
                 )
         self._log([*self._drain_pending(), *records])
         return answers
+
+    def _check_dates(self, queries: list[GameQuery], as_of: dt.date | None) -> None:
+        today = self.today()
+        last = (today if as_of is None else max(as_of, today)) + dt.timedelta(days=HORIZON_DAYS)
+        for index, query in enumerate(queries):
+            if as_of is not None and query.date <= as_of:
+                raise DateOutsideWindowError(
+                    index,
+                    f"{query.date} is not after the last collected game day {as_of}: "
+                    "predictions are made before tip-off",
+                )
+            if query.date > last:
+                raise DateOutsideWindowError(index, f"{query.date} is more than {HORIZON_DAYS} days ahead ({last})")
 
     def _drain_pending(self) -> list[PredictionRecord]:
         pending = list(self._pending)
