@@ -265,3 +265,66 @@ def test_given_two_routes_on_one_path_when_a_method_is_not_allowed_then_allow_na
     assert options.status_code == 405 and {"GET", "POST"} <= set(options.headers["allow"].split(", "))
     patch = client.patch("/admin/canary", headers=ADMIN)
     assert patch.status_code == 405 and {"PUT", "DELETE"} <= set(patch.headers["allow"].split(", "))
+
+
+class CountingSink:
+    """The prediction log, counting writes; with a clock, each write takes ``seconds`` on it (a slow table)."""
+
+    def __init__(self, clock: list[float] | None = None, seconds: float = 0.0) -> None:
+        self.writes = 0
+        self.clock, self.seconds = clock, seconds
+
+    def record(self, prediction) -> bool:
+        self.writes += 1
+        if self.clock is not None:
+            self.clock[0] += self.seconds
+        return True
+
+
+def _predictor(settings, sink, **options):
+    from nbaml.serving.models import ServedModels
+    from nbaml.serving.predictor import Predictor
+
+    models = ServedModels(
+        store=ArtifactStore(settings.nbaml_bucket),
+        active_param=settings.active_model_param,
+        canary_param=settings.canary_model_param,
+        shadow_param=settings.shadow_model_param,
+        max_age=0,
+    )
+    return Predictor(models, sink, **options)
+
+
+def _queued(n: int, day: dt.date) -> list:
+    from nbaml.storage.predictions import PredictionRecord
+
+    return [PredictionRecord(f"g{i}", day.isoformat(), "BOS", "LAL", "v1", "champion", 0.5, "h", 0.1) for i in range(n)]
+
+
+def test_given_10000_queued_log_writes_when_a_request_comes_then_it_flushes_at_most_the_flush_limit(served) -> None:
+    from nbaml.serving.predictor import FLUSH_LIMIT, PENDING_LIMIT, GameQuery
+
+    _, settings, day = served
+    sink = CountingSink()
+    predictor = _predictor(settings, sink)
+    predictor._pending.extend(_queued(PENDING_LIMIT, day))  # what a long DynamoDB outage leaves
+    predictor.predict([GameQuery("BOS", "LAL", day)])
+    assert sink.writes == 1 + FLUSH_LIMIT  # its own record, then FLUSH_LIMIT of the queue
+    assert predictor.pending == PENDING_LIMIT - FLUSH_LIMIT
+
+
+def test_given_a_slow_prediction_log_when_a_slate_is_asked_then_writes_stop_at_the_budget_and_the_rest_wait(
+    served,
+) -> None:
+    from nbaml.serving.predictor import LOG_BUDGET_SECONDS, GameQuery
+
+    _, settings, day = served
+    now = [0.0]
+    sink = CountingSink(clock=now, seconds=0.4)  # every write takes 0.4 s
+    predictor = _predictor(settings, sink, clock=lambda: now[0])
+    predictor._pending.extend(_queued(100, day))
+    pairs = [("BOS", "LAL"), ("MIA", "NYK"), ("GSW", "DEN"), ("CHI", "DET")]
+    answers = predictor.predict([GameQuery(h, a, day) for h, a in pairs])
+    assert len(answers) == 4
+    # 3 writes reach the budget (1.2 s >= 1 s): the fourth record joins the queue, which is not touched
+    assert LOG_BUDGET_SECONDS == 1.0 and sink.writes == 3 and predictor.pending == 101

@@ -6,8 +6,10 @@ itself) and at most HORIZON_DAYS ahead of the later of that day and today (UTC),
 predictions for games years away. The state's day alone cannot be the anchor: it stands still through the
 All-Star break and the off-season, when no game is collected.
 
-A failed log write never fails the answer: the record is kept in memory and retried on the next request
-(boto3 has already retried with backoff by then), and the PredictionLogFailed metric is emitted.
+A failed log write never fails the answer: the record is kept in memory and retried on a later request
+(boto3 has already retried with backoff by then), and the PredictionLogFailed metric is emitted. A request's
+log work is bounded: its own records, then at most FLUSH_LIMIT queued ones, all within LOG_BUDGET_SECONDS;
+what is left waits in the queue (at most PENDING_LIMIT records) for the next request.
 """
 
 from __future__ import annotations
@@ -34,6 +36,8 @@ from nbaml.storage.predictions import PredictionRecord
 logger = Logger(child=True)
 HORIZON_DAYS = 3
 PENDING_LIMIT = 10_000
+FLUSH_LIMIT = 25
+LOG_BUDGET_SECONDS = 1.0
 
 
 class NoModelError(NbamlError):
@@ -83,11 +87,13 @@ class Predictor:
         sink: PredictionSink,
         metrics: Metrics | None = None,
         *,
+        clock: Callable[[], float] = time.monotonic,
         today: Callable[[], dt.date] = lambda: dt.datetime.now(dt.UTC).date(),
     ) -> None:
         self.models = models
         self.sink = sink
         self.metrics = metrics
+        self.clock = clock
         self.today = today
         self._pending: deque[PredictionRecord] = deque(maxlen=PENDING_LIMIT)
 
@@ -149,7 +155,7 @@ class Predictor:
                         served=(model, role) == served,
                     )
                 )
-        self._log([*self._drain_pending(), *records])
+        self._log(records)
         return answers
 
     def _check_dates(self, queries: list[GameQuery], as_of: dt.date | None) -> None:
@@ -165,22 +171,41 @@ class Predictor:
             if query.date > last:
                 raise DateOutsideWindowError(index, f"{query.date} is more than {HORIZON_DAYS} days ahead ({last})")
 
-    def _drain_pending(self) -> list[PredictionRecord]:
-        pending = list(self._pending)
-        self._pending.clear()
-        return pending
-
     def _log(self, records: list[PredictionRecord]) -> None:
-        failed = 0
+        """This request's records, then up to FLUSH_LIMIT queued ones, while LOG_BUDGET_SECONDS last.
+
+        After one refused write the table is taken to be refusing: nothing more is tried on this request.
+        """
+        deadline = self.clock() + LOG_BUDGET_SECONDS
+        refused = False
         for record in records:
-            try:
-                self.sink.record(record)
-            except NbamlError as exc:
-                failed += 1
-                self._pending.append(record)
-                logger.warning("prediction log write failed; queued for retry", extra={"error": str(exc)})
-        if failed and self.metrics is not None:
-            self.metrics.add_metric(name="PredictionLogFailed", unit=MetricUnit.Count, value=failed)
+            if refused or self.clock() >= deadline:
+                self._queue(record)
+            else:
+                refused = not self._write(record)
+        flush = 0 if refused else min(FLUSH_LIMIT, len(self._pending))
+        for _ in range(flush):
+            if self.clock() >= deadline or not self._write(self._pending.popleft()):
+                break
+
+    def _write(self, record: PredictionRecord) -> bool:
+        """One write; a refused record goes to the back of the queue."""
+        try:
+            self.sink.record(record)
+        except NbamlError as exc:
+            self._queue(record)
+            logger.warning("prediction log write failed; queued for retry", extra={"error": str(exc)})
+            if self.metrics is not None:
+                self.metrics.add_metric(name="PredictionLogFailed", unit=MetricUnit.Count, value=1)
+            return False
+        return True
+
+    def _queue(self, record: PredictionRecord) -> None:
+        if len(self._pending) == PENDING_LIMIT:
+            logger.error("prediction log queue full; the oldest record is dropped", extra={"limit": PENDING_LIMIT})
+            if self.metrics is not None:
+                self.metrics.add_metric(name="PredictionLogDropped", unit=MetricUnit.Count, value=1)
+        self._pending.append(record)
 
     @property
     def pending(self) -> int:
