@@ -499,6 +499,27 @@ def profile(handler: Callable[..., Any], events: list[dict[str, Any]], n: int = 
     return out.getvalue()
 
 
+def _missed(ours: Side, base: Side, loads: list[Load], diff: float) -> list[str]:
+    """Each target this run missed, in words."""
+    missed = []
+    if ours.one_p99 > TARGET_P99_MS:
+        missed.append(f"one game p99 {ours.one_p99:.3f} ms > {TARGET_P99_MS} ms")
+    if base.one_p99 / ours.one_p99 < TARGET_SPEEDUP:
+        missed.append(f"one game p99 only {base.one_p99 / ours.one_p99:.2f}x faster than the baseline")
+    if ours.init_s > TARGET_INIT_S:
+        missed.append(f"cold init {ours.init_s:.3f} s > {TARGET_INIT_S} s")
+    if ours.size_mb is not None and ours.size_mb > TARGET_SIZE_MB:
+        missed.append(f"function size {ours.size_mb:.1f} MB > {TARGET_SIZE_MB} MB")
+    if ours.heavy_imports:
+        missed.append(f"the predict function imports {', '.join(ours.heavy_imports)}")
+    for load in loads:
+        if load.errors:
+            missed.append(f"load test ({load.label}): {load.errors} errors")
+    if diff > 1e-6:
+        missed.append(f"the two answer differently (max difference {diff:.2e})")
+    return missed
+
+
 def report(ours: Side, base: Side, loads: list[Load], diff: float) -> tuple[str, list[str]]:
     def ratio(b: float | None, o: float | None) -> str:
         return f"{b / o:.1f}x" if b and o else "-"
@@ -581,23 +602,7 @@ def report(ours: Side, base: Side, loads: list[Load], diff: float) -> tuple[str,
             f"note: the machine is busy (load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs): p99s and "
             "cold starts include waits for a CPU; the ratios compare both sides under the same load"
         )
-    missed = []
-    if ours.one_p99 > TARGET_P99_MS:
-        missed.append(f"one game p99 {ours.one_p99:.3f} ms > {TARGET_P99_MS} ms")
-    if base.one_p99 / ours.one_p99 < TARGET_SPEEDUP:
-        missed.append(f"one game p99 only {base.one_p99 / ours.one_p99:.2f}x faster than the baseline")
-    if ours.init_s > TARGET_INIT_S:
-        missed.append(f"cold init {ours.init_s:.3f} s > {TARGET_INIT_S} s")
-    if ours.size_mb is not None and ours.size_mb > TARGET_SIZE_MB:
-        missed.append(f"function size {ours.size_mb:.1f} MB > {TARGET_SIZE_MB} MB")
-    if ours.heavy_imports:
-        missed.append(f"the predict function imports {', '.join(ours.heavy_imports)}")
-    for load in loads:
-        if load.errors:
-            missed.append(f"load test ({load.label}): {load.errors} errors")
-    if diff > 1e-6:
-        missed.append(f"the two answer differently (max difference {diff:.2e})")
-    return "\n".join(lines), missed
+    return "\n".join(lines), _missed(ours, base, loads, diff)
 
 
 def main() -> int:

@@ -17,52 +17,63 @@ from infra.stack import StackError
 @reconciles("AWS::S3::Bucket")
 def _bucket(d: Deployment, lid: str, props: dict[str, Any]) -> str:
     s3, name = d.client("s3"), d.ref(lid)
+    for fill in (_versioning, _public_access_block, _lifecycle, _encryption):
+        fill(d, s3, lid, name, props)
+    return name
+
+
+def _versioning(d: Deployment, s3: Any, lid: str, name: str, props: dict[str, Any]) -> None:
     versioning = props.get("VersioningConfiguration")
     if versioning and s3.get_bucket_versioning(Bucket=name).get("Status") != versioning["Status"]:
         s3.put_bucket_versioning(Bucket=name, VersioningConfiguration={"Status": versioning["Status"]})
         check(s3.get_bucket_versioning(Bucket=name).get("Status") == versioning["Status"], f"{lid}: versioning")
         d.note(lid, f"versioning {versioning['Status']}")
+
+
+def _public_access_block(d: Deployment, s3: Any, lid: str, name: str, props: dict[str, Any]) -> None:
     block = props.get("PublicAccessBlockConfiguration")
-    if block:
-        try:
-            current = s3.get_public_access_block(Bucket=name)["PublicAccessBlockConfiguration"]
-        except ClientError:
-            current = {}
-        if current != block:
-            s3.put_public_access_block(Bucket=name, PublicAccessBlockConfiguration=block)
-            check(
-                s3.get_public_access_block(Bucket=name)["PublicAccessBlockConfiguration"] == block,
-                f"{lid}: public access",
-            )
-            d.note(lid, "public access block")
+    if not block:
+        return
+    try:
+        current = s3.get_public_access_block(Bucket=name)["PublicAccessBlockConfiguration"]
+    except ClientError:
+        current = {}
+    if current != block:
+        s3.put_public_access_block(Bucket=name, PublicAccessBlockConfiguration=block)
+        read = s3.get_public_access_block(Bucket=name)["PublicAccessBlockConfiguration"]
+        check(read == block, f"{lid}: public access")
+        d.note(lid, "public access block")
+
+
+def _lifecycle(d: Deployment, s3: Any, lid: str, name: str, props: dict[str, Any]) -> None:
     lifecycle = props.get("LifecycleConfiguration")
-    if lifecycle:
-        rules = [_lifecycle_rule(rule) for rule in lifecycle["Rules"]]
-        try:
-            current_rules = s3.get_bucket_lifecycle_configuration(Bucket=name)["Rules"]
-        except ClientError:
-            current_rules = []
-        if [r["ID"] for r in current_rules] != [r["ID"] for r in rules]:
-            s3.put_bucket_lifecycle_configuration(Bucket=name, LifecycleConfiguration={"Rules": rules})
-            read = s3.get_bucket_lifecycle_configuration(Bucket=name)["Rules"]
-            check([r["ID"] for r in read] == [r["ID"] for r in rules], f"{lid}: lifecycle")
-            d.note(lid, f"lifecycle rules {', '.join(r['ID'] for r in rules)}")
+    if not lifecycle:
+        return
+    rules = [_lifecycle_rule(rule) for rule in lifecycle["Rules"]]
+    try:
+        current_rules = s3.get_bucket_lifecycle_configuration(Bucket=name)["Rules"]
+    except ClientError:
+        current_rules = []
+    if [r["ID"] for r in current_rules] != [r["ID"] for r in rules]:
+        s3.put_bucket_lifecycle_configuration(Bucket=name, LifecycleConfiguration={"Rules": rules})
+        read = s3.get_bucket_lifecycle_configuration(Bucket=name)["Rules"]
+        check([r["ID"] for r in read] == [r["ID"] for r in rules], f"{lid}: lifecycle")
+        d.note(lid, f"lifecycle rules {', '.join(r['ID'] for r in rules)}")
+
+
+def _encryption(d: Deployment, s3: Any, lid: str, name: str, props: dict[str, Any]) -> None:
     encryption = props.get("BucketEncryption")
-    if encryption:
-        wanted = encryption["ServerSideEncryptionConfiguration"][0]["ServerSideEncryptionByDefault"]["SSEAlgorithm"]
-        try:
-            rules = s3.get_bucket_encryption(Bucket=name)["ServerSideEncryptionConfiguration"]["Rules"]
-        except ClientError:
-            rules = []
-        if not rules or rules[0]["ApplyServerSideEncryptionByDefault"]["SSEAlgorithm"] != wanted:
-            s3.put_bucket_encryption(
-                Bucket=name,
-                ServerSideEncryptionConfiguration={
-                    "Rules": [{"ApplyServerSideEncryptionByDefault": {"SSEAlgorithm": wanted}}]
-                },
-            )
-            d.note(lid, f"encryption {wanted}")
-    return name
+    if not encryption:
+        return
+    wanted = encryption["ServerSideEncryptionConfiguration"][0]["ServerSideEncryptionByDefault"]["SSEAlgorithm"]
+    try:
+        rules = s3.get_bucket_encryption(Bucket=name)["ServerSideEncryptionConfiguration"]["Rules"]
+    except ClientError:
+        rules = []
+    if not rules or rules[0]["ApplyServerSideEncryptionByDefault"]["SSEAlgorithm"] != wanted:
+        default = {"ApplyServerSideEncryptionByDefault": {"SSEAlgorithm": wanted}}
+        s3.put_bucket_encryption(Bucket=name, ServerSideEncryptionConfiguration={"Rules": [default]})
+        d.note(lid, f"encryption {wanted}")
 
 
 def _lifecycle_rule(rule: Mapping[str, Any]) -> dict[str, Any]:

@@ -20,10 +20,13 @@ import pytest
 from fastapi.testclient import TestClient
 
 from infra import stack as stk
+from nbaml.backfill import load
+from nbaml.config import CollectSettings, CommonSettings, load_settings
 from nbaml.errors import StorageError
-from nbaml.games.feeds.base import RawPayload
+from nbaml.games.feeds.base import FeedBatch, RawPayload
 from nbaml.games.records import Game
 from nbaml.storage.predictions import PredictionLog, PredictionRecord
+from nbaml.training.search import TrainConfig
 from tests.conftest import prediction_of, train_versions
 
 pytestmark = pytest.mark.integration
@@ -57,9 +60,6 @@ def stack() -> Iterator[Any]:
 
 @pytest.fixture
 def loaded_history(stack: Any, league: Any) -> list[Game]:
-    from nbaml.backfill import load
-    from nbaml.config import CommonSettings, load_settings
-    from nbaml.games.feeds.base import FeedBatch
 
     games = [g for season in (league.first_season, league.first_season + 1) for g in league.games(season)]
     load(load_settings(CommonSettings), FeedBatch(games=games), source="generator")
@@ -174,7 +174,6 @@ def _table_items(name: str) -> list[dict[str, Any]]:
 
 def test_given_two_collect_runs_at_once_then_the_final_state_is_that_of_one_run(stack: Any, league: Any) -> None:
     from nbaml.collect import collect_recent_games
-    from nbaml.config import CollectSettings, load_settings
     from nbaml.features import build_features
     from nbaml.games.history import GameHistory
     from nbaml.storage.artifacts import ArtifactStore
@@ -250,7 +249,6 @@ class EditedFeed:
 
 def test_given_a_late_and_then_a_corrected_result_then_predictions_and_state_follow(stack: Any, league: Any) -> None:
     from nbaml.collect import collect_recent_games
-    from nbaml.config import CollectSettings, load_settings
     from nbaml.features import build_features
     from nbaml.games.history import GameHistory
     from nbaml.storage.artifacts import ArtifactStore
@@ -329,28 +327,13 @@ def test_given_the_stack_restarts_mid_replay_then_registry_active_version_and_da
     quiet = QUIET
     collect_env = quiet | {"FEED_SOURCE": "generator", "FEED_SEED": str(seed)}
 
-    def predict(stack: Any, day: dt.date) -> list[dict[str, Any]]:
-        from nbaml.serving.api import create_app
-
-        body = {"games": [{"home": g.home, "away": g.away, "date": day.isoformat()} for g in league.schedule(day)][:10]}
-        with runtime.function_environment(stack.env_for("predict") | quiet | {"MODEL_PARAM_MAX_AGE_SECONDS": "0"}):
-            _reset()
-            response = TestClient(create_app()).post("/predictions", json=body)
-        assert response.status_code == 200, response.text
-        return list(response.json()["predictions"])
-
     def live_day(stack: Any, day: dt.date) -> list[dict[str, Any]]:
         runtime.invoke(stack, "collect", _scheduled(day), extra_env=collect_env)
-        return predict(stack, day)
+        return _predict_slate(stack, league, day)
 
     # Given: a replay under way: history, v1 and v2 trained (v2 active), three days lived
     with stk.deployed(isolated=True, iam=True) as first:
         with runtime.function_environment(first.operator_env("retrain") | quiet):
-            from nbaml.backfill import load
-            from nbaml.config import CommonSettings, load_settings
-            from nbaml.games.feeds.base import FeedBatch
-            from nbaml.training.search import TrainConfig
-
             _reset()
             load(load_settings(CommonSettings), FeedBatch(games=history), source="generator")
             _train(
@@ -375,8 +358,6 @@ def test_given_the_stack_restarts_mid_replay_then_registry_active_version_and_da
         runtime.invoke(second, "collect", _scheduled(days[-1] + dt.timedelta(days=1)), extra_env=collect_env)
         assert {p["version"] for p in served_after} == {V2}
         with runtime.function_environment(second.operator_env("collect") | quiet):
-            from nbaml.config import CollectSettings, load_settings
-
             _reset()
             settings = load_settings(CollectSettings)
             stored = _table_ids(settings.games_table)
@@ -387,6 +368,19 @@ def test_given_the_stack_restarts_mid_replay_then_registry_active_version_and_da
         served_ids = {p["game_id"] for p in served_before + served_after}
         assert {i["game_id"] for i in logged if i["served"]} == served_ids
         assert all("home_won" in i for i in logged if i["game_id"] in served_ids)
+
+
+def _predict_slate(stack: Any, league: Any, day: dt.date) -> list[dict[str, Any]]:
+    """Up to 10 of the day's games through the predict function's app on ``stack``, as a cold instance."""
+    from infra import runtime
+    from nbaml.serving.api import create_app
+
+    body = {"games": [{"home": g.home, "away": g.away, "date": day.isoformat()} for g in league.schedule(day)][:10]}
+    with runtime.function_environment(stack.env_for("predict") | QUIET | {"MODEL_PARAM_MAX_AGE_SECONDS": "0"}):
+        _reset()
+        response = TestClient(create_app()).post("/predictions", json=body)
+    assert response.status_code == 200, response.text
+    return list(response.json()["predictions"])
 
 
 def _reset() -> None:
@@ -405,7 +399,6 @@ def _table_ids(name: str) -> list[str]:
 
 def _registry_and_active(stack: Any) -> tuple[list[dict[str, Any]], str]:
     from infra import runtime
-    from nbaml.config import CommonSettings, load_settings
     from nbaml.storage import parameters
     from nbaml.storage.registry import ModelRegistry
 

@@ -24,6 +24,7 @@ from infra import runtime
 from infra import stack as stk
 from infra import template as tpl
 from nbaml import layout
+from nbaml.storage import parameters
 from tests.conftest import synthetic_history, train_versions
 
 pytestmark = pytest.mark.integration
@@ -134,8 +135,6 @@ def test_given_a_destroyed_stack_when_restored_into_an_empty_one_then_it_serves_
         before = observed(first)
         admin_param = first.admin_token_param
         with acting_as(first, "predict"):
-            from nbaml.storage import parameters
-
             token = parameters.read_secret(admin_param or "", max_age=0)
         # When: it is backed up with its secrets (encrypted with the operator's passphrase), then destroyed
         report = bk.backup(bk.StackState.of_local(first), folder, secrets_passphrase=PASSPHRASE)
@@ -159,8 +158,6 @@ def test_given_a_destroyed_stack_when_restored_into_an_empty_one_then_it_serves_
         after = observed(second)
         after_answers = serve(second, slate(day))
         with acting_as(second, "predict"):
-            from nbaml.storage import parameters
-
             assert parameters.read_secret(admin_param or "", max_age=0) == token
         # Then: the same active version, the same parameter history, registry, bundles and team state
         assert after["roles"]["active"][-1][0] == V2

@@ -16,8 +16,20 @@ skm = pytest.importorskip("sklearn.metrics")
 calibration_curve = pytest.importorskip("sklearn.calibration").calibration_curve
 UndefinedMetricWarning = pytest.importorskip("sklearn.exceptions").UndefinedMetricWarning
 
+from aws_lambda_powertools.metrics import Metrics  # noqa: E402
+
 from nbaml import metrics  # noqa: E402
+from nbaml.bundle import ModelBundle  # noqa: E402
+from nbaml.config import DriftSettings, RetrainSettings, load_settings  # noqa: E402
+from nbaml.events import RetrainRequest, RetrainTrigger  # noqa: E402
 from nbaml.features import FEATURE_NAMES, elo_probability  # noqa: E402
+from nbaml.games.history import GameHistory  # noqa: E402
+from nbaml.monitoring.drift import check_drift  # noqa: E402
+from nbaml.storage.artifacts import ArtifactStore  # noqa: E402
+from nbaml.storage.predictions import PredictionLog  # noqa: E402
+from nbaml.storage.registry import ModelRegistry  # noqa: E402
+from nbaml.training import pipeline  # noqa: E402
+from nbaml.training.dataset import feature_table, time_split  # noqa: E402
 from tests.conftest import prediction_of  # noqa: E402
 
 # Probabilities exactly on the bin edges, both as numpy spells them (i * 0.1) and as decimals (i / 10).
@@ -184,19 +196,6 @@ def test_given_latencies_when_a_percentile_is_taken_then_it_is_the_value_at_rank
 def test_given_the_holdout_games_served_live_when_drift_checked_then_the_report_equals_the_gates(
     stack, loaded_history, fast_config
 ) -> None:
-    from aws_lambda_powertools.metrics import Metrics
-
-    from nbaml.bundle import ModelBundle
-    from nbaml.config import DriftSettings, RetrainSettings, load_settings
-    from nbaml.events import RetrainRequest, RetrainTrigger
-    from nbaml.games.history import GameHistory
-    from nbaml.monitoring.drift import check_drift
-    from nbaml.storage.artifacts import ArtifactStore
-    from nbaml.storage.predictions import PredictionLog
-    from nbaml.storage.registry import ModelRegistry
-    from nbaml.training import pipeline
-    from nbaml.training.dataset import feature_table, time_split
-
     # Given v1 trained and gated on its holdout games
     outcome = pipeline.retrain(
         load_settings(RetrainSettings),

@@ -272,19 +272,7 @@ class ModelBundle:
         version = manifest["version"]
         if expected_version is not None and version != expected_version:
             raise BundleIntegrityError(f"{MANIFEST_FILE}: version {version!r} but {expected_version!r} was asked for")
-        listed: dict[str, Any] = manifest["files"]
-        extra = sorted(set(files) - {MANIFEST_FILE} - set(listed))
-        if extra:
-            raise BundleIntegrityError(f"{', '.join(extra)}: extra file not listed in {MANIFEST_FILE}")
-        unknown = sorted(set(listed) - set(BUNDLE_FILES))
-        if unknown:
-            raise BundleIntegrityError(f"{', '.join(unknown)}: listed in {MANIFEST_FILE} but not a bundle file")
-        for name in BUNDLE_FILES:
-            if name not in listed:
-                raise BundleIntegrityError(f"{name}: required but not listed in {MANIFEST_FILE}")
-            if name not in files:
-                raise BundleIntegrityError(f"{name}: missing")
-            _verify_checksum(name, files[name], listed[name])
+        _verify_listing(files, manifest["files"])
 
         model_json = bytes(files[MODEL_FILE])
         model_doc = _parse_model(model_json)
@@ -295,12 +283,7 @@ class ModelBundle:
         names = _read_feature_names(files[FEATURES_FILE])
         if len(names) != len(scaler):
             raise BundleIntegrityError(f"{FEATURES_FILE}: {len(names)} names but {SCALER_FILE} has {len(scaler)}")
-        try:
-            metadata = json.loads(files[METADATA_FILE])
-        except ValueError as exc:
-            raise BundleIntegrityError(f"{METADATA_FILE}: not JSON ({exc})") from exc
-        if not isinstance(metadata, dict):
-            raise BundleIntegrityError(f"{METADATA_FILE}: expected a JSON object")
+        metadata = _read_metadata(files[METADATA_FILE])
 
         bundle = cls(
             version=version,
@@ -319,6 +302,32 @@ class ModelBundle:
         except ValueError as exc:
             raise BundleIntegrityError(f"{FEATURES_FILE}: does not match {MODEL_FILE}: {exc}") from exc
         return bundle
+
+
+def _verify_listing(files: Mapping[str, bytes], listed: dict[str, Any]) -> None:
+    """The manifest lists exactly the bundle's files, and each is there with its size and SHA-256."""
+    extra = sorted(set(files) - {MANIFEST_FILE} - set(listed))
+    if extra:
+        raise BundleIntegrityError(f"{', '.join(extra)}: extra file not listed in {MANIFEST_FILE}")
+    unknown = sorted(set(listed) - set(BUNDLE_FILES))
+    if unknown:
+        raise BundleIntegrityError(f"{', '.join(unknown)}: listed in {MANIFEST_FILE} but not a bundle file")
+    for name in BUNDLE_FILES:
+        if name not in listed:
+            raise BundleIntegrityError(f"{name}: required but not listed in {MANIFEST_FILE}")
+        if name not in files:
+            raise BundleIntegrityError(f"{name}: missing")
+        _verify_checksum(name, files[name], listed[name])
+
+
+def _read_metadata(data: bytes) -> dict[str, Any]:
+    try:
+        metadata = json.loads(data)
+    except ValueError as exc:
+        raise BundleIntegrityError(f"{METADATA_FILE}: not JSON ({exc})") from exc
+    if not isinstance(metadata, dict):
+        raise BundleIntegrityError(f"{METADATA_FILE}: expected a JSON object")
+    return metadata
 
 
 def _read_manifest(files: Mapping[str, bytes]) -> dict[str, Any]:

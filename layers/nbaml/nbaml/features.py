@@ -133,6 +133,29 @@ class _Team:
         self.last5: deque[int] = deque(maxlen=LAST_N)
         self.last5_wins = 0
 
+    def add_result(self, won: int, scored: int, allowed: int) -> None:
+        """One regular-season game into the season's sums and the form window (1 a win, 0 a loss)."""
+        self.games += 1
+        self.wins += won
+        self.pf += scored
+        self.pa += allowed
+        if len(self.last5) == LAST_N:
+            self.last5_wins -= self.last5[0]
+        self.last5.append(won)
+        self.last5_wins += won
+
+
+def _update_elo(home: _Team, away: _Team, hs: int, as_: int) -> None:
+    """FiveThirtyEight's NBA Elo step: home advantage, and a margin-of-victory multiplier damped by the edge."""
+    edge = home.elo + ELO_HOME - away.elo
+    expected = 1.0 / (1.0 + 10.0 ** (-edge / 400.0))
+    home_won = hs > as_
+    winner_edge = edge if home_won else -edge
+    mult = (abs(hs - as_) + 3.0) ** 0.8 / (7.5 + 0.006 * winner_edge)
+    shift = ELO_K * mult * ((1.0 if home_won else 0.0) - expected)
+    home.elo += shift
+    away.elo -= shift
+
 
 # win_pct, ppg and papg relative to the league, ortg, drtg: a team with no previous season is average.
 _NO_PRIOR = (0.5, 1.0, 1.0, 100.0, 100.0)
@@ -337,69 +360,49 @@ class LeagueState:
         t.oadj = t.dadj = 0.0
 
     def _apply(self, home: str, away: str, hs: int, as_: int, ordinal: int, season: int, stage: str) -> None:
-        teams = self._teams
-        th = teams.get(home)
-        if th is None:
-            th = teams[home] = _Team()
-        ta = teams.get(away)
-        if ta is None:
-            ta = teams[away] = _Team()
-        if th.season != season:
-            self._roll(th, season)
-        if ta.season != season:
-            self._roll(ta, season)
-
+        th, ta = self._team_in(home, season), self._team_in(away, season)
         # Opponent adjustment uses each side's figures from before this game's date, so the order of a
         # day's games (or a game of the day that arrives late) does not change the state.
         if ordinal != self._day:
             self._day = ordinal
             self._day_ppg = self._league_ppg(season)
-
-        # Elo (regular season and playoffs).
-        edge = th.elo + ELO_HOME - ta.elo
-        expected = 1.0 / (1.0 + 10.0 ** (-edge / 400.0))
-        home_won = hs > as_
-        winner_edge = edge if home_won else -edge
-        mult = (abs(hs - as_) + 3.0) ** 0.8 / (7.5 + 0.006 * winner_edge)
-        shift = ELO_K * mult * ((1.0 if home_won else 0.0) - expected)
-        th.elo += shift
-        ta.elo -= shift
-        th.last_day = ordinal
-        ta.last_day = ordinal
+        _update_elo(th, ta, hs, as_)  # regular season and playoffs
+        th.last_day = ta.last_day = ordinal
         if stage != Stage.REGULAR:
             return
-        lppg = self._day_ppg
+        self._add_regular_game(home, away, hs, as_, season)
+        self._add_meeting(home, away, hs, as_)
 
-        _, h_ppg, h_papg, _, _, _ = self._team_view(home, season, lppg)
-        _, a_ppg, a_papg, _, _, _ = self._team_view(away, season, lppg)
+    def _team_in(self, team: str, season: int) -> _Team:
+        """A team's state, rolled over to ``season`` if it was last seen in an earlier one."""
+        t = self._teams.get(team)
+        if t is None:
+            t = self._teams[team] = _Team()
+        if t.season != season:
+            self._roll(t, season)
+        return t
+
+    def _add_regular_game(self, home: str, away: str, hs: int, as_: int, season: int) -> None:
+        """Box-score sums, opponent-adjusted ratings, form and the league's scoring, from one regular game."""
+        th, ta = self._teams[home], self._teams[away]
+        _, h_ppg, h_papg, _, _, _ = self._team_view(home, season, self._day_ppg)
+        _, a_ppg, a_papg, _, _, _ = self._team_view(away, season, self._day_ppg)
         th.oadj += hs / a_papg
         th.dadj += as_ / a_ppg
         ta.oadj += as_ / h_papg
         ta.dadj += hs / h_ppg
-        th.games += 1
-        ta.games += 1
-        th.pf += hs
-        th.pa += as_
-        ta.pf += as_
-        ta.pa += hs
-        hw = 1 if home_won else 0
-        th.wins += hw
-        ta.wins += 1 - hw
-        for t, w in ((th, hw), (ta, 1 - hw)):
-            if len(t.last5) == LAST_N:
-                t.last5_wins -= t.last5[0]
-            t.last5.append(w)
-            t.last5_wins += w
+        hw = 1 if hs > as_ else 0
+        th.add_result(hw, hs, as_)
+        ta.add_result(1 - hw, as_, hs)
         league = self._league.get(season)
         if league is None:
             league = self._league[season] = [0, 0]
         league[0] += 2
         league[1] += hs + as_
 
-        if home < away:
-            key, margin = (home, away), hs - as_
-        else:
-            key, margin = (away, home), as_ - hs
+    def _add_meeting(self, home: str, away: str, hs: int, as_: int) -> None:
+        """The head-to-head window of the pair (margins seen by the alphabetically first team) and its sums."""
+        key, margin = ((home, away), hs - as_) if home < away else ((away, home), as_ - hs)
         window = self._h2h.get(key)
         if window is None:
             window = self._h2h[key] = deque(maxlen=_H2H_MEETINGS)

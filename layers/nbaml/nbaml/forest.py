@@ -106,65 +106,121 @@ def _require(mapping: Any, key: str, where: str) -> Any:
     return mapping[key]
 
 
+@dataclass(frozen=True, slots=True)
+class _TreeArrays:
+    """One tree as XGBoost stores it: parallel arrays indexed by node id, each read with the checks a crafted
+    file calls for."""
+
+    where: str
+    left: Sequence[Any]
+    right: Sequence[Any]
+    feats: Sequence[Any]
+    conds: Sequence[Any]
+    default_left: Sequence[Any]
+
+    @classmethod
+    def read(cls, tree: Mapping[str, Any], where: str) -> _TreeArrays:
+        if any(int(s) != 0 for s in tree.get("split_type", [])) or tree.get("categories_nodes"):
+            raise ValueError(f"{where} has categorical splits; only numeric features are supported")
+        if int(_require(tree, "tree_param", where).get("size_leaf_vector", "1")) > 1:
+            raise ValueError(f"{where} has vector leaves (multi-target); only one output is supported")
+        names = ("left_children", "right_children", "split_indices", "split_conditions", "default_left")
+        arrays = cls(where, *(_require(tree, name, where) for name in names))
+        n = len(arrays.left)
+        if n == 0 or any(len(a) != n for a in (arrays.right, arrays.feats, arrays.conds, arrays.default_left)):
+            raise ValueError(f"{where} has arrays of different lengths")
+        return arrays
+
+    def leaf(self, nid: int) -> _Node | None:
+        """The node as a leaf, or None when it splits."""
+        if int(self.left[nid]) != -1:
+            return None
+        if int(self.right[nid]) != -1:
+            raise ValueError(f"{self.where} node {nid} has a right child but no left child")
+        value = _float32(float(self.conds[nid]))
+        if not math.isfinite(value):
+            raise ValueError(f"{self.where} leaf {nid} has a non-finite value")
+        return (-1, value, None, None, None)
+
+    def children_to_build(self, nid: int, state: list[int]) -> list[int]:
+        children = [int(self.left[nid]), int(self.right[nid])]
+        for child in children:
+            if not 0 <= child < len(self.left):
+                raise ValueError(f"{self.where} node {nid} points at a node that does not exist ({child})")
+            if state[child] == 1:
+                raise ValueError(f"{self.where} is not a tree: node {child} is its own ancestor")
+        return [child for child in children if state[child] == 0]
+
+    def split(self, nid: int, built: list[_Node | None], num_feature: int) -> _Node:
+        feature = int(self.feats[nid])
+        if not 0 <= feature < num_feature:
+            raise ValueError(f"{self.where} node {nid} splits on feature {feature}, model has {num_feature}")
+        lnode, rnode = built[int(self.left[nid])], built[int(self.right[nid])]
+        if lnode is None or rnode is None:
+            raise ValueError(f"{self.where} is not a tree at node {nid}")
+        missing = lnode if int(self.default_left[nid]) else rnode
+        return (feature, _float32_boundary(float(self.conds[nid])), lnode, rnode, missing)
+
+
 def _build_tree(tree: Mapping[str, Any], index: int, num_feature: int) -> _Node:
     """Turn one tree's parallel arrays into linked tuples, checking everything a crafted file could get wrong."""
-    where = f"tree {index}"
-    if any(int(s) != 0 for s in tree.get("split_type", [])) or tree.get("categories_nodes"):
-        raise ValueError(f"{where} has categorical splits; only numeric features are supported")
-    leaf_size = int(_require(tree, "tree_param", where).get("size_leaf_vector", "1"))
-    if leaf_size > 1:
-        raise ValueError(f"{where} has vector leaves (multi-target); only one output is supported")
-    left = _require(tree, "left_children", where)
-    right = _require(tree, "right_children", where)
-    feats = _require(tree, "split_indices", where)
-    conds = _require(tree, "split_conditions", where)
-    default_left = _require(tree, "default_left", where)
-    n = len(left)
-    if n == 0 or any(len(a) != n for a in (right, feats, conds, default_left)):
-        raise ValueError(f"{where} has arrays of different lengths")
-
-    built: list[_Node | None] = [None] * n
+    arrays = _TreeArrays.read(tree, f"tree {index}")
+    built: list[_Node | None] = [None] * len(arrays.left)
     # Post-order without recursion: a node is built once both its children are; `state` guards against cycles.
-    state = [0] * n  # 0 unseen, 1 on the stack, 2 built
+    state = [0] * len(arrays.left)  # 0 unseen, 1 on the stack, 2 built
     stack = [0]
     while stack:
         nid = stack[-1]
-        lc, rc = int(left[nid]), int(right[nid])
-        if lc == -1:
-            if rc != -1:
-                raise ValueError(f"{where} node {nid} has a right child but no left child")
-            leaf = _float32(float(conds[nid]))
-            if not math.isfinite(leaf):
-                raise ValueError(f"{where} leaf {nid} has a non-finite value")
-            built[nid] = (-1, leaf, None, None, None)
-            state[nid] = 2
+        leaf = arrays.leaf(nid)
+        if leaf is not None:
+            built[nid], state[nid] = leaf, 2
             stack.pop()
-            continue
-        if state[nid] == 0:
+        elif state[nid] == 0:
             state[nid] = 1
-            for child in (lc, rc):
-                if not 0 <= child < n:
-                    raise ValueError(f"{where} node {nid} points at a node that does not exist ({child})")
-                if state[child] == 1:
-                    raise ValueError(f"{where} is not a tree: node {child} is its own ancestor")
-                if state[child] == 0:
-                    stack.append(child)
-            continue
-        stack.pop()
-        if state[nid] == 2:
-            continue  # pushed twice (two parents): harmless, a finite DAG of tuples still evaluates
-        feature = int(feats[nid])
-        if not 0 <= feature < num_feature:
-            raise ValueError(f"{where} node {nid} splits on feature {feature}, model has {num_feature}")
-        lnode, rnode = built[lc], built[rc]
-        if lnode is None or rnode is None:
-            raise ValueError(f"{where} is not a tree at node {nid}")
-        missing = lnode if int(default_left[nid]) else rnode
-        built[nid] = (feature, _float32_boundary(float(conds[nid])), lnode, rnode, missing)
-        state[nid] = 2
+            stack.extend(arrays.children_to_build(nid, state))
+        else:
+            stack.pop()
+            if state[nid] != 2:  # a node pushed twice (two parents) is built once: a finite DAG still evaluates
+                built[nid], state[nid] = arrays.split(nid, built, num_feature), 2
     root = built[0]
     assert root is not None
     return root
+
+
+def _learner_params(learner: Mapping[str, Any]) -> tuple[str, int, float]:
+    """(objective, number of features, base score) of a binary model with numeric features, or ValueError."""
+    objective = _require(_require(learner, "objective", "learner"), "name", "learner.objective")
+    if objective not in _SUPPORTED_OBJECTIVES:
+        raise ValueError(f"objective {objective!r} is not supported; only {sorted(_SUPPORTED_OBJECTIVES)}")
+    params = _require(learner, "learner_model_param", "learner")
+    num_class = int(params.get("num_class", "0"))
+    num_target = int(params.get("num_target", "1"))
+    if num_class > 1 or num_target > 1:
+        raise ValueError(f"a multiclass/multi-target model (num_class={num_class}, num_target={num_target})")
+    num_feature = int(_require(params, "num_feature", "learner.learner_model_param"))
+    if num_feature <= 0:
+        raise ValueError("model declares no features")
+    base_score = _parse_scalar_param(_require(params, "base_score", "learner_model_param"), "base_score")
+    if not 0.0 < base_score < 1.0:
+        raise ValueError(f"base_score {base_score} is not a probability in (0, 1)")
+    if any(t == "c" for t in learner.get("feature_types") or []):
+        raise ValueError("the model has categorical features; only numeric features are supported")
+    return objective, num_feature, base_score
+
+
+def _iteration_indptr(model: Mapping[str, Any], n_trees: int) -> list[int]:
+    """Where each boosting iteration's trees start: the model's own index, checked to partition the trees."""
+    tree_info = model.get("tree_info", [0] * n_trees)
+    if len(tree_info) != n_trees or any(int(g) != 0 for g in tree_info):
+        raise ValueError("trees belong to several output groups (multiclass); only binary models are supported")
+    indptr = model.get("iteration_indptr")
+    if indptr is None:  # before the field existed: every iteration grew num_parallel_tree trees
+        per_iteration = int(model.get("gbtree_model_param", {}).get("num_parallel_tree", "1"))
+        indptr = list(range(0, n_trees + 1, max(per_iteration, 1)))
+    indptr = [int(i) for i in indptr]
+    if indptr[0] != 0 or indptr[-1] != n_trees or any(a > b for a, b in itertools.pairwise(indptr)):
+        raise ValueError("iteration_indptr does not partition the trees")
+    return indptr
 
 
 @dataclass(frozen=True, slots=True)
@@ -215,37 +271,10 @@ class Forest:
         booster_name = _require(booster, "name", "learner.gradient_booster")
         if booster_name != "gbtree":
             raise ValueError(f"booster {booster_name!r} is not supported; only 'gbtree' (not dart or gblinear)")
-        objective = _require(_require(learner, "objective", "learner"), "name", "learner.objective")
-        if objective not in _SUPPORTED_OBJECTIVES:
-            raise ValueError(f"objective {objective!r} is not supported; only {sorted(_SUPPORTED_OBJECTIVES)}")
-        params = _require(learner, "learner_model_param", "learner")
-        num_class = int(params.get("num_class", "0"))
-        num_target = int(params.get("num_target", "1"))
-        if num_class > 1 or num_target > 1:
-            raise ValueError(f"a multiclass/multi-target model (num_class={num_class}, num_target={num_target})")
-        num_feature = int(_require(params, "num_feature", "learner.learner_model_param"))
-        if num_feature <= 0:
-            raise ValueError("model declares no features")
-        base_score = _parse_scalar_param(_require(params, "base_score", "learner_model_param"), "base_score")
-        if not 0.0 < base_score < 1.0:
-            raise ValueError(f"base_score {base_score} is not a probability in (0, 1)")
-        feature_types = learner.get("feature_types") or []
-        if any(t == "c" for t in feature_types):
-            raise ValueError("the model has categorical features; only numeric features are supported")
-
+        objective, num_feature, base_score = _learner_params(learner)
         model = _require(booster, "model", "learner.gradient_booster")
         raw_trees = _require(model, "trees", "learner.gradient_booster.model")
-        tree_info = model.get("tree_info", [0] * len(raw_trees))
-        if len(tree_info) != len(raw_trees) or any(int(g) != 0 for g in tree_info):
-            raise ValueError("trees belong to several output groups (multiclass); only binary models are supported")
-        indptr = model.get("iteration_indptr")
-        if indptr is None:  # before the field existed: every iteration grew num_parallel_tree trees
-            per_iteration = int(model.get("gbtree_model_param", {}).get("num_parallel_tree", "1"))
-            indptr = list(range(0, len(raw_trees) + 1, max(per_iteration, 1)))
-        indptr = [int(i) for i in indptr]
-        if indptr[0] != 0 or indptr[-1] != len(raw_trees) or any(a > b for a, b in itertools.pairwise(indptr)):
-            raise ValueError("iteration_indptr does not partition the trees")
-
+        indptr = _iteration_indptr(model, len(raw_trees))
         attributes = learner.get("attributes") or {}
         best_iteration = int(attributes["best_iteration"]) if "best_iteration" in attributes else None
         used = len(raw_trees)
@@ -254,9 +283,8 @@ class Forest:
                 raise ValueError(f"best_iteration {best_iteration} is outside the model's iterations")
             used = indptr[best_iteration + 1]
 
-        trees = tuple(_build_tree(raw_trees[i], i, num_feature) for i in range(used))
         return cls(
-            trees=trees,
+            trees=tuple(_build_tree(raw_trees[i], i, num_feature) for i in range(used)),
             # For logistic objectives base_score is a probability; boosting starts from its logit.
             base_margin=_float32(math.log(base_score / (1.0 - base_score))),
             num_feature=num_feature,

@@ -38,6 +38,15 @@ class DefectKind(StrEnum):
     SAME_TEAM_BOTH_SIDES = "same_team_both_sides"
 
 
+class RowDefect(Exception):
+    """Raised inside a feed's row parser: the row is counted as ``kind`` because of ``reason``, then skipped."""
+
+    def __init__(self, kind: DefectKind, reason: str) -> None:
+        super().__init__(reason)
+        self.kind = kind
+        self.reason = reason
+
+
 @dataclass(frozen=True)
 class DefectExample:
     """Where a defect was seen (row number, payload key, game id) and why, so a person can find the row."""

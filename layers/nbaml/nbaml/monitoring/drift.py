@@ -125,13 +125,7 @@ def check_drift(settings: DriftSettings, *, run_date: dt.date, metrics: Metrics 
     recent = [i for i in by_role["champion"] if i["game_date"] >= since.isoformat()]
     report.sections["psi"] = _feature_drift(recent, bundle, settings.psi_alarm)
     report.sections["coverage"] = _coverage(settings, by_role["champion"], run_date)
-    week = [i for i in recent if i["game_date"] >= (run_date - dt.timedelta(days=7)).isoformat()]
-    latencies = [float(i["latency_ms"]) for i in week if "latency_ms" in i]
-    report.sections["latency"] = {
-        "n": len(latencies),
-        "p50_ms": round(percentile(latencies, 0.5), 4) if latencies else None,
-        "p99_ms": round(percentile(latencies, 0.99), 4) if latencies else None,
-    }
+    report.sections["latency"] = _latency(recent, run_date)
     report.sections["challengers"] = _challengers(by_role, active, since)
     report.sections["rolling"] = _rolling_accuracy(by_role)
 
@@ -141,6 +135,17 @@ def check_drift(settings: DriftSettings, *, run_date: dt.date, metrics: Metrics 
     _emit(metrics, report)
     logger.info("drift check", extra=report.summary())
     return report
+
+
+def _latency(recent: list[dict[str, Any]], run_date: dt.date) -> dict[str, Any]:
+    """p50 and p99 of the champion's scoring time over the last seven days."""
+    week = [i for i in recent if i["game_date"] >= (run_date - dt.timedelta(days=7)).isoformat()]
+    latencies = [float(i["latency_ms"]) for i in week if "latency_ms" in i]
+    return {
+        "n": len(latencies),
+        "p50_ms": round(percentile(latencies, 0.5), 4) if latencies else None,
+        "p99_ms": round(percentile(latencies, 0.99), 4) if latencies else None,
+    }
 
 
 def _held_since(settings: DriftSettings, role: str, start: dt.date) -> bool:

@@ -43,7 +43,7 @@ from zoneinfo import ZoneInfo
 from pydantic import ValidationError
 
 from nbaml.errors import FeedAuthError, FeedError, UnknownTeamError
-from nbaml.games.defects import DefectKind, DefectReport
+from nbaml.games.defects import DefectKind, DefectReport, RowDefect
 from nbaml.games.feeds.base import FeedBatch, RawPayload, batch_of, day_range, unscored
 from nbaml.games.records import Game, GameStatus, Stage, season_of
 from nbaml.games.teams import team_abbreviation
@@ -328,71 +328,25 @@ class ApiBasketballFeed:
 
 
 def game_from_item(item: object, where: str, defects: DefectReport) -> Game | None:
-    """One API game as a record, or None after counting why it cannot be one."""
+    """One API game as a record, or None after counting why it cannot be one (an in-play game is no defect)."""
+    try:
+        return _game(item, where, defects)
+    except RowDefect as defect:
+        defects.add(defect.kind, where, defect.reason)
+        return None
+
+
+def _game(item: object, where: str, defects: DefectReport) -> Game | None:
     if not isinstance(item, dict):
-        defects.add(DefectKind.MALFORMED, where, f"item is a {type(item).__name__}, not an object")
-        return None
-    status_code = _get(item, "status", "short")
-    home_name, away_name = _get(item, "teams", "home", "name"), _get(item, "teams", "away", "name")
-    missing = [
-        name
-        for name, value in (
-            ("status.short", status_code),
-            ("teams.home.name", home_name),
-            ("teams.away.name", away_name),
-        )
-        if not value
-    ]
-    if not item.get("date") and item.get("timestamp") is None:
-        missing.append("date")
-    if missing:
-        defects.add(DefectKind.MISSING_FIELD, where, f"missing {', '.join(missing)}")
-        return None
-    code = str(status_code).upper()
+        raise RowDefect(DefectKind.MALFORMED, f"item is a {type(item).__name__}, not an object")
+    code, home_name, away_name = _required(item)
     if code in IN_PLAY:
         return None
-    try:
-        day = local_date(item.get("date") if isinstance(item.get("date"), str) else None, item.get("timestamp"))
-    except (ValueError, TypeError, OverflowError, OSError) as exc:
-        defects.add(DefectKind.MALFORMED, where, f"unreadable start time {item.get('date')!r}: {exc}")
-        return None
-    try:
-        home, away = team_abbreviation(str(home_name)), team_abbreviation(str(away_name))
-    except UnknownTeamError as exc:
-        defects.add(DefectKind.UNKNOWN_TEAM, where, str(exc))
-        return None
-    if home == away:
-        defects.add(DefectKind.SAME_TEAM_BOTH_SIDES, where, f"{home} on both sides")
-        return None
-
-    home_score = away_score = None
-    if code in FINISHED:
-        status = GameStatus.FINAL
-        home_total, away_total = _get(item, "scores", "home", "total"), _get(item, "scores", "away", "total")
-        if home_total is None or away_total is None:
-            defects.add(DefectKind.FINAL_WITHOUT_SCORE, where, f"status {code} but scores {home_total}-{away_total}")
-            return None
-        try:
-            home_score, away_score = _whole(home_total), _whole(away_total)
-        except ValueError:
-            defects.add(DefectKind.MALFORMED, where, f"scores {home_total!r}-{away_total!r} are not whole numbers")
-            return None
-        if home_score == 0 or away_score == 0:
-            defects.add(DefectKind.UNPLAYED_ZERO_SCORE, where, f"{home} {home_score}-{away_score} {away}")
-            return None
-        if home_score == away_score:
-            defects.add(DefectKind.MALFORMED, where, f"final tie {home_score}-{away_score}")
-            return None
-    elif code in NOT_STARTED:
-        status = GameStatus.SCHEDULED
-    elif code in STATUS_OF:
-        status = STATUS_OF[code]
-    else:
-        defects.add(DefectKind.MALFORMED, where, f"unknown status {code!r}")
-        return None
-
+    day = _start_day(item)
+    home, away = _teams(home_name, away_name)
+    status, home_score, away_score = _status(item, code, home, away)
     label = _get(item, "league", "season")
-    if label is not None and str(label) != season_label(day):
+    if label is not None and str(label) != season_label(day):  # counted, and the game kept
         defects.add(DefectKind.SEASON_LABEL_MISMATCH, where, f"season {label!r} but {day} is in {season_label(day)}")
     try:
         return Game.create(
@@ -407,8 +361,59 @@ def game_from_item(item: object, where: str, defects: DefectReport) -> Game | No
             source_id=str(item["id"]) if item.get("id") is not None else None,
         )
     except ValidationError as exc:
-        defects.add(DefectKind.MALFORMED, where, f"invalid game: {exc.errors()[0].get('msg', 'invalid')}")
-        return None
+        raise RowDefect(DefectKind.MALFORMED, f"invalid game: {exc.errors()[0].get('msg', 'invalid')}") from None
+
+
+def _required(item: dict[str, Any]) -> tuple[str, str, str]:
+    """(status code in capitals, home name, away name), or a MISSING_FIELD naming every absent one."""
+    status_code = _get(item, "status", "short")
+    home_name, away_name = _get(item, "teams", "home", "name"), _get(item, "teams", "away", "name")
+    fields = (("status.short", status_code), ("teams.home.name", home_name), ("teams.away.name", away_name))
+    missing = [name for name, value in fields if not value]
+    if not item.get("date") and item.get("timestamp") is None:
+        missing.append("date")
+    if missing:
+        raise RowDefect(DefectKind.MISSING_FIELD, f"missing {', '.join(missing)}")
+    return str(status_code).upper(), str(home_name), str(away_name)
+
+
+def _start_day(item: dict[str, Any]) -> dt.date:
+    try:
+        return local_date(item.get("date") if isinstance(item.get("date"), str) else None, item.get("timestamp"))
+    except (ValueError, TypeError, OverflowError, OSError) as exc:
+        raise RowDefect(DefectKind.MALFORMED, f"unreadable start time {item.get('date')!r}: {exc}") from None
+
+
+def _teams(home_name: str, away_name: str) -> tuple[str, str]:
+    try:
+        home, away = team_abbreviation(home_name), team_abbreviation(away_name)
+    except UnknownTeamError as exc:
+        raise RowDefect(DefectKind.UNKNOWN_TEAM, str(exc)) from None
+    if home == away:
+        raise RowDefect(DefectKind.SAME_TEAM_BOTH_SIDES, f"{home} on both sides")
+    return home, away
+
+
+def _status(item: dict[str, Any], code: str, home: str, away: str) -> tuple[GameStatus, int | None, int | None]:
+    """The game's status and, when it is final, its score (which must be a real, decided one)."""
+    if code in NOT_STARTED:
+        return GameStatus.SCHEDULED, None, None
+    if code in STATUS_OF:
+        return STATUS_OF[code], None, None
+    if code not in FINISHED:
+        raise RowDefect(DefectKind.MALFORMED, f"unknown status {code!r}")
+    home_total, away_total = _get(item, "scores", "home", "total"), _get(item, "scores", "away", "total")
+    if home_total is None or away_total is None:
+        raise RowDefect(DefectKind.FINAL_WITHOUT_SCORE, f"status {code} but scores {home_total}-{away_total}")
+    try:
+        home_score, away_score = _whole(home_total), _whole(away_total)
+    except ValueError:
+        raise RowDefect(DefectKind.MALFORMED, f"scores {home_total!r}-{away_total!r} are not whole numbers") from None
+    if home_score == 0 or away_score == 0:
+        raise RowDefect(DefectKind.UNPLAYED_ZERO_SCORE, f"{home} {home_score}-{away_score} {away}")
+    if home_score == away_score:
+        raise RowDefect(DefectKind.MALFORMED, f"final tie {home_score}-{away_score}")
+    return GameStatus.FINAL, home_score, away_score
 
 
 def _stage(item: dict[str, Any]) -> Stage:

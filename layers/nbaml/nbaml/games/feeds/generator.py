@@ -139,16 +139,7 @@ def _calendar(pairs: list[tuple[str, str]], season: int, rng: random.Random) -> 
         else:
             day, days_left = days[-1] + dt.timedelta(days=day_number - len(days) + 1), 1
         day_number += 1
-        ready: list[tuple[float, str]] = []
-        for team in TEAMS:
-            need = len(left[team]) / max(days_left - _SPARE_DAYS, 1)
-            if need == 0:
-                continue
-            rest = (day - last[team]).days if team in last else 9
-            chance = need * _READINESS_AFTER_REST.get(rest, _READINESS_LONG_REST)
-            if need >= 1 or rng.random() < chance:
-                ready.append((need + rng.random() * 0.1, team))
-        ready.sort(reverse=True)
+        ready = _ready_teams(left, last, day, days_left, rng)
         willing = {team for _, team in ready}
         busy: set[str] = set()
         for _, team in ready:
@@ -165,6 +156,23 @@ def _calendar(pairs: list[tuple[str, str]], season: int, rng: random.Random) -> 
                     left[away].remove(index)
                     break
     return placed
+
+
+def _ready_teams(
+    left: dict[str, list[int]], last: dict[str, dt.date], day: dt.date, days_left: int, rng: random.Random
+) -> list[tuple[float, str]]:
+    """The teams willing to play on ``day``, most in need first: a team that must play every day left always is."""
+    ready: list[tuple[float, str]] = []
+    for team in TEAMS:
+        need = len(left[team]) / max(days_left - _SPARE_DAYS, 1)
+        if need == 0:
+            continue
+        rest = (day - last[team]).days if team in last else 9
+        chance = need * _READINESS_AFTER_REST.get(rest, _READINESS_LONG_REST)
+        if need >= 1 or rng.random() < chance:
+            ready.append((need + rng.random() * 0.1, team))
+    ready.sort(reverse=True)
+    return ready
 
 
 class SyntheticLeague:

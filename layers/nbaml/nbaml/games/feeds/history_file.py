@@ -26,7 +26,7 @@ from pathlib import Path
 from pydantic import ValidationError
 
 from nbaml.errors import UnknownTeamError
-from nbaml.games.defects import DefectKind, DefectReport
+from nbaml.games.defects import DefectKind, DefectReport, RowDefect
 from nbaml.games.feeds.base import FeedBatch, RawPayload, batch_of, unscored
 from nbaml.games.records import Game, GameStatus, Stage, season_of
 from nbaml.games.teams import team_abbreviation
@@ -40,13 +40,6 @@ AWAY_ABBR, AWAY_NAME, AWAY_PTS = "away.TEAM_ABBREVIATION", "away.TEAM_NAME", "aw
 HOME_WL = "home.WL"
 COLUMNS = (SEASON, DATE, HOME_ABBR, HOME_NAME, HOME_PTS, AWAY_ABBR, AWAY_NAME, AWAY_PTS, HOME_WL)
 _IDENTITY = (SEASON, DATE, HOME_ABBR, HOME_NAME, AWAY_ABBR, AWAY_NAME)
-
-
-class _RowDefect(Exception):
-    def __init__(self, kind: DefectKind, reason: str) -> None:
-        super().__init__(reason)
-        self.kind = kind
-        self.reason = reason
 
 
 class HistoryFileFeed:
@@ -134,7 +127,7 @@ def parse_rows(payload: RawPayload, defects: DefectReport) -> list[tuple[Game, s
         where = f"{payload.key}:{reader.line_num}"
         try:
             game, label_problem = _game_from_row(row)
-        except _RowDefect as defect:
+        except RowDefect as defect:
             defects.add(defect.kind, where, defect.reason)
             continue
         if label_problem is not None:
@@ -149,36 +142,21 @@ def _game_from_row(row: dict[str | None, str | None]) -> tuple[Game, str | None]
     Returns the game and, when its season label disagrees with its date, why: that defect keeps the row.
     """
     if None in row or any(value is None for value in row.values()):
-        raise _RowDefect(DefectKind.MALFORMED, f"row does not have the header's {len(COLUMNS)} fields")
+        raise RowDefect(DefectKind.MALFORMED, f"row does not have the header's {len(COLUMNS)} fields")
     cell = {key: (value or "").strip() for key, value in row.items() if key is not None}
 
     empty = [c for c in _IDENTITY if not cell[c]]
     if empty:
-        raise _RowDefect(DefectKind.MISSING_FIELD, f"empty {', '.join(empty)}")
+        raise RowDefect(DefectKind.MISSING_FIELD, f"empty {', '.join(empty)}")
     day = _date_or_none(cell[DATE])
     if day is None:
-        raise _RowDefect(DefectKind.MALFORMED, f"unreadable {DATE} {cell[DATE]!r}")
+        raise RowDefect(DefectKind.MALFORMED, f"unreadable {DATE} {cell[DATE]!r}")
     home = _team(cell[HOME_ABBR], cell[HOME_NAME])
     away = _team(cell[AWAY_ABBR], cell[AWAY_NAME])
     if home == away:
-        raise _RowDefect(DefectKind.SAME_TEAM_BOTH_SIDES, f"{home} on both sides")
+        raise RowDefect(DefectKind.SAME_TEAM_BOTH_SIDES, f"{home} on both sides")
 
-    if not cell[HOME_PTS] or not cell[AWAY_PTS]:
-        raise _RowDefect(DefectKind.FINAL_WITHOUT_SCORE, f"points {cell[HOME_PTS]!r}-{cell[AWAY_PTS]!r}")
-    home_pts, away_pts = _points(cell[HOME_PTS]), _points(cell[AWAY_PTS])
-    if home_pts == 0 or away_pts == 0:
-        raise _RowDefect(DefectKind.UNPLAYED_ZERO_SCORE, f"{home} {home_pts}-{away_pts} {away}: never played")
-    if home_pts == away_pts:
-        raise _RowDefect(DefectKind.MALFORMED, f"tie {home_pts}-{away_pts}")
-
-    label = cell[HOME_WL]
-    if not label:
-        raise _RowDefect(DefectKind.MISSING_FIELD, f"empty {HOME_WL}")
-    if label not in ("W", "L"):
-        raise _RowDefect(DefectKind.MALFORMED, f"{HOME_WL} {label!r} is neither W nor L")
-    if (label == "W") != (home_pts > away_pts):
-        raise _RowDefect(DefectKind.WINNER_LABEL_MISMATCH, f"{HOME_WL}={label} but {home_pts}-{away_pts}")
-
+    home_pts, away_pts = _final_score(cell, home, away)
     try:
         game = Game.create(
             game_date=day,
@@ -191,8 +169,27 @@ def _game_from_row(row: dict[str | None, str | None]) -> tuple[Game, str | None]
             stage=Stage.REGULAR,
         )
     except ValidationError as exc:
-        raise _RowDefect(DefectKind.MALFORMED, f"invalid game: {exc.errors()[0].get('msg', exc)}") from exc
+        raise RowDefect(DefectKind.MALFORMED, f"invalid game: {exc.errors()[0].get('msg', exc)}") from exc
     return game, _label_problem(cell[SEASON], day)
+
+
+def _final_score(cell: dict[str, str], home: str, away: str) -> tuple[int, int]:
+    """The points of a game that was played and decided, which the W/L label must agree with."""
+    if not cell[HOME_PTS] or not cell[AWAY_PTS]:
+        raise RowDefect(DefectKind.FINAL_WITHOUT_SCORE, f"points {cell[HOME_PTS]!r}-{cell[AWAY_PTS]!r}")
+    home_pts, away_pts = _points(cell[HOME_PTS]), _points(cell[AWAY_PTS])
+    if home_pts == 0 or away_pts == 0:
+        raise RowDefect(DefectKind.UNPLAYED_ZERO_SCORE, f"{home} {home_pts}-{away_pts} {away}: never played")
+    if home_pts == away_pts:
+        raise RowDefect(DefectKind.MALFORMED, f"tie {home_pts}-{away_pts}")
+    label = cell[HOME_WL]
+    if not label:
+        raise RowDefect(DefectKind.MISSING_FIELD, f"empty {HOME_WL}")
+    if label not in ("W", "L"):
+        raise RowDefect(DefectKind.MALFORMED, f"{HOME_WL} {label!r} is neither W nor L")
+    if (label == "W") != (home_pts > away_pts):
+        raise RowDefect(DefectKind.WINNER_LABEL_MISMATCH, f"{HOME_WL}={label} but {home_pts}-{away_pts}")
+    return home_pts, away_pts
 
 
 def _label_problem(label: str, day: dt.date) -> str | None:
@@ -212,9 +209,9 @@ def _team(abbreviation: str, name: str) -> str:
         by_abbr = team_abbreviation(abbreviation)
         by_name = team_abbreviation(name)
     except UnknownTeamError as exc:
-        raise _RowDefect(DefectKind.UNKNOWN_TEAM, str(exc)) from exc
+        raise RowDefect(DefectKind.UNKNOWN_TEAM, str(exc)) from exc
     if by_abbr != by_name:
-        raise _RowDefect(DefectKind.UNKNOWN_TEAM, f"{abbreviation!r} and {name!r} name different franchises")
+        raise RowDefect(DefectKind.UNKNOWN_TEAM, f"{abbreviation!r} and {name!r} name different franchises")
     return by_abbr
 
 
@@ -224,7 +221,7 @@ def _points(text: str) -> int:
     except ValueError:
         value = math.nan
     if not math.isfinite(value) or not value.is_integer() or value < 0:
-        raise _RowDefect(DefectKind.MALFORMED, f"points {text!r} are not a whole number >= 0")
+        raise RowDefect(DefectKind.MALFORMED, f"points {text!r} are not a whole number >= 0")
     return int(value)
 
 
