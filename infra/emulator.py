@@ -187,12 +187,10 @@ def in_process(port: int | None = None) -> Iterator[str]:
     saved = {key: os.environ.get(key) for key in EMULATOR_ENV}
     os.environ.update(EMULATOR_ENV)
     teach_moto()
-    port = port or free_port()
-    server = ThreadedMotoServer(ip_address=HOST, port=port, verbose=False)
-    server.start()
-    endpoint = endpoint_for(port)
+    server = ThreadedMotoServer(ip_address=HOST, port=port or 0, verbose=False)
+    server.start()  # returns once the socket listens; port 0 lets the OS pick a free one
+    endpoint = endpoint_for(server.get_host_and_port()[1])
     try:
-        _wait_until_reachable(endpoint, alive=lambda: True)
         # moto keeps its backends in module globals, shared by every server of this process. The first
         # in-process emulator starts empty and the last one leaves nothing behind ("stack nbaml-dev
         # already exists" otherwise); one started while another runs shares its state, so it must deploy

@@ -495,22 +495,17 @@ def _jsonable(result: ReplayResult) -> dict[str, Any]:
 
 
 def _progress(days: list[dt.date], replay: SeasonReplay, *, enabled: bool) -> Iterator[tuple[dt.date, None]]:
-    try:
-        from tqdm import tqdm
-    except ImportError:  # pragma: no cover - tqdm is in the local extra
-        tqdm = None
-    bar = tqdm(total=len(days), unit="day", disable=not enabled or tqdm is None, dynamic_ncols=True) if tqdm else None
-    for day in days:
-        yield day, None
-        if bar is not None:
-            accuracy = replay.live_accuracy(day + dt.timedelta(days=1))
+    from tqdm import tqdm
+
+    with tqdm(total=len(days), unit="day", disable=not enabled, dynamic_ncols=True) as bar:
+        for day in days:
+            yield day, None
+            accuracy = replay.live_accuracy(day + dt.timedelta(days=1)) if enabled else None
             bar.set_postfix_str(
                 f"{day} games {len(replay.served)} live acc {'-' if accuracy is None else f'{accuracy:.3f}'} "
                 f"active {replay.active}"
             )
             bar.update(1)
-    if bar is not None:
-        bar.close()
 
 
 # ---------------------------------------------------------------- entry points

@@ -10,7 +10,6 @@ import argparse
 import os
 import sys
 from pathlib import Path
-from typing import Any
 
 from infra import template as tpl
 
@@ -29,20 +28,14 @@ def tree_bytes(path: Path) -> int:
     return total
 
 
-def _layer_ids(layers: list[Any]) -> list[str]:
-    return [layer["Ref"] for layer in layers if isinstance(layer, dict) and "Ref" in layer]
-
-
 def function_sizes(build_dir: Path) -> dict[str, dict[str, float]]:
     """For each function: its own MB, each layer's MB and the total, from ``build_dir``/template.yaml."""
     built = tpl.load(build_dir / "template.yaml")
-    globals_layers = ((built.get("Globals") or {}).get("Function") or {}).get("Layers") or []
     sizes: dict[str, dict[str, float]] = {}
-    for logical_id, resource in tpl.resources_of_type(built, tpl.FUNCTION).items():
-        props = resource.get("Properties") or {}
-        code = build_dir / str(props.get("CodeUri", logical_id))
-        row = {logical_id: tree_bytes(code) / MB}
-        for layer_id in _layer_ids(globals_layers) + _layer_ids(props.get("Layers") or []):
+    for logical_id in tpl.resources_of_type(built, tpl.FUNCTION):
+        props = tpl.function_properties(built, logical_id)  # Globals' layers included
+        row = {logical_id: tree_bytes(build_dir / str(props.get("CodeUri", logical_id))) / MB}
+        for layer_id in [layer["Ref"] for layer in props.get("Layers") or [] if isinstance(layer, dict)]:
             layer = built["Resources"][layer_id]
             row[layer_id] = tree_bytes(build_dir / str(layer["Properties"]["ContentUri"])) / MB
         row["total"] = sum(row.values())

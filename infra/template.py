@@ -91,26 +91,24 @@ def resources_of_type(template: Mapping[str, Any], resource_type: str) -> dict[s
     return {lid: res for lid, res in template["Resources"].items() if res.get("Type") == resource_type}
 
 
-def _function_properties(template: Mapping[str, Any], logical_id: str) -> dict[str, Any]:
-    """A function's properties with Globals.Function merged under them, as the transform merges them."""
+def function_properties(template: Mapping[str, Any], logical_id: str) -> dict[str, Any]:
+    """A function's properties with Globals.Function merged in by samtranslator's own rules (maps merged,
+    lists added to, IgnoreGlobals honoured): what the transform gives the function."""
+    from samtranslator.plugins.globals.globals import Globals
+
     resource = template["Resources"].get(logical_id)
     if resource is None or resource.get("Type") != FUNCTION:
         raise TemplateError(f"{logical_id} is not an {FUNCTION} of the template")
-    merged = copy.deepcopy((template.get("Globals") or {}).get("Function") or {})
-    for key, value in (resource.get("Properties") or {}).items():
-        if key == "Environment":
-            variables = {**(merged.get("Environment") or {}).get("Variables", {}), **value.get("Variables", {})}
-            merged["Environment"] = {"Variables": variables}
-        else:
-            merged[key] = copy.deepcopy(value)
-    return merged
+    own = copy.deepcopy(resource.get("Properties") or {})
+    merged = Globals(copy.deepcopy(dict(template))).merge(FUNCTION, own, logical_id, resource.get("IgnoreGlobals"))
+    return dict(merged)
 
 
 def code_dirs(template: Mapping[str, Any], root: Path = REPO_ROOT) -> dict[str, Path]:
     """Local source directory of every function (CodeUri) and layer (ContentUri), by logical id."""
     dirs: dict[str, Path] = {}
     for logical_id in resources_of_type(template, FUNCTION):
-        uri = _function_properties(template, logical_id).get("CodeUri")
+        uri = function_properties(template, logical_id).get("CodeUri")
         if isinstance(uri, str) and not uri.startswith("s3://"):
             dirs[logical_id] = (root / uri).resolve()
     for logical_id, layer in resources_of_type(template, LAYER).items():
@@ -131,12 +129,12 @@ def function_environment(template: Mapping[str, Any], logical_id: str) -> dict[s
 
     The names are what matter here; the deployed stack resolves the values (LocalStack.env_for).
     """
-    return dict((_function_properties(template, logical_id).get("Environment") or {}).get("Variables", {}))
+    return dict((function_properties(template, logical_id).get("Environment") or {}).get("Variables", {}))
 
 
 def function_settings(template: Mapping[str, Any], logical_id: str) -> dict[str, Any]:
     """Runtime, handler, memory and timeout of a function (Globals merged), for the Lambda context."""
-    props = _function_properties(template, logical_id)
+    props = function_properties(template, logical_id)
     return {
         "Runtime": props.get("Runtime"),
         "Handler": props.get("Handler", "app.handler"),
@@ -160,7 +158,7 @@ def schedules(template: Mapping[str, Any]) -> dict[str, list[ScheduleEvent]]:
     """Every function's schedule events: logical id -> its ScheduleEvents, in template order."""
     found: dict[str, list[ScheduleEvent]] = {}
     for logical_id in resources_of_type(template, FUNCTION):
-        events = _function_properties(template, logical_id).get("Events") or {}
+        events = function_properties(template, logical_id).get("Events") or {}
         for name, event in events.items():
             if event.get("Type") not in SCHEDULE_EVENTS:
                 continue
@@ -315,8 +313,7 @@ def http_api_functions(template: Mapping[str, Any]) -> list[str]:
         logical_id
         for logical_id in resources_of_type(template, FUNCTION)
         if any(
-            e.get("Type") == "HttpApi"
-            for e in (_function_properties(template, logical_id).get("Events") or {}).values()
+            e.get("Type") == "HttpApi" for e in (function_properties(template, logical_id).get("Events") or {}).values()
         )
     ]
 
