@@ -18,19 +18,18 @@ from __future__ import annotations
 import io
 import json
 import secrets
-import time
 import zipfile
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from botocore.exceptions import ClientError
+from botocore.exceptions import ClientError, WaiterError
 
 from infra import emulator as emu
 from infra import template as tpl
 from infra.stack import Fill, LocalStack, StackError
 
-_STACK_TIMEOUT_S = 60.0
+_STACK_TIMEOUT_S = 60
 # Properties moto stores nowhere, so no boto3 call can fill them. Each is named here on purpose: it has
 # no local effect (no X-Ray, no Lambda log routing, no KMS), and a property missing from this list that
 # stays unfilled fails the deploy.
@@ -206,18 +205,13 @@ class Deployment:
             Parameters=[{"ParameterKey": k, "ParameterValue": v} for k, v in self.parameters.items()],
             Capabilities=["CAPABILITY_IAM", "CAPABILITY_NAMED_IAM", "CAPABILITY_AUTO_EXPAND"],
         )
-        deadline = time.monotonic() + _STACK_TIMEOUT_S
-        while True:
-            status = cfn.describe_stacks(StackName=self.stack_name)["Stacks"][0]["StackStatus"]
-            if status == "CREATE_COMPLETE":
-                return
-            if not status.endswith("IN_PROGRESS") or time.monotonic() > deadline:
-                events = cfn.describe_stack_events(StackName=self.stack_name)["StackEvents"]
-                reasons = [e.get("ResourceStatusReason") for e in events if e.get("ResourceStatusReason")]
-                raise StackError(
-                    f"stack {self.stack_name} ended {status}: {'; '.join(reasons[:3]) or 'no reason given'}"
-                )
-            time.sleep(0.05)
+        try:  # moto creates synchronously: the waiter's first look finds the stack done
+            waiter = cfn.get_waiter("stack_create_complete")
+            waiter.wait(StackName=self.stack_name, WaiterConfig={"Delay": 1, "MaxAttempts": _STACK_TIMEOUT_S})
+        except WaiterError as exc:
+            events = cfn.describe_stack_events(StackName=self.stack_name)["StackEvents"]
+            reasons = [e.get("ResourceStatusReason") for e in events if e.get("ResourceStatusReason")]
+            raise StackError(f"stack {self.stack_name} not created: {'; '.join(reasons[:3]) or exc}") from exc
 
     def _read_physical_ids(self) -> None:
         rows = self.client("cloudformation").describe_stack_resources(StackName=self.stack_name)["StackResources"]
