@@ -3,9 +3,10 @@
 The app is the predict function's, served over HTTP by uvicorn on 127.0.0.1 (the twin of ``sam local
 start-api``), on the deployed template (a moto server process with template.yaml in it) with v1 active, v2
 on a canary, the team state loaded and a drift report written, so generated requests reach real routing,
-real storage and the real admin checks. moto evaluates IAM: the app signs as the predict function's role. The admin routes are called with the stack's token
-(``schemathesis.toml``, ``[auth.openapi.AdminToken]``); schemathesis' ignored_auth check also calls them
-without it and with a wrong one. Every check runs (server errors, status codes, content types, headers,
+real storage and the real admin checks; moto evaluates IAM, and the app signs as the predict function's
+role. The admin routes are called with the stack's token (``schemathesis.toml``,
+``[auth.openapi.AdminToken]``); schemathesis' ignored_auth check also calls them without it and with a
+wrong one. Every check runs (server errors, status codes, content types, headers,
 response bodies, negative and positive data, methods and Allow headers, auth) and none may fail.
 """
 
