@@ -547,8 +547,6 @@ def _restore_parameters(
     A parameter whose history differs (a new random admin token) is deleted and rewritten whole. A
     SecureString whose values the backup does not hold is left as the stack has it (``withheld``).
     """
-    from botocore.exceptions import ClientError
-
     document = json.loads((folder / PARAMETERS).read_text())
     ssm = state.clients("ssm")
     replayed = 0
@@ -561,18 +559,8 @@ def _restore_parameters(
             withheld.append(name)
             continue
         wanted = [_with_value(entry, secrets.get(relative, {}), name) for entry in parameter["history"]]
-        try:
-            existing = []
-            for page in ssm.get_paginator("get_parameter_history").paginate(Name=name, WithDecryption=True):
-                existing.extend(page.get("Parameters", []))
-        except ClientError as exc:
-            if exc.response.get("Error", {}).get("Code") != "ParameterNotFound":
-                raise
-            existing = []
-        existing.sort(key=lambda h: int(h["Version"]))
-        have = [(h["Type"], h["Value"]) for h in existing]
-        want = [(e["type"], e["value"]) for e in wanted]
-        if have and have == want[: len(have)]:
+        have = [(h["Type"], h["Value"]) for h in _stack_history(ssm, name)]
+        if have and have == [(e["type"], e["value"]) for e in wanted][: len(have)]:
             todo = wanted[len(have) :]
         else:
             if have:
@@ -580,25 +568,45 @@ def _restore_parameters(
                 replaced.append(name)
             todo = wanted
         for entry in todo:
-            arguments: dict[str, Any] = {
-                "Name": name,
-                "Value": entry["value"],
-                "Type": entry["type"],
-                "Overwrite": True,
-                "Tier": entry.get("tier", "Standard"),
-                "DataType": entry.get("data_type", "text"),
-            }
-            if entry.get("description"):
-                arguments["Description"] = entry["description"]
-            if entry.get("allowed_pattern"):
-                arguments["AllowedPattern"] = entry["allowed_pattern"]
-            if entry["type"] == _SECURE and entry.get("key_id") not in (None, DEFAULT_KMS_KEY):
-                arguments["KeyId"] = entry["key_id"]
-            version = int(ssm.put_parameter(**arguments)["Version"])
-            if entry.get("labels"):
-                ssm.label_parameter_version(Name=name, ParameterVersion=version, Labels=entry["labels"])
+            _put_version(ssm, name, entry)
             replayed += 1
     return len(document["parameters"]), replayed, replaced, withheld
+
+
+def _stack_history(ssm: Any, name: str) -> list[dict[str, Any]]:
+    """The parameter's history in the target stack, oldest first ([] if it does not exist)."""
+    from botocore.exceptions import ClientError
+
+    existing: list[dict[str, Any]] = []
+    try:
+        for page in ssm.get_paginator("get_parameter_history").paginate(Name=name, WithDecryption=True):
+            existing.extend(page.get("Parameters", []))
+    except ClientError as exc:
+        if exc.response.get("Error", {}).get("Code") != "ParameterNotFound":
+            raise
+        return []
+    return sorted(existing, key=lambda h: int(h["Version"]))
+
+
+def _put_version(ssm: Any, name: str, entry: dict[str, Any]) -> None:
+    """Write one version of a parameter's history back, with its description, pattern, key and labels."""
+    arguments: dict[str, Any] = {
+        "Name": name,
+        "Value": entry["value"],
+        "Type": entry["type"],
+        "Overwrite": True,
+        "Tier": entry.get("tier", "Standard"),
+        "DataType": entry.get("data_type", "text"),
+    }
+    if entry.get("description"):
+        arguments["Description"] = entry["description"]
+    if entry.get("allowed_pattern"):
+        arguments["AllowedPattern"] = entry["allowed_pattern"]
+    if entry["type"] == _SECURE and entry.get("key_id") not in (None, DEFAULT_KMS_KEY):
+        arguments["KeyId"] = entry["key_id"]
+    version = int(ssm.put_parameter(**arguments)["Version"])
+    if entry.get("labels"):
+        ssm.label_parameter_version(Name=name, ParameterVersion=version, Labels=entry["labels"])
 
 
 def _with_value(entry: dict[str, Any], secret_values: dict[str, str], name: str) -> dict[str, Any]:

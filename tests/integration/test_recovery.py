@@ -141,11 +141,7 @@ def test_given_a_destroyed_stack_when_restored_into_an_empty_one_then_it_serves_
     assert report.objects > 0 and report.items["ModelVersionsTable"] >= 3 and report.secure_strings >= 1
 
     # Then: the backup folder is sealed, the SecureStrings are only in the 0600 file, and encrypted there
-    manifest = json.loads((folder / bk.MANIFEST).read_text())
-    assert manifest["counts"]["s3_objects"] == report.objects and manifest["secrets_included"]
-    assert (folder / bk.SECRETS).stat().st_mode & 0o777 == 0o600
-    everything = b"".join(p.read_bytes() for p in folder.rglob("*") if p.is_file())
-    assert token.encode() not in everything and token[:12].encode() not in everything
+    assert_sealed_with_secrets_encrypted(folder, report, token)
 
     # When: a new, empty stack is deployed and the backup restored into it (the passphrase is needed)
     with stk.deployed(isolated=True, iam=True) as second:
@@ -160,12 +156,7 @@ def test_given_a_destroyed_stack_when_restored_into_an_empty_one_then_it_serves_
         with acting_as(second, "predict"):
             assert parameters.read_secret(admin_param or "", max_age=0) == token
         # Then: the same active version, the same parameter history, registry, bundles and team state
-        assert after["roles"]["active"][-1][0] == V2
-        assert after["roles"] == before["roles"]
-        assert after["registry"] == before["registry"]
-        assert after["bundles"] == before["bundles"] and set(after["bundles"]) == {"v1", V2, V3}
-        assert after["state"] == before["state"]
-        assert after["predictions"] == before["predictions"]
+        assert_same_state(before, after)
         # and IDENTICAL predictions for the slate, canary share included
         assert after_answers == before_answers
         assert {p["role"] for p in after_answers["predictions"]} <= {"champion", "canary"}
@@ -188,6 +179,23 @@ def test_given_a_destroyed_stack_when_restored_into_an_empty_one_then_it_serves_
     for version in mirrored:
         files = {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in (tmp_path / "models" / version).iterdir()}
         assert files == before["bundles"][version]
+
+
+def assert_sealed_with_secrets_encrypted(folder: Path, report: bk.Report, token: str) -> None:
+    manifest = json.loads((folder / bk.MANIFEST).read_text())
+    assert manifest["counts"]["s3_objects"] == report.objects and manifest["secrets_included"]
+    assert (folder / bk.SECRETS).stat().st_mode & 0o777 == 0o600
+    everything = b"".join(p.read_bytes() for p in folder.rglob("*") if p.is_file())
+    assert token.encode() not in everything and token[:12].encode() not in everything
+
+
+def assert_same_state(before: dict[str, Any], after: dict[str, Any]) -> None:
+    assert after["roles"]["active"][-1][0] == V2
+    assert after["roles"] == before["roles"]
+    assert after["registry"] == before["registry"]
+    assert after["bundles"] == before["bundles"] and set(after["bundles"]) == {"v1", V2, V3}
+    assert after["state"] == before["state"]
+    assert after["predictions"] == before["predictions"]
 
 
 def test_given_a_tampered_or_unsealed_backup_when_restored_then_it_is_refused_before_any_write(tmp_path: Path) -> None:
