@@ -8,6 +8,11 @@ PYTHON ?= python3
 VENV := .venv
 VENV_SAM := .venv-sam
 PY := $(VENV)/bin/python
+VENV_STAMP := $(VENV)/.synced-from-locks
+DEV_LOCK := requirements/dev.txt
+# What runs in a Lambda container: the runtime image's own packages, the three layers, and the emulator's.
+RUNTIME_LOCKS := requirements/lambda-runtime.txt layers/nbaml/requirements.txt layers/api/requirements.txt \
+	layers/ml/requirements.txt requirements/emulator.txt
 SAM := $(VENV_SAM)/bin/sam
 TEMPLATE := template.yaml
 BUILD_DIR := .aws-sam/build
@@ -39,20 +44,45 @@ help: ## List the targets.
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z0-9_-]+:.*## / {printf "  \033[36m%-12s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
 
 .PHONY: venv
-venv: $(VENV)/bin/python $(SAM) ## Create .venv (project, editable) and .venv-sam (aws-sam-cli), each only if missing.
+venv: $(VENV_STAMP) $(SAM) ## Create or sync .venv (project, editable) and .venv-sam (aws-sam-cli) from the locks.
 
-$(VENV)/bin/python:
+# Both environments install exactly the locked versions (with hashes), the same ones the layers ship: the
+# stamp is older than a lock after `make lock`, so the next make target re-syncs the environment.
+$(VENV_STAMP): $(DEV_LOCK)
 	@$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "nbaml needs Python >= 3.11"' \
 		|| { echo "$(PYTHON) is older than 3.11: run make venv PYTHON=python3.11 (or newer)" >&2; exit 1; }
-	$(PYTHON) -m venv $(VENV)
+	[ -x $(VENV)/bin/python ] || $(PYTHON) -m venv $(VENV)
 	$(VENV)/bin/pip install --upgrade pip
-	$(VENV)/bin/pip install -e '.[ml,local,dev]'
+	$(VENV)/bin/pip install --require-hashes -r $(DEV_LOCK)
+	$(VENV)/bin/pip install --no-deps -e .
+	touch $@
 
 # aws-sam-cli pins its own boto3, so it lives apart from the project's environment.
-$(SAM):
-	$(PYTHON) -m venv $(VENV_SAM)
+$(SAM): requirements/sam.txt
+	[ -x $(VENV_SAM)/bin/python ] || $(PYTHON) -m venv $(VENV_SAM)
 	$(VENV_SAM)/bin/pip install --upgrade pip
-	$(VENV_SAM)/bin/pip install aws-sam-cli
+	$(VENV_SAM)/bin/pip install --require-hashes -r requirements/sam.txt
+	touch $@
+
+# Every lock, regenerated on purpose only (nothing else depends on this target): exact versions with hashes,
+# resolved for Python 3.11 and 3.12 alike (one version of each package: the development environment on 3.11
+# and Lambda's python3.12 run the same libraries). Each lock is constrained by the ones before it, so a
+# package two of them share has one version: the runtime's boto3 and jmespath, the layers' pydantic, the
+# emulator's moto in the development environment.
+UV_COMPILE = $(VENV)/bin/uv pip compile --quiet --generate-hashes --universal --python-version 3.11 \
+	--fork-strategy fewest --custom-compile-command "make lock"
+.PHONY: lock
+lock: $(VENV_STAMP) ## Regenerate every lock (layers, runtime image, emulator, dev env, SAM CLI) with uv; then make venv.
+	$(UV_COMPILE) requirements/lambda-runtime.in -o requirements/lambda-runtime.txt
+	$(UV_COMPILE) layers/nbaml/requirements.in -c requirements/lambda-runtime.txt -o layers/nbaml/requirements.txt
+	$(UV_COMPILE) layers/api/requirements.in -c requirements/lambda-runtime.txt -c layers/nbaml/requirements.txt \
+		-o layers/api/requirements.txt
+	$(UV_COMPILE) layers/ml/requirements.in -c requirements/lambda-runtime.txt -c layers/nbaml/requirements.txt \
+		-c layers/api/requirements.txt -o layers/ml/requirements.txt
+	$(UV_COMPILE) requirements/emulator.in -c requirements/lambda-runtime.txt -o requirements/emulator.txt
+	$(UV_COMPILE) pyproject.toml --extra ml --extra local --extra dev $(foreach l,$(RUNTIME_LOCKS),-c $(l)) \
+		-o $(DEV_LOCK)
+	$(UV_COMPILE) requirements/sam.in -o requirements/sam.txt
 
 .PHONY: stack-up
 stack-up: ## Start the moto emulator on 127.0.0.1:$(PORT) and deploy template.yaml into it (STAGE=dev).
@@ -82,27 +112,27 @@ size: ## After build: unzipped size of each function with its layers (fails abov
 SHARED_GAMES ?= ../shared/data/nba_games_2009_2023.csv
 
 .PHONY: run
-run: $(VENV)/bin/python ## The main job: replay a synthetic season through the local stack (no AWS, no Docker, no file).
+run: $(VENV_STAMP) ## The main job: replay a synthetic season through the local stack (no AWS, no Docker, no file).
 	$(PY) -m infra replay
 
 .PHONY: run-real
-run-real: $(VENV)/bin/python ## Replay the real 2022-23 season from the shared file; fails unless it beats always-home and Elo.
+run-real: $(VENV_STAMP) ## Replay the real 2022-23 season from the shared file; fails unless it beats always-home and Elo.
 	$(PY) -m infra replay --source file --games $(SHARED_GAMES) --season 2022 --require-beat-baselines
 
 .PHONY: test
-test: $(VENV)/bin/python ## Every test: unit (moto decorators), integration (moto server), end-to-end (replays).
+test: $(VENV_STAMP) ## Every test: unit (moto decorators), integration (moto server), end-to-end (replays).
 	$(PY) -m pytest
 
 .PHONY: test-unit
-test-unit: $(VENV)/bin/python ## Unit tests only (fast).
+test-unit: $(VENV_STAMP) ## Unit tests only (fast).
 	$(PY) -m pytest tests/unit
 
 .PHONY: evaluate
-evaluate: $(VENV)/bin/python ## Walk-forward on the real 2021-22 and 2022-23 seasons against always-home and Elo.
+evaluate: $(VENV_STAMP) ## Walk-forward on the real 2021-22 and 2022-23 seasons against always-home and Elo.
 	$(PY) -m nbaml.training.walkforward --games $(SHARED_GAMES)
 
 .PHONY: bench
-bench: $(VENV)/bin/python ## Every benchmark, each printing its figures against its target and baseline.
+bench: $(VENV_STAMP) ## Every benchmark, each printing its figures against its target and baseline.
 	$(PY) bench/bench_features.py
 	$(PY) bench/bench_engine.py
 	$(PY) bench/bench_retrain.py
@@ -111,7 +141,7 @@ bench: $(VENV)/bin/python ## Every benchmark, each printing its figures against 
 	$(PY) bench/bench_replay.py
 
 .PHONY: bench-serving
-bench-serving: $(VENV)/bin/python ## The serving benchmark alone (run make build first for the size row).
+bench-serving: $(VENV_STAMP) ## The serving benchmark alone (run make build first for the size row).
 	$(PY) bench/bench_serving.py
 
 .PHONY: rollback
@@ -123,7 +153,7 @@ clean: ## Remove build output, reports and caches (not the virtual environments)
 	rm -rf .aws-sam reports .pytest_cache .ruff_cache .hypothesis
 
 .PHONY: security
-security: $(VENV)/bin/python ## bandit over what ships and operates the stack; pip-audit (see security/FINDINGS.md).
+security: $(VENV_STAMP) ## bandit over what ships and operates the stack; pip-audit (see security/FINDINGS.md).
 	$(VENV)/bin/bandit -q -r layers functions infra -c security/bandit.yaml -b security/bandit-baseline.json
 	@# No vulnerability service answers for this machine's package mirror, so pip-audit cannot audit here
 	@# (FINDINGS.md, P-01): it runs and reports; set PIP_AUDIT_FLAGS=--strict where it can reach one.
