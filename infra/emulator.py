@@ -133,7 +133,7 @@ def is_reachable(endpoint: str, timeout: float = 1.0) -> bool:
         return False
 
 
-def _port_is_free(port: int) -> bool:
+def port_is_free(port: int) -> bool:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         try:
             sock.bind((HOST, port))
@@ -286,7 +286,7 @@ def start(port: int = DEFAULT_PORT, state_dir: Path = STATE_DIR) -> BackgroundEm
         raise EmulatorError(
             f"an emulator already runs (pid {running.pid}, {running.endpoint}); run `nbaml stack down` first"
         )
-    if not _port_is_free(port):
+    if not port_is_free(port):
         raise EmulatorError(f"port {port} on {HOST} is in use; pick another with --port")
     state_dir.mkdir(parents=True, exist_ok=True)
     log_file = state_dir / "emulator.log"

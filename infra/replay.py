@@ -207,11 +207,14 @@ class SeasonReplay:
             self.timings[name] += time.perf_counter() - started
 
     def env(self, function: str) -> dict[str, str]:
+        """What the replay sets beyond the template for ``function`` (short name), whichever runtime runs it."""
         extra = dict(QUIET)
         if function == "collect":
             extra |= self.source.collect_env
         if function == "retrain" and self.options.quick:
             extra["TRAIN_PROFILE"] = "quick"
+        if function == "predict":
+            extra["MODEL_PARAM_MAX_AGE_SECONDS"] = "0"  # months in minutes: a promotion shows on the next request
         return extra
 
     def invoke(self, function: str, event: dict[str, Any]) -> Any:
@@ -303,10 +306,20 @@ class SeasonReplay:
             end = min(end, self.source.start + dt.timedelta(days=self.options.days - 1))
         return [self.source.start + dt.timedelta(days=n) for n in range((end - self.source.start).days + 1)]
 
+    @contextlib.contextmanager
+    def serving(self) -> Iterator[str]:
+        """The HTTP API the slates are asked of, for the block (its base URL): uvicorn in a thread serving the
+        predict function's app, the twin of ``sam local start-api`` (``infra.samcli.replay`` uses the real one)."""
+        from nbaml.serving.api import create_app
+        from nbaml.storage import aws
+
+        with runtime.function_environment(self.stack.env_for("predict") | self.env("predict")):
+            app, identity = create_app(), aws.current_identity()
+        with ApiServer(app, identity) as api:
+            yield api.url
+
     def run(self) -> ReplayResult:
         import httpx
-
-        from nbaml.serving.api import create_app
 
         print(f"backfilling {len(self.source.history)} games of history ({self.source.name}) ...", flush=True)
         backfilled = self.backfill()
@@ -317,12 +330,8 @@ class SeasonReplay:
         print("training v1 ...", flush=True)
         first = self.train_first_model()
         print(f"  {first['version']}: {first['status']} {json.dumps(_short_metrics(first['metrics']))}")
-        from nbaml.storage import aws
-
-        with runtime.function_environment(self.stack.env_for("predict") | QUIET | {"MODEL_PARAM_MAX_AGE_SECONDS": "0"}):
-            app, identity = create_app(), aws.current_identity()
         days = self.days()
-        with ApiServer(app, identity) as api, httpx.Client(base_url=api.url, timeout=60) as client:
+        with self.serving() as url, httpx.Client(base_url=url, timeout=60) as client:
             for day, _ in _progress(days, self, enabled=self.options.progress):
                 for firing in self.clock.firings_on(day):
                     self.fire(firing)

@@ -117,13 +117,15 @@ def shared_games_path() -> Path:
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    # Integration and end-to-end tests carry their marker by folder, so `-m "not e2e"` works everywhere.
+    # Integration, end-to-end and sam tests carry their marker by folder, so `-m "not e2e"` works everywhere.
     for item in items:
         path = str(item.fspath)
         if f"{os.sep}integration{os.sep}" in path:
             item.add_marker(pytest.mark.integration)
         elif f"{os.sep}e2e{os.sep}" in path:
             item.add_marker(pytest.mark.e2e)
+        elif f"{os.sep}sam{os.sep}" in path:
+            item.add_marker(pytest.mark.sam)
 
 
 # ---------------------------------------------------------------- shared job helpers and fixtures
