@@ -22,7 +22,13 @@ def settings() -> AuthorizerSettings:
     return load_settings(AuthorizerSettings)
 
 
+def authorization_header(event: dict[str, Any]) -> str:
+    """The Authorization header whatever its case: HTTP API lowercases header names, ``sam local start-api``
+    passes the client's own (found by the SAM tier); HTTP header names are case-insensitive either way."""
+    headers = event.get("headers") or {}
+    return next((str(value) for name, value in headers.items() if name.lower() == "authorization"), "")
+
+
 @logger.inject_lambda_context(log_event=False)
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, bool]:
-    header = (event.get("headers") or {}).get("authorization", "")
-    return {"isAuthorized": is_authorized(header, settings().admin_token_param)}
+    return {"isAuthorized": is_authorized(authorization_header(event), settings().admin_token_param)}

@@ -47,8 +47,13 @@ def sam_tier() -> images.ImagePlan:
 
 @dataclass
 class Trained:
+    """The retrain container's first run, and the registry status and active parameter right after it (later
+    tests flip roles: the API's admin routes and infra/rollback.sh)."""
+
     invocation: sam.Invocation
     version: str
+    status: str
+    active: str
 
 
 @pytest.fixture(scope="session")
@@ -78,7 +83,15 @@ def trained(sam_stack: samcli_stack.SamStack) -> Trained:
     assert invocation.error is None, invocation.logs[-2000:]
     run = invocation.result["runs"][0]
     assert run["status"] == "promoted", run
-    return Trained(invocation=invocation, version=run["version"])
+    from nbaml.config import CommonSettings, load_settings
+    from nbaml.storage import parameters
+    from nbaml.storage.registry import ModelRegistry
+
+    with runtime.function_environment(sam_stack.stack.env_for("retrain") | QUIET):
+        settings = load_settings(CommonSettings)
+        status = ModelRegistry(settings.model_versions_table).get(run["version"])["status"]
+        active = parameters.read(settings.active_model_param)
+    return Trained(invocation=invocation, version=run["version"], status=status, active=active)
 
 
 @pytest.fixture(scope="session")
