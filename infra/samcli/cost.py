@@ -232,7 +232,7 @@ class Estimate:
     def render(self) -> str:
         from infra import tables
 
-        rows = [[li.item, f"{li.quantity:,.0f}", li.price, f"{li.usd:.2f}"] for li in self.lines]
+        rows = [[li.item, _quantity(li.quantity), li.price, f"{li.usd:.2f}"] for li in self.lines]
         rows.append(["total (list prices)", "", "", f"{self.total:.2f}"])
         rows.append(["total after the always-free allowances", "", "", f"{self.total_after_free_tier:.2f}"])
         u = self.usage
@@ -243,6 +243,10 @@ class Estimate:
             + "\n".join(f"  {name}: {url}" for name, url in SOURCES.items())
         )
         return head + "\n" + tables.table(["item", "per month", "unit price (USD)", "USD/month"], rows)
+
+
+def _quantity(value: float) -> str:
+    return f"{value:,.0f}" if value >= 100 else f"{value:.3g}"
 
 
 def estimate(usage: Usage, predictions_per_day: int = 10_000) -> Estimate:

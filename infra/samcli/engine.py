@@ -41,14 +41,20 @@ class EngineState:
 
 def uplinks() -> list[str]:
     """The interfaces default routes leave by (``ip route``): where a packet would go to reach the internet."""
-    found = []
-    for line in process.text(["ip", "-o", "route", "show", "default"]).splitlines():
-        words = line.split()
-        if "dev" in words and words.index("dev") + 1 < len(words):
-            found.append(words[words.index("dev") + 1])
+    found = default_route_devices(process.text(["ip", "-o", "route", "show", "default"]))
     if not found:
         raise SamError("`ip route` shows no default route: cannot tell which interface to block containers from")
-    return sorted(set(found))
+    return found
+
+
+def default_route_devices(routes: str) -> list[str]:
+    """The ``dev`` of every ``default`` line of ``ip route`` output, sorted, each once."""
+    found = set()
+    for line in routes.splitlines():
+        words = line.split()
+        if words[:1] == ["default"] and "dev" in words and words.index("dev") + 1 < len(words):
+            found.add(words[words.index("dev") + 1])
+    return sorted(found)
 
 
 def _rule(interface: str) -> list[str]:
