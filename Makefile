@@ -21,24 +21,6 @@ STAGE ?= dev
 
 export SAM_CLI_TELEMETRY := 0
 
-# sam build --use-... needs an interpreter matching the template's python3.12 runtime on PATH. A pyenv
-# shim named python3.12 exists even when that version is not selected, so each candidate is run, not
-# just found: the first that answers wins.
-define find_python312
-	dir=""; \
-	if python3.12 -c 'import sys' >/dev/null 2>&1; then \
-		dir="$$(dirname "$$(python3.12 -c 'import sys; print(sys.executable)')")"; \
-	elif command -v pyenv >/dev/null 2>&1; then \
-		for cand in "$$(pyenv root)"/versions/3.12*/bin; do \
-			if [ -x "$$cand/python3.12" ]; then dir="$$cand"; fi; \
-		done; \
-	fi; \
-	if [ -z "$$dir" ]; then \
-		echo "sam build needs python3.12 (the template's runtime): put one on PATH or install it with pyenv" >&2; \
-		exit 1; \
-	fi
-endef
-
 .PHONY: help
 help: ## List the targets.
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z0-9_-]+:.*## / {printf "  \033[36m%-12s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -100,10 +82,8 @@ lint: ## ruff check (with the complexity gate: C90, PLR0915) + ruff format --che
 	$(SAM) validate --lint --template $(TEMPLATE)
 
 .PHONY: build
-build: ## sam build (needs a python3.12; found on PATH or under pyenv).
-	@$(find_python312); \
-	echo "sam build with $$dir/python3.12"; \
-	PATH="$$dir:$$PATH" $(SAM) build --template $(TEMPLATE)
+build: $(VENV_STAMP) $(SAM) ## sam build with a python3.12 of this machine (on PATH or under pyenv; nbaml sam python).
+	$(PY) -m infra sam build
 
 .PHONY: size
 size: ## After build: unzipped size of each function with its layers (fails above Lambda's 250 MB).
@@ -143,6 +123,32 @@ bench: $(VENV_STAMP) ## Every benchmark, each printing its figures against its t
 .PHONY: bench-serving
 bench-serving: $(VENV_STAMP) ## The serving benchmark alone (run make build first for the size row).
 	$(PY) bench/bench_serving.py
+
+# ---------------------------------------------------------------- the SAM tier (Docker)
+.PHONY: engine-up
+engine-up: $(VENV_STAMP) ## As root: dockerd --ip-masq=false, then DROP every container packet bound for the uplink.
+	$(PY) -m infra sam engine up
+
+.PHONY: engine-down
+engine-down: $(VENV_STAMP) ## Stop the dockerd engine-up started and remove its DROP rule (an engine it found stays).
+	$(PY) -m infra sam engine down
+
+.PHONY: lambda-image
+lambda-image: $(VENV_STAMP) ## The Lambda python3.12 base image and the emulator image, built here (cached by inputs).
+	$(PY) -m infra sam image
+
+.PHONY: test-sam
+test-sam: $(VENV_STAMP) $(SAM) ## The sam tier alone (needs the engine; builds what is missing first).
+	NBAML_REQUIRE_SAM=1 $(PY) -m pytest tests/sam
+
+DAYS ?= 30
+.PHONY: sam-replay
+sam-replay: $(VENV_STAMP) $(SAM) ## The season replay through sam local start-lambda/start-api (DAYS=30), with its AWS cost.
+	$(PY) -m infra sam replay --days $(DAYS)
+
+.PHONY: bench-sam
+bench-sam: $(VENV_STAMP) $(SAM) ## sam local invoke per function (cold), start-lambda (warm), start-api vs in-process.
+	$(PY) bench/bench_sam.py
 
 .PHONY: rollback
 rollback: ## Emergency rollback: make rollback VERSION=v1 [STAGE=dev] (infra/rollback.sh, unchecked).

@@ -83,6 +83,18 @@ LAMBDA_ENV = {
     "TZ": ":UTC",
 }
 EMULATOR_PORT = 5000
+# moto listens on every interface of its container's own network namespace; the host publishes the port on
+# 127.0.0.1 only (security/FINDINGS.md F-08).
+CONTAINER_INTERFACES = "0.0.0.0"  # noqa: S104  # nosec B104
+EMULATOR_COMMAND = [
+    "/var/lang/bin/python3.12",
+    "-m",
+    "moto.server",
+    "-H",
+    CONTAINER_INTERFACES,
+    "-p",
+    str(EMULATOR_PORT),
+]
 EMULATOR_ENV = {"PYTHONPATH": "/opt/moto", "MOTO_IAM_LOAD_MANAGED_POLICIES": "true", "PYTHONUNBUFFERED": "1"}
 # Parts of the interpreter's tree no Lambda function imports; site-packages is the host's, never the image's.
 _PYTHON_SKIP = re.compile(
@@ -180,12 +192,20 @@ class ImagePlan:
                 "runtime": _sha256(RUNTIME_LOCK),
                 "bootstrap": BOOTSTRAP,
                 "env": LAMBDA_ENV,
+                "left_out": _PYTHON_SKIP.pattern,
             }
         )
 
     @cached_property
     def emulator_key(self) -> str:
-        return _digest({"lambda": self.lambda_key, "emulator": _sha256(EMULATOR_LOCK), "env": EMULATOR_ENV})
+        return _digest(
+            {
+                "lambda": self.lambda_key,
+                "emulator": _sha256(EMULATOR_LOCK),
+                "env": EMULATOR_ENV,
+                "cmd": EMULATOR_COMMAND,
+            }
+        )
 
     @property
     def debian(self) -> str:
@@ -252,7 +272,15 @@ def build_emulator_image(images: ImagePlan | None = None, *, progress: Progress 
         started = time.monotonic()
         _pip_install(images.python, EMULATOR_LOCK, root / "opt" / "moto")
         progress(f"  /opt/moto from {EMULATOR_LOCK.relative_to(REPO_ROOT)} ({time.monotonic() - started:.1f} s)")
-        command = ["/var/lang/bin/python3.12", "-m", "moto.server", "-H", "0.0.0.0", "-p", str(EMULATOR_PORT)]  # noqa: S104 - inside its container
+        command = [
+            "/var/lang/bin/python3.12",
+            "-m",
+            "moto.server",
+            "-H",
+            CONTAINER_INTERFACES,
+            "-p",
+            str(EMULATOR_PORT),
+        ]
         changes = [f"ENV {k}={v}" for k, v in EMULATOR_ENV.items()]
         changes += ["WORKDIR /", f"EXPOSE {EMULATOR_PORT}", f"CMD {json.dumps(command)}"]
         _commit_on_top(base, root, images.emulator, changes, images.emulator_key, progress)

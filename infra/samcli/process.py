@@ -1,14 +1,14 @@
 """Every program the SAM tier runs (docker, sam, debootstrap, iptables, ip) goes through ``run`` or ``spawn``.
 
 Arguments are always a list (never a shell), and a program that is missing fails with one line saying how
-to install it.
+to install it (the tier exists to run these programs: security/FINDINGS.md F-08).
 """
 
 from __future__ import annotations
 
 import os
 import shutil
-import subprocess  # nosec B404 - the tier's purpose is to run docker and sam; see security/FINDINGS.md F-08
+import subprocess  # nosec B404
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import IO
@@ -48,7 +48,7 @@ def run(
     args = [str(a) for a in argv]
     args[0] = tool(args[0]) if os.sep not in args[0] else args[0]
     try:
-        done = subprocess.run(  # noqa: S603  # nosec B603 - a list of arguments, no shell
+        done = subprocess.run(  # noqa: S603  # nosec B603
             args,
             input=input,
             stdin=stdin,
@@ -81,7 +81,7 @@ def spawn(
     """
     args = [str(a) for a in argv]
     args[0] = tool(args[0]) if os.sep not in args[0] else args[0]
-    return subprocess.Popen(  # noqa: S603  # nosec B603 - a list of arguments, no shell
+    return subprocess.Popen(  # noqa: S603  # nosec B603
         args,
         stdout=log,
         stderr=subprocess.STDOUT,

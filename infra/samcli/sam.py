@@ -18,7 +18,7 @@ import os
 import re
 import signal
 import socket
-import subprocess  # nosec B404 - Popen type only; processes start in infra.samcli.process
+import subprocess  # nosec B404
 import threading
 import time
 from collections.abc import Mapping
@@ -118,11 +118,12 @@ def build(*, progress: Any = print) -> float:
     python = images.find_python312()
     started = time.monotonic()
     env = sam_environment({"PATH": f"{python.bin_dir}{os.pathsep}{os.environ.get('PATH', '')}"})
-    process.run(
-        [sam_executable(), "build", "--template", REPO_ROOT / "template.yaml"], env=env, cwd=REPO_ROOT, timeout=1800
-    )
+    template = REPO_ROOT / "template.yaml"
+    done = process.run([sam_executable(), "build", "--template", template], env=env, cwd=REPO_ROOT, timeout=1800)
     seconds = time.monotonic() - started
-    progress(f"sam build with {python.executable}: {seconds:.1f} s")
+    output = (done.stdout + done.stderr).decode(errors="replace").splitlines()
+    built = [line for line in output if line.startswith(("Build Succeeded", "Built Artifacts", "Built Template"))]
+    progress(f"sam build with {python.executable}: {seconds:.1f} s; " + "; ".join(built))
     return seconds
 
 
