@@ -22,7 +22,7 @@ import subprocess  # nosec B404
 import threading
 import time
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -288,12 +288,18 @@ class LambdaServer(_SamServer):
     command = "start-lambda"
 
     def __enter__(self) -> LambdaServer:
+        import boto3
         from botocore.config import Config
 
         super().__enter__()
-
+        creds = emu.LOCAL_CREDENTIALS  # SAM's Invoke API checks no signature; the fake keys sign it
+        session = boto3.session.Session(
+            aws_access_key_id=creds["AWS_ACCESS_KEY_ID"],
+            aws_secret_access_key=creds["AWS_SECRET_ACCESS_KEY"],
+            region_name=emu.LOCAL_REGION,
+        )
         # One attempt, a read timeout past retrain's 900 s: a retried invoke would run a job twice.
-        self._client = emu._session().client(
+        self._client = session.client(
             "lambda",
             endpoint_url=self.url,
             config=Config(retries={"total_max_attempts": 1}, connect_timeout=10, read_timeout=1000),
@@ -323,17 +329,3 @@ class ApiServer(_SamServer):
     def __enter__(self) -> ApiServer:
         super().__enter__()
         return self
-
-
-@dataclass
-class Reports:
-    """REPORT lines collected over a run, per function."""
-
-    lines: list[Report] = field(default_factory=list)
-
-    def add(self, report: Report | None) -> None:
-        if report is not None:
-            self.lines.append(report)
-
-    def of(self, function: str) -> list[Report]:
-        return [r for r in self.lines if r.function == function]

@@ -1,9 +1,9 @@
 """The ``sam`` tier: the functions ``sam build`` wrote, run by the real SAM CLI in Lambda-shaped containers.
 
-Needs a Docker engine (``make engine-up`` as root). Without one every test here is skipped with one line
-saying why, unless ``NBAML_REQUIRE_SAM=1`` (CI), where a missing engine fails the run. The session builds
-what is missing first (``make lambda-image``'s images, cached by their inputs; ``sam build``, cached), so
-the tier always runs today's code.
+Needs a Docker engine (``make engine-up`` as root). Without one the tier is deselected with one line saying
+why (tests/conftest.py), unless ``NBAML_REQUIRE_SAM=1`` (CI), where a missing engine fails every test here.
+The session builds what is missing first (``make lambda-image``'s images, cached by their inputs; ``sam
+build``, cached), so the tier always runs today's code.
 
 One stack serves the function and API tests (``sam_stack``): moto as the container ``nbaml-moto-tier`` on
 ``nbaml-local``, template.yaml deployed into it, two real seasons of history (2019-20, 2020-21 from

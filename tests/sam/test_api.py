@@ -119,11 +119,11 @@ def test_given_the_token_when_a_retrain_is_queued_then_the_retrain_container_pro
     queued = api.post("/admin/retrain", json={"reason": "the sam tier asks for a second model"}, headers=headers)
     assert queued.status_code == 202, queued.text
     # And the queue is delivered to the retrain function's container, as the SQS event source mapping would
-    with runtime.function_environment(sam_stack.host_environment() | QUIET):
-        runs = runtime.deliver_queue(
-            sam_stack.stack.resource("RetrainQueue"),
-            lambda event: sam_stack.local.invoke("RetrainFunction", event).result,
-        )
+    runs = runtime.deliver_queue(
+        sam_stack.stack.resource("RetrainQueue"),
+        lambda event: sam_stack.local.invoke("RetrainFunction", event).result,
+        sam_stack.stack.env_for("retrain") | QUIET,
+    )
     assert len(runs) == 1 and runs[0]["runs"][0]["status"] == "promoted", runs
     second = runs[0]["runs"][0]["version"]
     # Then the API serves it within max_age
