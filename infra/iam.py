@@ -252,7 +252,7 @@ def _switch(endpoint: str, count: float) -> None:
     """moto's own switch: after ``count`` more unauthenticated requests, every request is authorized."""
     url, body = f"{endpoint}/moto-api/reset-auth", str(count).encode()
     request = urllib.request.Request(url, data=body, method="POST", headers={"Content-Type": "text/plain"})  # noqa: S310
-    with urllib.request.urlopen(request, timeout=10) as response:  # noqa: S310
+    with urllib.request.urlopen(request, timeout=10) as response:  # noqa: S310  # nosec B310 - the emulator's loopback moto-api
         response.read()
 
 
