@@ -152,7 +152,9 @@ def deliver_queue(queue_url: str, handle: Callable[[dict[str, Any]], Any], env: 
     """The local twin of Lambda's SQS event source mapping, which moto cannot run without Docker.
 
     Each queued message is handed to ``handle`` as an SQS event of one record and deleted only after
-    ``handle`` returned (an exception leaves it queued, to be delivered again). Returns the results.
+    ``handle`` returned without reporting it in ``batchItemFailures`` (the mapping's
+    ReportBatchItemFailures); an exception or a reported failure leaves it in flight, to be delivered
+    again once its visibility timeout passes, as SQS does. Returns the results.
     ``env`` is the receiving function's environment: the mapping polls and deletes with that function's
     execution role, as Lambda's does.
     """
@@ -165,8 +167,11 @@ def deliver_queue(queue_url: str, handle: Callable[[dict[str, Any]], Any], env: 
     results = []
     while records := polled(lambda: receive_retrain_requests(queue_url)):
         for record in records:
-            results.append(handle({"Records": [record]}))
-            polled(lambda record=record: delete_retrain_request(queue_url, record["receiptHandle"]))
+            result = handle({"Records": [record]})
+            results.append(result)
+            failed = {f.get("itemIdentifier") for f in (result or {}).get("batchItemFailures", [])}
+            if record["messageId"] not in failed:
+                polled(lambda record=record: delete_retrain_request(queue_url, record["receiptHandle"]))
     return results
 
 

@@ -116,6 +116,12 @@ def _event_source_mapping(d: Deployment, lid: str, props: dict[str, Any]) -> str
         int(mapping.get("BatchSize", 0)) == int(props.get("BatchSize", mapping.get("BatchSize", 0))),
         f"{lid}: batch size",
     )
+    wanted_types = props.get("FunctionResponseTypes") or []
+    if (mapping.get("FunctionResponseTypes") or []) != wanted_types:
+        d.client("lambda").update_event_source_mapping(UUID=uuid, FunctionResponseTypes=wanted_types)
+        read = d.client("lambda").get_event_source_mapping(UUID=uuid).get("FunctionResponseTypes") or []
+        check(read == wanted_types, f"{lid}: function response types {read} differ from {wanted_types}")
+        d.note(lid, f"function response types {', '.join(wanted_types) or 'none'}")
     # moto runs Lambda code only through Docker: left enabled, its SQS would try (and hang trying) to
     # invoke the function on every message. Locally, the replay and `nbaml retrain` drain the queue into
     # the handler in-process instead, as the mapping would on AWS.

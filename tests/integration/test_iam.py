@@ -4,9 +4,9 @@ The stack runs with moto's IAM evaluation on (``infra.iam``): each function sign
 role, so a call its policy does not allow is refused as it would be on AWS. A workload runs each
 function's every job through the local runtime (the handlers themselves, with the template's
 environment): collect on the synthetic league and on API-Basketball, predict on every public and admin
-route, drift_check with a drift that queues a retrain, retrain first, on drift and on demand, the
-authorizer allowing and denying. Every authorization moto decided is recorded; the audit then evaluates
-the record against each function's policies with moto's own evaluator, both ways.
+route, drift_check with a drift that queues a retrain, retrain failing (no games yet), then first, on
+drift and on demand, the authorizer allowing and denying. Every authorization moto decided is recorded;
+the audit then evaluates the record against each function's policies with moto's own evaluator, both ways.
 """
 
 from __future__ import annotations
@@ -95,17 +95,28 @@ class Workload:
         with runtime.function_environment(self.operator_env()):  # `nbaml backfill` is an operator's tool
             load(load_settings(CommonSettings), FeedBatch(games=self.history), source="generator")
 
-    def first_model(self) -> None:
+    def first_model_event(self) -> dict[str, Any]:
         requested = dt.datetime.combine(self.day0, dt.time(1), tzinfo=dt.UTC).isoformat()
-        event = {
+        return {
             "trigger": "manual",
             "reason": "first model",
             "requested_by": "test",
             "force": True,
             "requested_at": requested,
+            "request_id": "iam-first-model",
         }
-        run = self.invoke("retrain", event, **QUICK)["runs"][0]
-        assert run["status"] == "promoted", run
+
+    def a_retrain_before_any_game_fails(self) -> None:
+        """No games yet: the run raises, and its request's in-progress record is deleted so a retry can run."""
+        from nbaml.errors import InsufficientDataError
+
+        with pytest.raises(InsufficientDataError):
+            self.invoke("retrain", self.first_model_event(), **QUICK)
+
+    def first_model(self) -> None:
+        """The same request again, once the history is loaded: it runs (a failed request is not recorded)."""
+        run = self.invoke("retrain", self.first_model_event(), **QUICK)["runs"][0]
+        assert run["status"] == "promoted" and not run["answered_from_record"], run
 
     def a_week_of_slates_then_collect(self) -> dt.date:
         self.api("GET", "/reports/latest", expect=404)  # no drift check has run yet: 404, not 403 nor 503
@@ -188,6 +199,7 @@ def workload(local_stack: LocalStack, local_tls: Any) -> Iterator[Workload]:
     from pytest_httpserver import HTTPServer
 
     job = Workload(local_stack, SyntheticLeague(seed=SEED))
+    job.a_retrain_before_any_game_fails()
     job.backfill()
     job.first_model()
     run_date = job.a_week_of_slates_then_collect()

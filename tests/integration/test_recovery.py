@@ -243,7 +243,7 @@ def test_given_the_template_then_every_store_is_recoverable_and_every_log_group_
     assert bucket.get("DeletionPolicy") == "Retain" and bucket.get("UpdateReplacePolicy") == "Retain"
     # Every table: point-in-time recovery; deletion protection exactly in prod (the IsProd condition)
     tables = by_type["AWS::DynamoDB::Table"]
-    assert set(tables) == {"GamesTable", "PredictionsTable", "ModelVersionsTable"}
+    assert set(tables) == {"GamesTable", "PredictionsTable", "ModelVersionsTable", "RetrainRequestsTable"}
     for lid, table in tables.items():
         props = table["Properties"]
         assert props["PointInTimeRecoverySpecification"]["PointInTimeRecoveryEnabled"] is True, lid

@@ -64,6 +64,11 @@ class DriftSettings(CommonSettings):
 
 
 class RetrainSettings(CommonSettings):
+    # Each request's outcome by its id (Powertools Idempotency): a redelivered request runs once.
+    retrain_requests_table: str = Field(min_length=1)
+    # An MLflow tracking server's URL (template parameter TrackingUri); empty: runs are not tracked.
+    mlflow_tracking_uri: str = ""
+    mlflow_experiment_name: str = Field(default="nbaml", min_length=1)
     promotion_mode: Literal["active", "canary", "shadow"] = "active"
     canary_percent: int = Field(default=10, ge=1, le=100)
     retrain_lock_ttl_seconds: int = Field(default=1800, ge=60)

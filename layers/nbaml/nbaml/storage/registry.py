@@ -69,6 +69,26 @@ class ModelRegistry:
         versions = [i for i in items if not str(i["version"]).startswith((LOCK_PREFIX, MARKER_PREFIX))]
         return sorted(versions, key=lambda i: (i.get("deployed_at") or "", i.get("created_at") or ""), reverse=True)
 
+    def made_by_request(self, request_id: str) -> dict[str, Any] | None:
+        """The version a retrain request registered, if it got that far (a request registers at most one)."""
+        made = [v for v in self.versions() if v.get("request_id") == request_id]
+        return from_item(min(made, key=lambda v: str(v["version"]))) if made else None
+
+    def annotate(self, version: str, fields: dict[str, Any]) -> None:
+        """Set ``fields`` on a registered version's item (what a retrain decided about it)."""
+        names = {f"#f{i}": key for i, key in enumerate(fields)}
+        values = {f":f{i}": to_item({"v": value})["v"] for i, value in enumerate(fields.values())}
+        call(
+            f"annotate {version}",
+            lambda: table(self.table_name).update_item(
+                Key={"version": version},
+                UpdateExpression="SET " + ", ".join(f"#f{i} = :f{i}" for i in range(len(fields))),
+                ConditionExpression="attribute_exists(version)",
+                ExpressionAttributeNames=names,
+                ExpressionAttributeValues=values,
+            ),
+        )
+
     def with_status(self, status: VersionStatus) -> list[dict[str, Any]]:
         return call(
             f"versions {status}",
