@@ -18,6 +18,7 @@ TEMPLATE := template.yaml
 BUILD_DIR := .aws-sam/build
 PORT ?= 5005
 STAGE ?= dev
+MLFLOW_PORT ?= 5500
 
 export SAM_CLI_TELEMETRY := 0
 
@@ -62,17 +63,23 @@ lock: $(VENV_STAMP) ## Regenerate every lock (layers, runtime image, emulator, d
 	$(UV_COMPILE) layers/ml/requirements.in -c requirements/lambda-runtime.txt -c layers/nbaml/requirements.txt \
 		-c layers/api/requirements.txt -o layers/ml/requirements.txt
 	$(UV_COMPILE) requirements/emulator.in -c requirements/lambda-runtime.txt -o requirements/emulator.txt
-	$(UV_COMPILE) pyproject.toml --extra ml --extra local --extra dev $(foreach l,$(RUNTIME_LOCKS),-c $(l)) \
-		-o $(DEV_LOCK)
+	$(UV_COMPILE) pyproject.toml --extra ml --extra local --extra dev --extra tracking \
+		$(foreach l,$(RUNTIME_LOCKS),-c $(l)) -o $(DEV_LOCK)
 	$(UV_COMPILE) requirements/sam.in -o requirements/sam.txt
 
 .PHONY: stack-up
-stack-up: ## Start the moto emulator on 127.0.0.1:$(PORT) and deploy template.yaml into it (STAGE=dev).
-	$(VENV)/bin/nbaml stack up --port $(PORT) --stage $(STAGE)
+stack-up: ## Start the moto emulator on 127.0.0.1:$(PORT) and deploy template.yaml into it (STAGE=dev; MLFLOW=1: and MLflow).
+	$(VENV)/bin/nbaml stack up --port $(PORT) --stage $(STAGE) $(if $(MLFLOW),--mlflow --mlflow-port $(MLFLOW_PORT))
 
 .PHONY: stack-down
-stack-down: ## Stop the emulator (the local stack lives only in its memory).
+stack-down: ## Stop the emulator and the MLflow server (the stack lives in the emulator's memory; runs stay on disk).
 	$(VENV)/bin/nbaml stack down
+
+MLFLOW_STORE := $(CURDIR)/.nbaml/mlflow
+.PHONY: mlflow-ui
+mlflow-ui: ## The local stack's MLflow runs without the stack: mlflow ui on 127.0.0.1:$(MLFLOW_PORT) (Ctrl-C stops it).
+	MLFLOW_SERVER_ENABLE_JOB_EXECUTION=false $(VENV)/bin/mlflow ui --host 127.0.0.1 --port $(MLFLOW_PORT) --workers 1 \
+		--backend-store-uri sqlite:///$(MLFLOW_STORE)/mlflow.db --artifacts-destination $(MLFLOW_STORE)/artifacts
 
 .PHONY: lint
 lint: ## ruff check (with the complexity gate: C90, PLR0915) + ruff format --check + cfn-lint + sam validate --lint.

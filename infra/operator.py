@@ -264,14 +264,29 @@ def _retrain(args: argparse.Namespace) -> int:
         for result in results:
             for run in result.get("runs", []):
                 failed = failed or run.get("status") == "failed"
-                metrics = run.get("metrics") or {}
-                print(
-                    f"retrain {run.get('request_id')}: {run.get('status')} {run.get('version') or ''} "
-                    f"accuracy {tables.cell(metrics.get('accuracy'))} "
-                    f"roc_auc {tables.cell(metrics.get('roc_auc'))}"
-                    + (f" ({'; '.join(run['reasons'])})" if run.get("reasons") else "")
-                )
+                print(describe_run(run))
     return 1 if failed else 0
+
+
+def describe_run(run: Mapping[str, Any]) -> str:
+    """One retrain outcome as `nbaml retrain` prints it: status, version, scores, how it ran, where it was tracked."""
+    metrics = run.get("metrics") or {}
+    line = (
+        f"retrain {run.get('request_id')}: {run.get('status')} {run.get('version') or ''} "
+        f"accuracy {tables.cell(metrics.get('accuracy'))} "
+        f"roc_auc {tables.cell(metrics.get('roc_auc'))}"
+        + (f" ({'; '.join(run['reasons'])})" if run.get("reasons") else "")
+    )
+    if run.get("answered_from_record"):
+        line += "\n  a redelivery: answered with the outcome recorded when the request first ran"
+    elif run.get("resumed"):
+        line += "\n  resumed the version an earlier delivery of this request trained (not trained again)"
+    tracked = run.get("tracking") or {}
+    if tracked.get("error"):
+        line += f"\n  not tracked (the retrain's outcome stands): {tracked['error']}"
+    elif tracked.get("run_id"):
+        line += f"\n  tracked: MLflow run {tracked['run_id']} in experiment {tracked['experiment_id']}"
+    return line
 
 
 # ---------------------------------------------------------------- the parsers
