@@ -98,6 +98,20 @@ def queue_depth(stack: stk.LocalStack) -> int:
     return int(attributes["ApproximateNumberOfMessages"]) + int(attributes["ApproximateNumberOfMessagesNotVisible"])
 
 
+def test_given_the_template_then_the_requests_table_expires_its_records_and_the_mapping_reports_item_failures(
+    stack: stk.LocalStack,
+) -> None:
+    # moto's CloudFormation ignores a table's TTL: the deploy filled it (infra/reconcile/storage.py)
+    ttl = emulator.client("dynamodb", stack.endpoint).describe_time_to_live(
+        TableName=stack.resource("RetrainRequestsTable")
+    )["TimeToLiveDescription"]
+    assert (ttl["TimeToLiveStatus"], ttl["AttributeName"]) == ("ENABLED", "expiration")
+    mapping = emulator.client("lambda", stack.endpoint).get_event_source_mapping(
+        UUID=stack.resource("RetrainFunctionRequested")
+    )
+    assert mapping["FunctionResponseTypes"] == ["ReportBatchItemFailures"]
+
+
 def test_given_the_same_request_queued_twice_then_the_second_delivery_gets_the_first_outcome(
     stack: stk.LocalStack,
 ) -> None:
