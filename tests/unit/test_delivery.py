@@ -10,6 +10,7 @@ Lambda leaves. (tests/integration/test_delivery.py kills a real process.)
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import json
 from typing import Any
 
@@ -22,7 +23,7 @@ from nbaml.config import RetrainSettings, load_settings
 from nbaml.deployment import Deployment
 from nbaml.events import RetrainRequest, RetrainTrigger, retrain_deliveries
 from nbaml.storage import parameters
-from nbaml.storage.registry import ModelRegistry
+from nbaml.storage.registry import ModelRegistry, VersionStatus
 from nbaml.training import delivery, pipeline
 
 
@@ -74,9 +75,10 @@ def versions_of(settings: RetrainSettings, request_id: str) -> list[str]:
     return [v["version"] for v in registry.versions() if v["request_id"] == request_id]
 
 
-def request_record(settings: RetrainSettings) -> dict[str, Any]:
-    (item,) = boto3.resource("dynamodb").Table(settings.retrain_requests_table).scan()["Items"]
-    return item
+def request_record(settings: RetrainSettings, request_id: str = "req-1") -> dict[str, Any]:
+    """The RetrainRequests item of ``request_id`` (its key is the prefix and the hash of the id)."""
+    key = f"{delivery.KEY_PREFIX}#{hashlib.sha256(json.dumps(request_id).encode()).hexdigest()}"
+    return boto3.resource("dynamodb").Table(settings.retrain_requests_table).get_item(Key={"id": key})["Item"]
 
 
 def test_given_a_request_delivered_twice_then_one_version_is_trained_and_the_second_gets_the_recorded_outcome(
@@ -119,6 +121,17 @@ def kill_after_the_role_write(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(Deployment, "promote", promote_then_die)
 
 
+def kill_between_the_parameter_and_the_registry(monkeypatch: pytest.MonkeyPatch) -> None:
+    real = ModelRegistry.set_status
+
+    def die_before_recording_active(self, version, status, **kwargs):
+        if status is VersionStatus.ACTIVE:
+            raise Killed
+        return real(self, version, status, **kwargs)
+
+    monkeypatch.setattr(ModelRegistry, "set_status", die_before_recording_active)
+
+
 def kill_after_the_decision(monkeypatch: pytest.MonkeyPatch) -> None:
     def die(*args, **kwargs):
         raise Killed
@@ -134,34 +147,46 @@ def kill_before_the_promotion(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 @pytest.mark.parametrize(
-    "kill", [kill_before_the_promotion, kill_after_the_role_write, kill_after_the_decision], ids=lambda k: k.__name__
+    "kill",
+    [
+        kill_before_the_promotion,
+        kill_between_the_parameter_and_the_registry,
+        kill_after_the_role_write,
+        kill_after_the_decision,
+    ],
+    ids=lambda k: k.__name__,
 )
 def test_given_a_delivery_that_died_mid_run_when_redelivered_then_it_is_resumed_not_trained_again(
     stack, loaded_history, fast_config, trainings, kill
 ) -> None:
     settings = load_settings(RetrainSettings)
+    champion = request("the champion", "req-0")
+    assert answer(settings, sqs_event(champion, "m-0"), fast_config)["runs"][0]["version"] == "v1"
     req = request()
-    # Given: the first delivery dies, before, right after or well after the promotion step
+    # Given: a delivery dies before, inside, right after or well after the promotion step
     with pytest.MonkeyPatch.context() as patch, pytest.raises(Killed):
         kill(patch)
         answer(settings, sqs_event(req), fast_config, timeout_s=0)
     # Then, in that window, the request's record says INPROGRESS, with an in-progress expiry that has passed
-    record = request_record(settings)
+    record = request_record(settings, req.request_id)
     assert record["status"] == "INPROGRESS" and "data" not in record
     assert int(record["in_progress_expiration"]) <= dt.datetime.now(dt.UTC).timestamp() * 1000
     # When: SQS delivers the message again after its visibility timeout
     again = answer(settings, sqs_event(req), fast_config)
     # Then: the version the first delivery trained is resumed: nothing is trained again, one version, promoted
     (run,) = again["runs"]
-    assert (run["status"], run["version"], run["resumed"]) == ("promoted", "v1", True), run
-    assert versions_of(settings, req.request_id) == ["v1"]
-    assert parameters.read(settings.active_model_param) == "v1"
-    item = ModelRegistry(settings.model_versions_table).get("v1")
+    version = "v20210601_050000"
+    assert (run["status"], run["version"], run["resumed"]) == ("promoted", version, True), run
+    assert trainings == ["v1", version] and versions_of(settings, req.request_id) == [version]
+    assert parameters.read(settings.active_model_param) == version
+    registry = ModelRegistry(settings.model_versions_table)
+    item = registry.get(version)
     assert (item["status"], item["decision"]) == ("active", "promoted")
-    assert request_record(settings)["status"] == "COMPLETED"
+    assert registry.get("v1")["status"] == "inactive"
+    assert request_record(settings, req.request_id)["status"] == "COMPLETED"
     # and a third delivery is answered from the record
     (third,) = answer(settings, sqs_event(req), fast_config)["runs"]
-    assert third["answered_from_record"] and third["version"] == "v1"
+    assert third["answered_from_record"] and third["version"] == version
 
 
 def test_given_a_request_still_running_when_delivered_again_then_sqs_keeps_the_message_and_a_direct_call_raises(

@@ -30,7 +30,7 @@ from aws_lambda_powertools.metrics import Metrics, MetricUnit
 from nbaml.bundle import ModelBundle, first_version, timestamp_version
 from nbaml.config import RetrainSettings
 from nbaml.deployment import ActiveState, Deployment
-from nbaml.errors import ConflictError, NbamlError
+from nbaml.errors import ConflictError, NbamlError, NotFoundError
 from nbaml.events import RetrainRequest
 from nbaml.games.history import GameHistory, data_hash
 from nbaml.games.records import Game
@@ -214,6 +214,8 @@ def _resume(
     if decision in DECISIONS:
         outcome = RetrainOutcome(request, str(decision), version, list(record.get("decision_reasons") or []), scores)
     elif (role := _role_of(deployment, version)) is not None:
+        if role == "promoted" and record.get("status") != VersionStatus.ACTIVE.value:
+            _record_promotion(deployment, version, str((record.get("started_with") or {}).get("value")))
         deployment.registry.annotate(version, {"decision": role, "decision_reasons": []})
         outcome = RetrainOutcome(request, role, version, [], scores)
     else:
@@ -240,6 +242,17 @@ def _resume(
         else:
             outcome.tracking = _track(settings, json.loads(files["metadata.json"]), files, outcome)
     return outcome
+
+
+def _record_promotion(deployment: Deployment, version: str, replaced: str) -> None:
+    """The registry side of a promotion that died between writing the active parameter and recording it."""
+    registry, why = deployment.registry, "promotion recorded on redelivery: the active parameter already named it"
+    registry.set_status(version, VersionStatus.ACTIVE, by=RETRAIN_ACTOR, why=why)
+    try:
+        if registry.get(replaced).get("status") == VersionStatus.ACTIVE.value:
+            registry.set_status(replaced, VersionStatus.INACTIVE, by=RETRAIN_ACTOR, why=f"replaced by {version}")
+    except NotFoundError:  # no champion before it, or one the registry never had
+        pass
 
 
 def _role_of(deployment: Deployment, version: str) -> str | None:

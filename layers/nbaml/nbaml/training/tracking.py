@@ -9,7 +9,7 @@ server did. Every request has a timeout and the whole log a deadline, so a serve
 run at most ``DEADLINE_S``.
 
 MLflow's REST API, not the mlflow package. The package cannot ride in the retrain function: mlflow-skinny
-3.17 with its dependencies is 117 MB unzipped, beside 223.5 MB of function and layers under Lambda's
+3.17 with its dependencies is 117 MB unzipped, beside 223.6 MB of function and layers under Lambda's
 250 MB. Its REST API (``/api/2.0/mlflow``, documented and versioned) and the artifact proxy a tracking
 server runs by default (``mlflow server`` serves artifacts unless ``--no-serve-artifacts``) are all a run
 needs, over the standard library. The full ``mlflow`` package (the ``tracking`` extra) runs the server
