@@ -78,14 +78,26 @@ class Records(logging.Handler):
 
 @pytest.fixture
 def nbaml_log() -> Iterator[Records]:
-    """Every record nbaml's Powertools loggers (service "nbaml" and its children) emit during the test."""
+    """Every record the retrain pipeline's and tracking's loggers emit during the test.
+
+    Attached to those loggers by name (a Powertools child logger is named after the service the process
+    had when the module was first imported), at INFO: the service's level is the one the first cold start
+    in this process set (another module's functions may have run at WARNING).
+    """
+    from nbaml.training import pipeline, tracking
+
     handler = Records()
-    logger = logging.getLogger("nbaml")
-    logger.addHandler(handler)
+    loggers = [logging.getLogger(module.logger.name) for module in (pipeline, tracking)]
+    levels = [logger.level for logger in loggers]
+    for logger in loggers:
+        logger.addHandler(handler)
+        logger.setLevel(logging.INFO)
     try:
         yield handler
     finally:
-        logger.removeHandler(handler)
+        for logger, level in zip(loggers, levels, strict=True):
+            logger.removeHandler(handler)
+            logger.setLevel(level)
 
 
 def nbaml_retrain(state_dir: Path, reason: str, capsys: pytest.CaptureFixture[str]) -> tuple[int, str]:
