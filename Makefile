@@ -109,6 +109,7 @@ bench: $(VENV)/bin/python ## Every benchmark, each printing its figures against 
 	$(PY) bench/bench_serving.py
 	$(PY) bench/bench_drift_rules.py
 	$(PY) bench/bench_replay.py
+	$(PY) bench/bench_signal.py
 
 .PHONY: bench-serving
 bench-serving: $(VENV)/bin/python ## The serving benchmark alone (run make build first for the size row).
