@@ -52,6 +52,25 @@ def test_given_daily_collects_when_compared_with_a_rebuild_then_the_state_is_the
     assert history.load_state().to_dict() == build_features(expected).state.to_dict()
 
 
+def test_given_a_state_stored_in_an_older_format_when_collected_then_it_is_rebuilt_from_the_stored_games(
+    stack, league
+) -> None:
+    # Given: a collected window, then its stored state rewritten as an older release left it
+    settings = load_settings(CollectSettings)
+    season = league.games(2019)
+    run_date = run_date_after(season, 10)
+    collect_recent_games(settings, run_date=run_date, feed=league)
+    store = ArtifactStore(stack.bucket)
+    old = {**store.get_json(layout.LEAGUE_STATE), "format": 1}
+    store.put_json(layout.LEAGUE_STATE, old)
+    # When: the next day is collected
+    report = collect_recent_games(settings, run_date=run_date + dt.timedelta(days=1), feed=league)
+    # Then: the state is rebuilt (not a crash, not a merge into a state whose numbers mean something else)
+    history = GameHistory(store)
+    assert report.state == "rebuilt"
+    assert history.load_state().to_dict() == build_features(history.games()).state.to_dict()
+
+
 def test_given_predictions_when_their_games_are_collected_then_outcomes_are_joined(stack, league) -> None:
     settings = load_settings(CollectSettings)
     season = league.games(2019)

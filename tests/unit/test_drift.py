@@ -10,6 +10,7 @@ import boto3
 from nbaml import layout
 from nbaml.config import DriftSettings, RetrainSettings, load_settings
 from nbaml.events import RetrainRequest, RetrainTrigger
+from nbaml.features import FEATURE_NAMES
 from nbaml.metrics import log_loss
 from nbaml.monitoring import rules
 from nbaml.monitoring.drift import check_drift
@@ -71,7 +72,7 @@ def test_given_a_live_model_going_wrong_when_drift_check_runs_then_it_reports_an
     games = [g for g in loaded_history if g.season == loaded_history[-1].season][-300:]
     for game in games:
         # confidently wrong: the model backs the team that lost
-        log.record(prediction_of(game, 0.2 if game.home_won else 0.8, features=[0.0] * 20))
+        log.record(prediction_of(game, 0.2 if game.home_won else 0.8, features=[0.0] * len(FEATURE_NAMES)))
     log.resolve(games)
     run_date = games[-1].game_date + dt.timedelta(days=1)
 

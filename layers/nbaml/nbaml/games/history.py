@@ -15,7 +15,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from nbaml.errors import NotFoundError
-from nbaml.features import LeagueState, build_features, update_state
+from nbaml.features import STATE_FORMAT, LeagueState, build_features, update_state
 from nbaml.games.records import Game
 from nbaml.layout import LEAGUE_STATE, TRAINING_GAMES, season_of, training_season_key
 from nbaml.storage.artifacts import ArtifactStore
@@ -93,10 +93,15 @@ class GameHistory:
 
     # ---------------------------------------------------------------- league state
     def load_state(self) -> LeagueState | None:
+        """The stored state, or None when there is none or it was written in another format (after an upgrade
+        that changed the features): either way the caller rebuilds it from the stored games, which is exact."""
         try:
-            return LeagueState.from_dict(self.store.get_json(LEAGUE_STATE))
+            data = self.store.get_json(LEAGUE_STATE)
         except NotFoundError:
             return None
+        if data.get("format") != STATE_FORMAT:
+            return None
+        return LeagueState.from_dict(data)
 
     def save_state(self, state: LeagueState) -> None:
         self.store.put_json(LEAGUE_STATE, state.to_dict())

@@ -181,7 +181,9 @@ def _feature_drift(recent: list[dict[str, Any]], bundle: ModelBundle, alarm: flo
     is noise (most of its ten bins would be empty, and an empty bin weighs heavily), so it is not computed.
     """
     reference = bundle.metadata.get("feature_distribution", {})
-    rows = [i["features"] for i in recent if i.get("role") == "champion" and i.get("features")]
+    # Rows logged for another feature list (an older version's) cannot be binned against this reference.
+    width = len(bundle.feature_names)
+    rows = [i["features"] for i in recent if i.get("role") == "champion" and len(i.get("features") or ()) == width]
     values: dict[str, float] = {}
     if len(rows) >= MIN_PSI_ROWS:
         for j, name in enumerate(bundle.feature_names):

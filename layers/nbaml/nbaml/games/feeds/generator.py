@@ -52,6 +52,9 @@ HOME_ADVANTAGE = 2.7
 STRENGTH_SPREAD = 4.5
 SEASON_CARRY_OVER = 0.6
 """Correlation of a team's strength from one season to the next (regression to the mean)."""
+BACK_TO_BACK_PENALTY = 2.0
+"""Points a team loses on the second night of a back-to-back (tired legs; measured at 1.5-2.5 in the NBA):
+information that a team's strength, and so Elo, does not carry, as in the real league."""
 DAILY_DRIFT = 0.15
 """Random-walk step per day: about 2 points over a season (injuries, trades, form)."""
 MARGIN_NOISE = 12.5
@@ -217,6 +220,7 @@ class SyntheticLeague:
         fixtures = _calendar(_matchups(rng), season, rng)
         games: list[Game] = []
         current_day: dt.date | None = None
+        last_played: dict[str, dt.date] = {}
         for number, (day, home, away) in enumerate(fixtures):
             if day != current_day:
                 if current_day is not None:
@@ -224,7 +228,10 @@ class SyntheticLeague:
                         for team in TEAMS:
                             strength[team] += rng.gauss(0.0, DAILY_DRIFT)
                 current_day = day
-            home_score, away_score = _score(strength[home] - strength[away], rng)
+            tired = {team: last_played.get(team) == day - dt.timedelta(days=1) for team in (home, away)}
+            gap = strength[home] - strength[away] - BACK_TO_BACK_PENALTY * (tired[home] - tired[away])
+            home_score, away_score = _score(gap, rng)
+            last_played[home] = last_played[away] = day
             games.append(
                 Game.create(
                     game_date=day,
