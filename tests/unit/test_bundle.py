@@ -449,3 +449,53 @@ print(sorted(heavy))
     # Then it predicts without any of the heavy libraries being imported
     assert 0.0 < float(probability) < 1.0
     assert heavy == "[]"
+
+
+# ------------------------------------------------------------------------------------------------- calibration
+
+
+def test_given_a_calibrator_when_written_and_read_back_then_it_is_checksummed_data_and_applied(bundle):
+    from dataclasses import replace
+
+    from nbaml.bundle import PlattCalibration
+    from nbaml.layout import CALIBRATION_FILE
+
+    # Given: the bundle with a Platt calibrator (a < 1 shrinks the forest's confidence)
+    calibrated = replace(bundle, calibration=PlattCalibration(a=0.8, b=-0.05))
+    files = calibrated.to_files()
+    # Then: calibration.json is plain JSON, listed with its checksum; the bundle reads back equal
+    assert json.loads(files[CALIBRATION_FILE]) == {"method": "platt", "a": 0.8, "b": -0.05}
+    assert json.loads(files[MANIFEST_FILE])["files"][CALIBRATION_FILE]["sha256"] == sha256(files[CALIBRATION_FILE])
+    loaded = ModelBundle.from_files(files, expected_version=bundle.version)
+    assert loaded == calibrated
+    # and every probability is the forest's through the calibrator, never reordered
+    x, _ = _data(seed=3, n_rows=50)
+    rows = [list(r) for r in x]
+    raw, served = bundle.predict_many(rows), loaded.predict_many(rows)
+    for p, q in zip(raw, served, strict=True):
+        z = 0.8 * math.log(p / (1 - p)) - 0.05
+        assert q == pytest.approx(1 / (1 + math.exp(-z)), abs=1e-12)
+    assert np.argsort(raw).tolist() == np.argsort(served).tolist()
+    # A calibrator changed in S3 is refused like any other file
+    tampered = dict(files) | {CALIBRATION_FILE: b'{"a": 5.0, "b": 0.0, "method": "platt"}\n'}
+    with pytest.raises(BundleIntegrityError, match=CALIBRATION_FILE):
+        ModelBundle.from_files(tampered)
+
+
+@pytest.mark.parametrize(
+    "body", [b'{"method": "platt", "a": -1.0, "b": 0.0}', b'{"method": "isotonic", "a": 1, "b": 0}', b"[1, 2]"]
+)
+def test_given_a_forged_calibrator_that_is_not_a_positive_platt_then_refused(bundle, body):
+    from nbaml.layout import CALIBRATION_FILE
+
+    with pytest.raises(BundleIntegrityError, match=CALIBRATION_FILE):
+        ModelBundle.from_files(_forge(bundle.to_files(), CALIBRATION_FILE, body))
+
+
+def test_given_feature_descriptions_then_features_txt_says_what_each_is_and_still_reads_as_the_names(bundle):
+    from dataclasses import replace
+
+    described = replace(bundle, metadata=bundle.metadata | {"feature_descriptions": {NAMES[0]: "a win share"}})
+    text = described.to_files()[FEATURES_FILE].decode()
+    assert text.splitlines()[0] == f"{NAMES[0]}\ta win share" and text.splitlines()[1] == NAMES[1]
+    assert ModelBundle.from_files(described.to_files()).feature_names == NAMES

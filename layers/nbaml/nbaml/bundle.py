@@ -30,7 +30,16 @@ from typing import Any
 
 from nbaml.errors import BundleIntegrityError
 from nbaml.forest import Forest
-from nbaml.layout import BUNDLE_FILES, FEATURES_FILE, MANIFEST_FILE, METADATA_FILE, MODEL_FILE, SCALER_FILE
+from nbaml.layout import (
+    BUNDLE_FILES,
+    CALIBRATION_FILE,
+    FEATURES_FILE,
+    MANIFEST_FILE,
+    METADATA_FILE,
+    MODEL_FILE,
+    OPTIONAL_BUNDLE_FILES,
+    SCALER_FILE,
+)
 
 _PICKLE_PROTOCOL_OPCODE = b"\x80"
 _TIMESTAMP_FORMAT = "%Y%m%d_%H%M%S"
@@ -161,6 +170,46 @@ class StandardScalerParams:
         return cls(mean=tuple(mean), scale=tuple(scale))
 
 
+# ------------------------------------------------------------------------------------------------- calibration
+
+
+@dataclass(frozen=True, slots=True)
+class PlattCalibration:
+    """Platt scaling after the trees: ``p' = 1 / (1 + exp(-(a * logit(p) + b)))``, two numbers in calibration.json.
+
+    Fitted on predictions the trees made of games they never saw (the search's last time-ordered folds), it
+    corrects a forest's over- or under-confidence on new games. ``a`` must be positive, so a calibrator never
+    reverses a pick's order; the probability is clipped to [1e-7, 1 - 1e-7] before the logit.
+    """
+
+    a: float
+    b: float
+
+    def __post_init__(self) -> None:
+        a, b = float(self.a), float(self.b)
+        if not (math.isfinite(a) and math.isfinite(b)) or a <= 0:
+            raise ValueError(f"a calibrator needs finite a > 0 and b, got a={self.a!r}, b={self.b!r}")
+        object.__setattr__(self, "a", a)
+        object.__setattr__(self, "b", b)
+
+    def apply(self, p: float) -> float:
+        q = min(max(p, 1e-7), 1.0 - 1e-7)
+        z = self.a * math.log(q / (1.0 - q)) + self.b
+        return 1.0 / (1.0 + math.exp(-z)) if z >= 0 else math.exp(z) / (1.0 + math.exp(z))
+
+    def to_json(self) -> bytes:
+        return _dumps({"method": "platt", "a": self.a, "b": self.b})
+
+    @classmethod
+    def from_json(cls, data: bytes) -> PlattCalibration:
+        doc = json.loads(data)
+        if not isinstance(doc, dict) or doc.get("method") != "platt" or set(doc) != {"method", "a", "b"}:
+            raise ValueError('expected {"method": "platt", "a": number, "b": number}')
+        if not all(isinstance(doc[k], int | float) and not isinstance(doc[k], bool) for k in ("a", "b")):
+            raise ValueError("a and b must be numbers")
+        return cls(a=doc["a"], b=doc["b"])
+
+
 # ------------------------------------------------------------------------------------------------------ bundle
 
 
@@ -169,13 +218,14 @@ def _utc_now_iso() -> str:
 
 
 def _check_feature_names(names: Sequence[str]) -> list[str]:
-    """A name per line in features.txt: a name that is empty, padded, multi-line or repeated would corrupt it."""
+    """A name per line in features.txt (a tab starts its description): empty, padded, multi-line, tabbed or
+    repeated names would corrupt it."""
     result = [str(n) for n in names]
     if not result:
         raise ValueError("no feature names")
     for name in result:
-        if not name or name != name.strip() or "\n" in name or "\r" in name:
-            raise ValueError(f"feature name {name!r} is empty, padded or spans lines")
+        if not name or name != name.strip() or any(ch in name for ch in "\n\r\t"):
+            raise ValueError(f"feature name {name!r} is empty, padded, spans lines or holds a tab")
     if len(set(result)) != len(result):
         raise ValueError("feature names repeat")
     return result
@@ -195,6 +245,7 @@ class ModelBundle:
     feature_names: list[str]
     metadata: dict[str, Any] = field(default_factory=dict)
     created_at: str = field(default_factory=_utc_now_iso)
+    calibration: PlattCalibration | None = None
     _forest: Forest | None = field(default=None, init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -226,13 +277,18 @@ class ModelBundle:
         object.__setattr__(self, "_forest", forest)
 
     def predict_proba(self, features_in_order: Sequence[float | None]) -> float:
-        """Probability of class 1 (the home team wins) for features in ``feature_names`` order, raw (unscaled)."""
-        return self.forest().predict_proba(self.scaler.transform(features_in_order))
+        """Probability of class 1 (the home team wins) for features in ``feature_names`` order, raw (unscaled).
+
+        The forest's probability, then the bundle's calibrator when it has one.
+        """
+        p = self.forest().predict_proba(self.scaler.transform(features_in_order))
+        return p if self.calibration is None else self.calibration.apply(p)
 
     def predict_many(self, rows: Sequence[Sequence[float | None]]) -> list[float]:
         """``predict_proba`` over several rows."""
-        forest = self.forest()
-        return [forest.predict_proba(self.scaler.transform(row)) for row in rows]
+        forest, calibration = self.forest(), self.calibration
+        raw = [forest.predict_proba(self.scaler.transform(row)) for row in rows]
+        return raw if calibration is None else [calibration.apply(p) for p in raw]
 
     def to_files(self) -> dict[str, bytes]:
         """Every file of ``models/{version}/``, manifest included; the same bundle always gives the same bytes.
@@ -247,9 +303,11 @@ class ModelBundle:
         files = {
             MODEL_FILE: self.model_json,
             SCALER_FILE: self.scaler.to_json(),
-            FEATURES_FILE: "".join(f"{name}\n" for name in self.feature_names).encode("utf-8"),
+            FEATURES_FILE: _features_text(self.feature_names, self.metadata.get("feature_descriptions")),
             METADATA_FILE: metadata,
         }
+        if self.calibration is not None:
+            files[CALIBRATION_FILE] = self.calibration.to_json()
         manifest = {
             "version": self.version,
             "created_at": self.created_at,
@@ -284,6 +342,12 @@ class ModelBundle:
         if len(names) != len(scaler):
             raise BundleIntegrityError(f"{FEATURES_FILE}: {len(names)} names but {SCALER_FILE} has {len(scaler)}")
         metadata = _read_metadata(files[METADATA_FILE])
+        calibration = None
+        if CALIBRATION_FILE in manifest["files"]:
+            try:
+                calibration = PlattCalibration.from_json(files[CALIBRATION_FILE])
+            except ValueError as exc:
+                raise BundleIntegrityError(f"{CALIBRATION_FILE}: {exc}") from exc
 
         bundle = cls(
             version=version,
@@ -292,6 +356,7 @@ class ModelBundle:
             feature_names=names,
             metadata=metadata,
             created_at=manifest["created_at"],
+            calibration=calibration,
         )
         try:
             forest = Forest.from_dict(model_doc)
@@ -309,15 +374,23 @@ def _verify_listing(files: Mapping[str, bytes], listed: dict[str, Any]) -> None:
     extra = sorted(set(files) - {MANIFEST_FILE} - set(listed))
     if extra:
         raise BundleIntegrityError(f"{', '.join(extra)}: extra file not listed in {MANIFEST_FILE}")
-    unknown = sorted(set(listed) - set(BUNDLE_FILES))
+    unknown = sorted(set(listed) - set(BUNDLE_FILES) - set(OPTIONAL_BUNDLE_FILES))
     if unknown:
         raise BundleIntegrityError(f"{', '.join(unknown)}: listed in {MANIFEST_FILE} but not a bundle file")
     for name in BUNDLE_FILES:
         if name not in listed:
             raise BundleIntegrityError(f"{name}: required but not listed in {MANIFEST_FILE}")
+    for name in sorted(listed):
         if name not in files:
             raise BundleIntegrityError(f"{name}: missing")
         _verify_checksum(name, files[name], listed[name])
+
+
+def _features_text(names: Sequence[str], descriptions: Any) -> bytes:
+    """features.txt: a name per line in the model's order, then a tab and what the feature is (when known)."""
+    described = descriptions if isinstance(descriptions, dict) else {}
+    lines = [f"{name}\t{described[name]}" if described.get(name) else name for name in names]
+    return "".join(f"{line}\n" for line in lines).encode("utf-8")
 
 
 def _read_metadata(data: bytes) -> dict[str, Any]:
@@ -377,7 +450,7 @@ def _read_feature_names(data: bytes) -> list[str]:
         text = data.decode("utf-8")
     except UnicodeDecodeError as exc:
         raise BundleIntegrityError(f"{FEATURES_FILE}: not UTF-8 text") from exc
-    lines = text.splitlines()
+    lines = [line.split("\t", 1)[0] for line in text.splitlines()]  # a name, then what it is
     try:
         return _check_feature_names(lines)
     except ValueError as exc:

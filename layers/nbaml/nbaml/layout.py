@@ -5,7 +5,8 @@
     training/games/season={season}.jsonl  completed games, one clean record per line
     state/league.json                     the incremental team state the features read
     models/{version}/{file}               a model bundle: model.json, scaler.json, features.txt,
-                                          metadata.json, and manifest.json, written last (the commit)
+                                          metadata.json, calibration.json (when the model has one),
+                                          and manifest.json, written last (the commit)
     reports/{run_date}/{name}             drift reports (drift.json, drift.html);
     reports/latest/{name}                 a copy of the newest, what GET /reports/latest serves
 
@@ -34,8 +35,11 @@ SCALER_FILE = "scaler.json"
 FEATURES_FILE = "features.txt"
 METADATA_FILE = "metadata.json"
 MANIFEST_FILE = "manifest.json"
-# Exactly these files, plus the manifest, make a bundle; anything else beside them is refused.
+CALIBRATION_FILE = "calibration.json"
+# Exactly these files, plus the manifest and any of the optional ones, make a bundle; anything else beside
+# them is refused. A bundle trained without a calibrator (or before there was one) has no calibration.json.
 BUNDLE_FILES = (MODEL_FILE, SCALER_FILE, FEATURES_FILE, METADATA_FILE)
+OPTIONAL_BUNDLE_FILES = (CALIBRATION_FILE,)
 
 DRIFT_JSON = "drift.json"
 DRIFT_HTML = "drift.html"

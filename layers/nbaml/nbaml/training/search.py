@@ -23,6 +23,13 @@ advantage is real signal the model must learn, not a bias to remove.
 
 Fixed seeds and one XGBoost thread per fit make the same data and config give byte-identical model files
 (the search runs folds in parallel processes, which does not change any single fit).
+
+Calibration (``calibrate``): a forest fitted on seasons before is often over-confident on the next one.
+After the search, the chosen shape is fitted again on the train part of the last ``CALIBRATION_FOLDS``
+time-ordered folds, and Platt scaling (two numbers, ``nbaml.bundle.PlattCalibration``) is fitted on what
+those fits predicted of their validation games, which their trees never saw. It is kept only if a
+calibrator fitted on the older of those folds improves the log-loss of the newer one, so a retrain never
+ships a calibrator that did not help on games after the ones it was fitted on.
 """
 
 from __future__ import annotations
@@ -39,7 +46,7 @@ from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import StandardScaler
 from xgboost import XGBClassifier
 
-from nbaml.bundle import StandardScalerParams
+from nbaml.bundle import PlattCalibration, StandardScalerParams
 
 SEARCHES = ("staged", "grid")
 
@@ -75,6 +82,7 @@ class TrainConfig:
     # The champion's hyperparameters, scored beside the grid (staged search): a retrain that cannot find
     # anything better on today's folds still keeps what served well.
     warm_start: dict[str, Any] | None = None
+    calibrate: bool = True  # Platt scaling after the trees, kept only where it helps (module docstring)
 
     def __post_init__(self) -> None:
         if self.search not in SEARCHES:
@@ -89,6 +97,7 @@ class TrainConfig:
             "subsample": self.subsample,
             "colsample_bytree": self.colsample_bytree,
             "warm_start": self.warm_start,
+            "calibrate": self.calibrate,
         }
 
 
@@ -104,9 +113,12 @@ class FittedModel:
     candidates: int = 0  # hyperparameter settings scored (staged: shapes x checkpoints)
     search_seconds: float = 0.0
     refit_seconds: float = 0.0
+    calibration: PlattCalibration | None = None
+    calibration_check: dict[str, Any] = field(default_factory=dict)
 
     def predict_proba(self, X: np.ndarray) -> np.ndarray:
-        return self.pipeline.predict_proba(X)[:, 1]
+        """What the bundle serves: the pipeline's probability, then the calibrator when there is one."""
+        return calibrated(self.pipeline.predict_proba(X)[:, 1], self.calibration)
 
 
 def _classifier(config: TrainConfig, **params: Any) -> XGBClassifier:
@@ -136,6 +148,7 @@ def fit(X: np.ndarray, y: np.ndarray, config: TrainConfig | None = None) -> Fitt
         params, cv_log_loss, fits, candidates = _staged_search(X, y, config)
     searched = time.perf_counter()
     best = refit(X, y, params, config)
+    calibration, check = fit_calibration(X, y, params, config) if config.calibrate else (None, {"kept": False})
     finished = time.perf_counter()
     return FittedModel(
         model_json=bytes(best.named_steps["model"].get_booster().save_raw(raw_format="json")),
@@ -154,6 +167,8 @@ def fit(X: np.ndarray, y: np.ndarray, config: TrainConfig | None = None) -> Fitt
         candidates=candidates,
         search_seconds=searched - started,
         refit_seconds=finished - searched,
+        calibration=calibration,
+        calibration_check=check,
     )
 
 
@@ -161,6 +176,51 @@ def refit(X: np.ndarray, y: np.ndarray, params: dict[str, Any], config: TrainCon
     """The scaler and the classifier with fixed hyperparameters on all rows (also the monthly walk-forward refit)."""
     model_params = {k: v for k, v in params.items() if k not in _FIXED}
     return _estimator(config, **model_params).fit(X, y)
+
+
+CALIBRATION_FOLDS = 2
+
+
+def calibrated(p: np.ndarray, calibration: PlattCalibration | None) -> np.ndarray:
+    """``p`` through the calibrator (vectorised twin of PlattCalibration.apply)."""
+    if calibration is None:
+        return np.asarray(p, dtype=np.float64)
+    q = np.clip(np.asarray(p, dtype=np.float64), 1e-7, 1 - 1e-7)
+    return 1.0 / (1.0 + np.exp(-(calibration.a * np.log(q / (1 - q)) + calibration.b)))
+
+
+def _platt(p: np.ndarray, y: np.ndarray) -> PlattCalibration | None:
+    from sklearn.linear_model import LogisticRegression
+
+    q = np.clip(p, 1e-7, 1 - 1e-7)
+    fitted = LogisticRegression(C=1e6, max_iter=1000).fit(np.log(q / (1 - q))[:, None], y)
+    a, b = float(fitted.coef_[0][0]), float(fitted.intercept_[0])
+    return PlattCalibration(a=a, b=b) if a > 0 else None
+
+
+def _log_loss(y: np.ndarray, p: np.ndarray) -> float:
+    from nbaml.metrics import log_loss
+
+    return log_loss(y, p)
+
+
+def fit_calibration(
+    X: np.ndarray, y: np.ndarray, params: dict[str, Any], config: TrainConfig
+) -> tuple[PlattCalibration | None, dict[str, Any]]:
+    """A Platt calibrator from the last folds' unseen games, or None where it did not help (module docstring)."""
+    folds = list(TimeSeriesSplit(n_splits=config.cv_splits).split(X))[-CALIBRATION_FOLDS:]
+    unseen = [(refit(X[tr], y[tr], params, config).predict_proba(X[va])[:, 1], y[va]) for tr, va in folds]
+    (p_old, y_old), (p_new, y_new) = unseen[0], unseen[-1]
+    probe = _platt(p_old, y_old)
+    before = _log_loss(y_new, p_new)
+    after = _log_loss(y_new, calibrated(p_new, probe)) if probe is not None else before
+    check = {"fold_games": [len(y_old), len(y_new)], "log_loss_before": round(before, 6), "after": round(after, 6)}
+    if probe is None or after >= before:
+        return None, check | {"kept": False}
+    calibration = _platt(np.concatenate([p for p, _ in unseen]), np.concatenate([t for _, t in unseen]))
+    if calibration is None:
+        return None, check | {"kept": False}
+    return calibration, check | {"kept": True, "a": round(calibration.a, 6), "b": round(calibration.b, 6)}
 
 
 # Parameters set from the config, never searched (kept out of a refit's keyword arguments).

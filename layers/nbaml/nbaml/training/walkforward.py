@@ -8,7 +8,8 @@ retrain does (same ``search.fit``) on the seasons before ``--first-test-season``
 test seasons is predicted from features computed as of that game (``build_features`` gives each row from
 the games before its date only). With ``--monthly`` (the default; it costs about a second a month) a
 second model is refitted on the first day of each month with everything known by then and the searched
-hyperparameters, as the monthly scheduled retrain would; the search itself is not repeated.
+hyperparameters (and its calibrator fitted again, as the retrain fits one), as the monthly scheduled
+retrain would; the search itself is not repeated.
 
 Both are compared, on the same games, with always-the-home-team and Elo alone (``nbaml.metrics``' baselines).
 The command exits 1 when the model does not beat both baselines on pooled log-loss.
@@ -32,7 +33,7 @@ from nbaml.bundle import ModelBundle
 from nbaml.features import FEATURE_NAMES, FeatureTable
 from nbaml.metrics import always_home, elo_baseline, score
 from nbaml.training.dataset import feature_table, select
-from nbaml.training.search import FittedModel, TrainConfig, fit, refit
+from nbaml.training.search import FittedModel, TrainConfig, calibrated, fit, fit_calibration, refit
 
 MODEL = "model"
 MONTHLY = "model (monthly refit)"
@@ -104,7 +105,11 @@ def walk_forward(
 
     # Score with the engine that serves (the pure-Python evaluator of the bundle), as the retrain does.
     bundle = ModelBundle(
-        version="v1", model_json=fitted.model_json, scaler=fitted.scaler, feature_names=list(FEATURE_NAMES)
+        version="v1",
+        model_json=fitted.model_json,
+        scaler=fitted.scaler,
+        feature_names=list(FEATURE_NAMES),
+        calibration=fitted.calibration,
     )
     X_test = X[test]
     predictions = {
@@ -146,7 +151,8 @@ def _monthly(
         known = np.asarray([d < first_day for d in dates])
         in_month = np.asarray([(dates[i].year, dates[i].month) == (year, month) for i in test_index])
         model = refit(X[known], y[known], params, config)
-        out[in_month] = model.predict_proba(X[test_index[in_month]])[:, 1]
+        calibration = fit_calibration(X[known], y[known], params, config)[0] if config.calibrate else None
+        out[in_month] = calibrated(model.predict_proba(X[test_index[in_month]])[:, 1], calibration)
         say(
             f"  monthly refit {k}/{len(months)}: {first_day:%Y-%m}, {int(known.sum())} games known, "
             f"{int(in_month.sum())} predicted"
