@@ -44,7 +44,7 @@ def test_given_history_when_retrained_twice_then_v1_is_active_and_the_second_is_
     assert second.version == "v20210601_050000"
     record = ModelRegistry(settings.model_versions_table).get(second.version)
     assert record["evaluation"]["champion"]["version"] == "v1"
-    assert "log_loss_vs_champion" in record["gates"]["checks"] or "skipped" in record["evaluation"]["champion"]
+    assert record["gates"]["checks"]["log_loss_vs_champion"]["ok"] in (True, False)  # compared, never skipped
 
 
 def test_given_impossible_floors_when_retrained_then_the_candidate_is_rejected_and_nothing_served_changes(
@@ -106,9 +106,20 @@ def test_given_a_retrain_when_it_emits_metrics_then_counts_are_counts_and_log_lo
         metrics.clear_metrics()
     # Then each metric carries its unit and its value
     units = {m["Name"]: m["Unit"] for m in emitted["_aws"]["CloudWatchMetrics"][0]["Metrics"]}
-    assert units == {"RetrainRuns": "Count", "CandidateLogLoss": "None", "CandidateRejected": "Count"}
+    assert units == {
+        "RetrainRuns": "Count",
+        "CandidateLogLoss": "None",
+        "CandidateRejected": "Count",
+        "CandidateHeld": "Count",
+    }
     values = {name: emitted[name] for name in units}
-    assert values == {"RetrainRuns": [1.0], "CandidateLogLoss": [outcome.metrics["log_loss"]], "CandidateRejected": [0]}
+    rejected = int(outcome.status == "rejected")
+    assert values == {
+        "RetrainRuns": [1.0],
+        "CandidateLogLoss": [outcome.metrics["log_loss"]],
+        "CandidateRejected": [rejected],
+        "CandidateHeld": [0],
+    }
 
 
 def test_given_a_running_retrain_when_a_second_starts_then_it_exits_naming_the_holder(stack, loaded_history) -> None:
@@ -219,3 +230,80 @@ def test_given_a_role_change_in_progress_when_another_is_asked_then_it_waits_the
     third = pipeline.retrain(settings, request("third", dt.datetime(2021, 6, 2, tzinfo=dt.UTC)), config=fast_config)
     assert third.status == "superseded" and "operator#rolling-back" in third.reasons[0]
     assert parameters.read(settings.active_model_param) == "v1"
+
+
+# ---------------------------------------------------------------- gates that cannot pass a worse model
+def test_given_a_first_candidate_worse_than_elo_when_the_floors_would_pass_it_then_it_is_rejected(
+    stack, loaded_history
+) -> None:
+    from nbaml.training.search import TrainConfig
+
+    # Given: floors that pass anything, and a deliberately weak model (three stumps: barely off the base rate)
+    lenient = {"gate_min_accuracy": 0.0, "gate_min_roc_auc": 0.0, "gate_max_ece": 1.0}
+    settings = load_settings(RetrainSettings).model_copy(update=lenient)
+    weak = TrainConfig(
+        grid={"max_depth": [1], "n_estimators": [3], "learning_rate": [0.03]}, cv_splits=2, search="grid", n_jobs=1
+    )
+    # When: it is the very first model (no champion to compare with)
+    outcome = pipeline.retrain(settings, request("weak first model"), config=weak)
+    # Then: it does not serve, because it loses to Elo on its own holdout
+    assert outcome.status == "rejected", outcome.as_dict()
+    assert "log_loss_vs_elo" in [r.split()[0] for r in outcome.reasons]
+    assert parameters.read(settings.active_model_param) == "none"
+
+
+def test_given_the_champion_bundle_is_unreadable_when_a_candidate_passes_the_rest_then_it_is_held(
+    stack, loaded_history, fast_config
+) -> None:
+    from nbaml.layout import bundle_key
+    from nbaml.storage.registry import VersionStatus
+
+    settings = load_settings(RetrainSettings)
+    pipeline.retrain(settings, request("first"), config=fast_config)
+    # Given: v1's model.json is damaged in S3 (its checksum no longer matches)
+    ArtifactStore(stack.bucket).put_bytes(bundle_key("v1", "model.json"), b'{"learner": {}}')
+    # When: a retrain produces a candidate
+    outcome = pipeline.retrain(settings, request("after", dt.datetime(2021, 6, 1, tzinfo=dt.UTC)), config=fast_config)
+    # Then: it is held for an operator, not promoted on floors alone, and says why
+    assert outcome.status == "held", outcome.as_dict()
+    assert "cannot be read" in outcome.reasons[0]
+    record = ModelRegistry(settings.model_versions_table).get(outcome.version)
+    assert record["status"] == VersionStatus.CANDIDATE.value and "held for an operator" in record["history"][-1]["why"]
+    assert parameters.read(settings.active_model_param) == "v1"
+
+
+def test_given_a_champion_trained_on_other_feature_definitions_then_the_candidate_is_held_naming_them(
+    stack, loaded_history, fast_config
+) -> None:
+    from nbaml.features import FEATURES_VERSION
+
+    settings = load_settings(RetrainSettings)
+    pipeline.retrain(settings, request("first"), config=fast_config)
+    # Given: the champion was trained by code whose features meant something else (features version 1)
+    store = ArtifactStore(stack.bucket)
+    files = store.read_bundle_files("v1")
+    old = ModelBundle.from_files(files)
+    from dataclasses import replace
+
+    older = replace(old, metadata=old.metadata | {"features_version": FEATURES_VERSION - 1})
+    store.write_bundle_files("v1", older.to_files())
+    # When: a retrain produces a candidate
+    outcome = pipeline.retrain(settings, request("after", dt.datetime(2021, 6, 1, tzinfo=dt.UTC)), config=fast_config)
+    # Then: held (comparing would feed v1 features it never learned), and v1 keeps serving
+    assert outcome.status == "held" and "features version" in outcome.reasons[0], outcome.as_dict()
+    assert parameters.read(settings.active_model_param) == "v1"
+
+
+def test_given_two_earlier_champions_when_a_third_candidate_is_judged_then_both_are_compared(
+    stack, loaded_history, fast_config
+) -> None:
+    settings = load_settings(RetrainSettings)
+    for day in (1, 2):
+        pipeline.retrain(
+            settings, request(f"model {day}", dt.datetime(2021, 6, day, tzinfo=dt.UTC)), config=fast_config
+        )
+    third = pipeline.retrain(settings, request("third", dt.datetime(2021, 6, 3, tzinfo=dt.UTC)), config=fast_config)
+    record = ModelRegistry(settings.model_versions_table).get(third.version)
+    assert record["evaluation"]["champion"]["version"] == "v20210602_000000"
+    assert [c["version"] for c in record["evaluation"]["recent_champions"]] == ["v1"]
+    assert "log_loss_vs_v1" in record["gates"]["checks"]

@@ -20,7 +20,7 @@ from nbaml.games.feeds.generator import SyntheticLeague  # noqa: E402
 from nbaml.metrics import score  # noqa: E402
 from nbaml.training.candidate import feature_distribution, train_candidate  # noqa: E402
 from nbaml.training.dataset import feature_table, time_split  # noqa: E402
-from nbaml.training.gates import Gates, judge  # noqa: E402
+from nbaml.training.gates import Comparison, Gates, judge  # noqa: E402
 from nbaml.training.search import TrainConfig, fit  # noqa: E402
 from nbaml.training.walkforward import HOME, MODEL, POOLED, beats_baselines, walk_forward  # noqa: E402
 
@@ -115,16 +115,62 @@ def test_given_the_search_folds_when_listed_then_each_validates_only_on_later_ro
 
 
 # ---------------------------------------------------------------- the gates
+HOLDOUT_BASELINES = {"always_home": {"log_loss": 0.684}, "elo": {"log_loss": 0.651}}
+
+
+def versus(version: str, candidate: float, other: float, n: int = 400) -> Comparison:
+    return Comparison(version, n, candidate=GOOD | {"log_loss": candidate}, other=GOOD | {"log_loss": other})
 
 
 def test_given_a_candidate_worse_than_the_champion_beyond_tolerance_when_judged_then_rejected_with_the_reason():
     gates = Gates(logloss_tolerance=0.005)
-    champion = GOOD | {"log_loss": 0.620}
-    verdict = judge(GOOD | {"log_loss": 0.626}, champion, gates, FAST)
-    assert not verdict.passed
+    verdict = judge(GOOD, gates, FAST, champion=versus("v2", 0.626, 0.620))
+    assert not verdict.passed and verdict.outcome == "rejected"
     assert any(reason.startswith("log_loss_vs_champion") for reason in verdict.reasons)
     # Within the tolerance the same candidate passes.
-    assert judge(GOOD | {"log_loss": 0.624}, champion, gates, FAST).passed
+    assert judge(GOOD, gates, FAST, champion=versus("v2", 0.624, 0.620)).passed
+
+
+def test_given_successive_candidates_each_within_tolerance_when_judged_then_drift_from_an_older_champion_is_caught():
+    # Given: v2 was 0.004 worse than v1 and passed; the candidate is 0.004 worse than v2 (within tolerance)
+    gates = Gates(logloss_tolerance=0.005)
+    champion, earlier = versus("v2", 0.628, 0.624), versus("v1", 0.628, 0.620)
+    # When: judged against the champion alone it would pass, but the recent champions are held too
+    assert judge(GOOD, gates, FAST, champion=champion).passed
+    verdict = judge(GOOD, gates, FAST, champion=champion, recent=[earlier])
+    # Then: rejected for drifting 0.008 from v1 on the games v1 never trained on
+    assert verdict.outcome == "rejected" and [r.split()[0] for r in verdict.reasons] == ["log_loss_vs_v1"]
+
+
+@pytest.mark.parametrize("baseline", ["always_home", "elo"])
+def test_given_a_candidate_worse_than_a_baseline_when_judged_then_rejected_even_with_no_champion(baseline):
+    candidate = GOOD | {"log_loss": HOLDOUT_BASELINES[baseline]["log_loss"] + 0.002}
+    verdict = judge(candidate, Gates(), FAST, baselines=HOLDOUT_BASELINES)
+    assert verdict.outcome == "rejected"
+    assert f"log_loss_vs_{baseline}" in [r.split()[0] for r in verdict.reasons]
+    assert judge(GOOD, Gates(), FAST, baselines=HOLDOUT_BASELINES).passed  # 0.630 beats both
+
+
+@pytest.mark.parametrize(
+    "why", ["v2's bundle cannot be read (BundleIntegrityError)", "only 40 holdout games after its training ended"]
+)
+def test_given_a_champion_that_cannot_be_compared_when_judged_then_the_candidate_is_held_never_waved_through(why):
+    verdict = judge(GOOD, Gates(), FAST, baselines=HOLDOUT_BASELINES, champion=Comparison("v2", unavailable=why))
+    assert not verdict.passed and verdict.outcome == "held"
+    assert verdict.reasons == [f"held for an operator: no comparison with v2: {why}"]
+    # A candidate that also fails a floor is rejected, not held: nothing an operator could overrule
+    failing = judge(GOOD | {"accuracy": 0.5}, Gates(), FAST, champion=Comparison("v2", unavailable=why))
+    assert failing.outcome == "rejected"
+
+
+def test_given_an_earlier_champion_that_cannot_be_compared_then_it_is_noted_and_the_champion_still_decides():
+    verdict = judge(
+        GOOD, Gates(), FAST, champion=versus("v2", 0.628, 0.627), recent=[Comparison("v1", unavailable="unreadable")]
+    )
+    assert verdict.passed and verdict.checks["log_loss_vs_v1"] == {
+        "ok": True,
+        "skipped": "no comparison with v1: unreadable",
+    }
 
 
 @pytest.mark.parametrize(
@@ -132,20 +178,38 @@ def test_given_a_candidate_worse_than_the_champion_beyond_tolerance_when_judged_
     [("accuracy", 0.55, "accuracy"), ("roc_auc", 0.60, "roc_auc"), ("ece", 0.08, "ece")],
 )
 def test_given_a_candidate_beyond_one_floor_when_judged_then_rejected_naming_that_floor(metric, value, check):
-    verdict = judge(GOOD | {metric: value}, None, Gates(), FAST)
+    verdict = judge(GOOD | {metric: value}, Gates(), FAST)
     assert not verdict.passed
     assert [r.split()[0] for r in verdict.reasons] == [check]
     assert verdict.checks[check]["ok"] is False
 
 
 def test_given_slow_inference_when_judged_then_rejected_on_p99():
-    verdict = judge(GOOD, None, Gates(max_p99_ms=500.0), {"p50_ms": 100.0, "p99_ms": 900.0})
+    verdict = judge(GOOD, Gates(max_p99_ms=500.0), {"p50_ms": 100.0, "p99_ms": 900.0})
     assert [r.split()[0] for r in verdict.reasons] == ["inference_p99_ms"]
 
 
-def test_given_a_good_candidate_and_no_champion_when_judged_then_it_passes():
-    verdict = judge(GOOD, None, Gates(), FAST)
-    assert verdict.passed and not verdict.reasons
+def test_given_a_good_first_candidate_when_judged_then_it_passes_on_baselines_and_floors():
+    verdict = judge(GOOD, Gates(), FAST, baselines=HOLDOUT_BASELINES)
+    assert verdict.passed and not verdict.reasons and set(verdict.checks) >= {"log_loss_vs_elo", "accuracy"}
+
+
+# ---------------------------------------------------------------- the calibrator
+def test_given_an_over_confident_forest_when_calibrated_then_the_calibrator_shrinks_it_and_is_kept(split):
+    # Given: deep trees at a high learning rate, over-confident on games after the ones they learned from
+    rough = {"max_depth": [6], "learning_rate": [0.3], "n_estimators": [100], "reg_lambda": [1.0]}
+    fitted = fit(split.X_train, split.y_train, tiny(grid=rough))
+    # Then: a calibrator was fitted on folds the trees never saw, kept because it helped the newer fold
+    check = fitted.calibration_check
+    assert fitted.calibration is not None and check["kept"] and check["after"] < check["log_loss_before"]
+    assert 0 < fitted.calibration.a < 1  # it shrinks the forest's confidence
+    raw = fitted.pipeline.predict_proba(split.X_holdout)[:, 1]
+    assert score(split.y_holdout, fitted.predict_proba(split.X_holdout)).log_loss < score(split.y_holdout, raw).log_loss
+
+
+def test_given_calibration_switched_off_then_none_is_fitted(split):
+    fitted = fit(split.X_train, split.y_train, tiny(calibrate=False))
+    assert fitted.calibration is None and fitted.calibration_check == {"kept": False}
 
 
 # ---------------------------------------------------------------- the PSI reference

@@ -25,6 +25,7 @@ from typing import Any
 from nbaml.bundle import ModelBundle, is_valid_version
 from nbaml.config import CommonSettings
 from nbaml.errors import ConflictError, NotFoundError
+from nbaml.features import incompatibility
 from nbaml.storage import parameters
 from nbaml.storage.artifacts import ArtifactStore
 from nbaml.storage.registry import ModelRegistry, VersionStatus
@@ -87,7 +88,11 @@ class Deployment:
         record = self.registry.get(version)
         if record.get("status") == VersionStatus.REJECTED.value:
             raise ConflictError(f"{version} was rejected by its gates: {record.get('rejected_because', '')}")
-        return ModelBundle.from_files(self.store.read_bundle_files(version), expected_version=version)
+        bundle = ModelBundle.from_files(self.store.read_bundle_files(version), expected_version=version)
+        incompatible = incompatibility(bundle.metadata)
+        if incompatible:
+            raise ConflictError(f"{version} cannot be served by this code: {incompatible}")
+        return bundle
 
     def overview(self) -> dict[str, Any]:
         """Roles, registry and the active parameter's history: what ``GET /models`` shows."""

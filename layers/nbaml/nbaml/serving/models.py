@@ -21,8 +21,8 @@ from aws_lambda_powertools import Logger
 from aws_lambda_powertools.metrics import Metrics, MetricUnit
 
 from nbaml.bundle import ModelBundle
-from nbaml.errors import NbamlError
-from nbaml.features import LeagueState
+from nbaml.errors import BundleIntegrityError, NbamlError
+from nbaml.features import LeagueState, incompatibility
 from nbaml.layout import LEAGUE_STATE
 from nbaml.storage import parameters
 from nbaml.storage.artifacts import ArtifactStore
@@ -160,6 +160,9 @@ class ServedModels:
                 return None
             try:
                 bundle = ModelBundle.from_files(self.store.read_bundle_files(version), expected_version=version)
+                incompatible = incompatibility(bundle.metadata)
+                if incompatible:  # this code's features would mean something else to that model
+                    raise BundleIntegrityError(f"{version}: {incompatible}")
             except NbamlError as exc:
                 refusal = Refusal(version, type(exc).__name__, f"{type(exc).__name__}: {exc}", dt.datetime.now(dt.UTC))
                 self._refused[version] = (self.clock(), refusal)

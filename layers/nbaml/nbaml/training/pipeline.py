@@ -28,7 +28,7 @@ from nbaml.storage import parameters
 from nbaml.storage.registry import VersionStatus
 from nbaml.training import tracking
 from nbaml.training.candidate import Candidate, train_candidate
-from nbaml.training.gates import Gates, Verdict
+from nbaml.training.gates import RECENT_VERSIONS, Gates, Verdict
 from nbaml.training.search import TrainConfig
 
 logger = Logger(child=True)
@@ -43,7 +43,7 @@ RETRAIN_ACTOR = "retrain"
 @dataclass
 class RetrainOutcome:
     request: RetrainRequest
-    status: str  # promoted, canary, shadow, rejected, superseded, skipped, locked
+    status: str  # promoted, canary, shadow, rejected, held, superseded, skipped, locked
     version: str | None = None
     reasons: list[str] = field(default_factory=list)
     metrics: dict[str, Any] = field(default_factory=dict)
@@ -91,14 +91,27 @@ def retrain(
         registry.release_lock(LOCK, request.request_id)
 
 
-def _champion(deployment: Deployment, active: str) -> ModelBundle | None:
+def _champion(deployment: Deployment, active: str) -> ModelBundle | str | None:
+    """The serving version's bundle; why it cannot be read (the candidate will be held); None if none serves."""
     if active == parameters.NONE:
         return None
     try:
         return deployment.verify(active)
     except NbamlError as exc:
-        logger.error("champion bundle unreadable; judging the candidate on floors alone", extra={"error": str(exc)})
-        return None
+        logger.error("champion bundle unreadable; the candidate will be held", extra={"error": str(exc)})
+        return f"{active}'s bundle cannot be read ({type(exc).__name__}: {exc})"
+
+
+def _recent_champions(deployment: Deployment, active: str) -> list[ModelBundle | tuple[str, str]]:
+    """The versions that served before the champion, newest first (their bundles, or why they cannot be read)."""
+    served = [v for v in deployment.registry.versions() if v.get("deployed_at") and v["version"] != active]
+    found: list[ModelBundle | tuple[str, str]] = []
+    for record in served[:RECENT_VERSIONS]:
+        try:
+            found.append(deployment.verify(str(record["version"])))
+        except NbamlError as exc:
+            found.append((str(record["version"]), f"its bundle cannot be read ({type(exc).__name__})"))
+    return found
 
 
 def _new_version(deployment: Deployment, request: RetrainRequest) -> str:
@@ -125,16 +138,17 @@ def _retrain_locked(
     started_with = deployment.active_state()  # what the promotion will compare-and-set against
     games = GameHistory(deployment.store).games()
     champion = _champion(deployment, started_with.value)
-    if not request.force and _trained_on(champion, games):
+    if not request.force and isinstance(champion, ModelBundle) and _trained_on(champion, games):
         return RetrainOutcome(request, "skipped", reasons=["no new games since the champion was trained"])
 
     version = _new_version(deployment, request)
     candidate = train_candidate(
         games,
         version=version,
-        config=_train_config(settings, champion, config),
+        config=_train_config(settings, champion if isinstance(champion, ModelBundle) else None, config),
         gates=gates_of(settings),
         champion=champion,
+        recent=_recent_champions(deployment, started_with.value),
         provenance=_provenance(request),
     )
     files = _write_bundle(deployment, candidate)
@@ -148,8 +162,8 @@ def _retrain_locked(
     return outcome
 
 
-def _trained_on(champion: ModelBundle | None, games: list[Game]) -> bool:
-    return champion is not None and champion.metadata.get("data_hash") == data_hash(games)
+def _trained_on(champion: ModelBundle, games: list[Game]) -> bool:
+    return champion.metadata.get("data_hash") == data_hash(games)
 
 
 def _provenance(request: RetrainRequest) -> dict[str, Any]:
@@ -209,7 +223,9 @@ def promote_candidate(
 ) -> RetrainOutcome:
     """The promotion step, the only place a retrain changes what is served.
 
-    A candidate that failed its gates is marked rejected and nothing served changes. One that passed
+    A candidate that failed its gates is marked rejected and nothing served changes; one that could not be
+    judged (no comparison with the champion was possible) stays a candidate, held for an operator, with the
+    reason in its history, and nothing served changes either. One that passed
     takes the role PromotionMode names (active, canary at CANARY_PERCENT, or shadow), through the same
     ``Deployment`` calls an operator makes; with no champion to protect it becomes active whatever the mode.
     Each of those writes only if the active parameter is still ``started_with``; if it moved, or another
@@ -217,6 +233,11 @@ def promote_candidate(
     its history, and the outcome is "superseded": an operator's decision wins over an automatic one.
     """
     version, verdict, scores = candidate.bundle.version, candidate.verdict, candidate.bundle.metadata["metrics"]
+    if verdict.outcome == "held":
+        why = "; ".join(verdict.reasons)
+        deployment.registry.set_status(version, VersionStatus.CANDIDATE, by=RETRAIN_ACTOR, why=why)
+        logger.warning("candidate held for an operator", extra={"version": version, "reasons": verdict.reasons})
+        return RetrainOutcome(request, "held", version, verdict.reasons, scores)
     if not verdict.passed:
         deployment.registry.set_status(
             version,
@@ -250,4 +271,5 @@ def _emit(metrics: Metrics | None, outcome: RetrainOutcome, verdict: Verdict) ->
         return
     metrics.add_metric(name="RetrainRuns", unit=MetricUnit.Count, value=1)
     metrics.add_metric(name="CandidateLogLoss", unit=MetricUnit.NoUnit, value=outcome.metrics["log_loss"])
-    metrics.add_metric(name="CandidateRejected", unit=MetricUnit.Count, value=int(not verdict.passed))
+    metrics.add_metric(name="CandidateRejected", unit=MetricUnit.Count, value=int(verdict.outcome == "rejected"))
+    metrics.add_metric(name="CandidateHeld", unit=MetricUnit.Count, value=int(verdict.outcome == "held"))
