@@ -119,6 +119,7 @@ bench: $(VENV_STAMP) ## Every benchmark, each printing its figures against its t
 	$(PY) bench/bench_serving.py
 	$(PY) bench/bench_drift_rules.py
 	$(PY) bench/bench_replay.py
+	$(PY) bench/bench_signal.py
 
 .PHONY: bench-serving
 bench-serving: $(VENV_STAMP) ## The serving benchmark alone (run make build first for the size row).
