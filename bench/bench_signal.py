@@ -64,9 +64,11 @@ def main() -> int:
             rows.append({"period": period, "model": name, **_scores(y[test], p)})
         for name, features, calibrate in SETS:
             X = select(table, features)
-            fitted = fit(X[train], y[train], TrainConfig(calibrate=calibrate))
+            fitted = fit(X[train], y[train], TrainConfig(calibrate=calibrate), features)
             row = {"period": period, "model": name, **_scores(y[test], fitted.predict_proba(X[test]))}
-            row["calibrator"] = "kept" if fitted.calibration else ("not kept" if calibrate else "off")
+            kept = fitted.calibration
+            unkept = "not kept" if calibrate else "off"
+            row["calibrator"] = ("kept, Elo term" if kept.elo else "kept") if kept else unkept
             rows.append(row)
             print(f"  {period}: {name} ... {row['log_loss']:.4f}", file=sys.stderr, flush=True)
     print(_render(rows))

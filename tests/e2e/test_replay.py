@@ -204,7 +204,9 @@ def test_given_mondays_in_the_window_when_replayed_then_drift_check_wrote_a_repo
     assert {layout.report_key(layout.DRIFT_HTML, d) for d in mondays} <= set(snapshot.keys)
 
 
-def test_given_the_first_of_the_month_when_retrain_runs_then_a_candidate_is_judged_against_v1(season) -> None:
+def test_given_the_first_of_the_month_when_retrain_runs_then_a_candidate_is_judged_against_the_champion(
+    season,
+) -> None:
     result, snapshot = season
     scheduled = [r for r in result.retrains if r["trigger"] == "schedule"]
     assert len(scheduled) == 1
@@ -213,10 +215,14 @@ def test_given_the_first_of_the_month_when_retrain_runs_then_a_candidate_is_judg
     assert run["status"] in {"promoted", "rejected"}
     if run["status"] == "rejected":
         assert run["reasons"]
+    # the champion it was judged against: v1, or a drift retrain's version promoted before the 1st
+    champion = expected_version([r for r in result.retrains if r is not run], MONTHLY_RETRAIN)
     item = snapshot.registry[run["version"]]
     assert item["status"] == {"promoted": "active", "rejected": "rejected"}[run["status"]]
-    assert item["evaluation"]["champion"]["version"] == "v1"
-    assert snapshot.active == (run["version"] if run["status"] == "promoted" else "v1")
+    assert item["evaluation"]["champion"]["version"] == champion
+    later = [r for r in result.retrains if r["status"] == "promoted" and (r.get("version") or "") > run["version"]]
+    if not later:
+        assert snapshot.active == (run["version"] if run["status"] == "promoted" else champion)
 
 
 def test_given_the_replay_ends_then_the_report_has_model_versions_and_baselines(season) -> None:
@@ -408,11 +414,20 @@ def test_given_the_monthly_retrain_crashes_mid_upload_then_nothing_served_change
     assert any(k.startswith(layout.model_prefix(version)) for k in snapshot.keys)
     assert snapshot.bundles[version] == {"committed": False, "readable": False}
     assert version not in snapshot.registry
-    # the champion never changed: v1 is active and served every game, before and after the crash
-    assert snapshot.active == "v1"
+    # the champion never changed at the crash: the version active before it (v1, or a drift retrain's
+    # promoted before the 1st) stays active and served every game from then on
+    champion = expected_version(result.retrains, MONTHLY_RETRAIN)
+    assert snapshot.active == champion
     served = served_by_day(result, snapshot)
-    assert set(served) == set(season_games(days))
-    assert {item["version"] for item in served.values()} == {"v1"}
+    truth = season_games(days)
+    assert set(served) == set(truth)
+    wrong = {
+        gid: item["version"]
+        for gid, item in served.items()
+        if item["version"] != expected_version(result.retrains, truth[gid].game_date)
+    }
+    assert wrong == {}
+    assert {item["version"] for gid, item in served.items() if truth[gid].game_date >= MONTHLY_RETRAIN} == {champion}
 
 
 # ---------------------------------------------------------------- drill (d): the active parameter, a missing version

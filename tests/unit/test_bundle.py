@@ -492,6 +492,32 @@ def test_given_a_forged_calibrator_that_is_not_a_positive_platt_then_refused(bun
         ModelBundle.from_files(_forge(bundle.to_files(), CALIBRATION_FILE, body))
 
 
+def test_given_a_calibrator_with_an_elo_term_then_it_reads_the_rows_raw_elo_and_needs_that_feature(bundle):
+    from dataclasses import replace
+
+    from nbaml.bundle import PlattCalibration
+    from nbaml.features import elo_probability
+    from nbaml.layout import CALIBRATION_FILE
+
+    # Given: the bundle's last feature named elo_diff, and a calibrator that leans on Elo's probability
+    names = [*NAMES[:-1], "elo_diff"]
+    leaning = replace(bundle, feature_names=names, calibration=PlattCalibration(a=0.5, b=0.1, elo=0.6))
+    files = leaning.to_files()
+    assert json.loads(files[CALIBRATION_FILE]) == {"method": "platt", "a": 0.5, "b": 0.1, "elo": 0.6}
+    loaded = ModelBundle.from_files(files)
+    # Then: each probability is a * logit(forest) + elo * logit(Elo's probability of the raw elo_diff) + b
+    x, _ = _data(seed=4, n_rows=40, missing_rate=0.0)
+    rows = [list(r) for r in x]
+    for row, p, q in zip(rows, bundle.predict_many(rows), loaded.predict_many(rows), strict=True):
+        pe = elo_probability(row[-1])
+        z = 0.5 * math.log(p / (1 - p)) + 0.6 * math.log(pe / (1 - pe)) + 0.1
+        assert q == pytest.approx(1 / (1 + math.exp(-z)), abs=1e-12)
+        assert loaded.predict_proba(row) == q
+    # A bundle whose features have no elo_diff cannot carry an Elo term
+    with pytest.raises(BundleIntegrityError, match="elo_diff"):
+        ModelBundle.from_files(replace(leaning, feature_names=list(NAMES)).to_files())
+
+
 def test_given_feature_descriptions_then_features_txt_says_what_each_is_and_still_reads_as_the_names(bundle):
     from dataclasses import replace
 

@@ -17,7 +17,7 @@ pytest.importorskip("sklearn")
 
 from nbaml.features import FEATURE_NAMES  # noqa: E402
 from nbaml.games.feeds.generator import SyntheticLeague  # noqa: E402
-from nbaml.metrics import score  # noqa: E402
+from nbaml.metrics import elo_baseline, score  # noqa: E402
 from nbaml.training.candidate import feature_distribution, train_candidate  # noqa: E402
 from nbaml.training.dataset import feature_table, time_split  # noqa: E402
 from nbaml.training.gates import Comparison, Gates, judge  # noqa: E402
@@ -205,6 +205,18 @@ def test_given_an_over_confident_forest_when_calibrated_then_the_calibrator_shri
     assert 0 < fitted.calibration.a < 1  # it shrinks the forest's confidence
     raw = fitted.pipeline.predict_proba(split.X_holdout)[:, 1]
     assert score(split.y_holdout, fitted.predict_proba(split.X_holdout)).log_loss < score(split.y_holdout, raw).log_loss
+
+
+def test_given_trees_too_weak_to_follow_elo_when_calibrated_then_the_elo_term_is_kept_and_closes_the_gap(split):
+    # Given: a forest of one stump: two probabilities, whatever the strengths of the teams
+    weak = {"max_depth": [1], "learning_rate": [0.3], "n_estimators": [1], "reg_lambda": [1.0]}
+    fitted = fit(split.X_train, split.y_train, tiny(grid=weak), FEATURE_NAMES)
+    # Then: the calibrator kept is the one with the Elo term, fitted on folds the trees never saw
+    assert fitted.calibration is not None and fitted.calibration.elo > 0 and fitted.calibration_check["kept"]
+    raw = score(split.y_holdout, fitted.pipeline.predict_proba(split.X_holdout)[:, 1]).log_loss
+    served = score(split.y_holdout, fitted.predict_proba(split.X_holdout)).log_loss
+    elo = score(split.y_holdout, elo_baseline(split.X_holdout, FEATURE_NAMES)).log_loss
+    assert served < raw - 0.01 and served < elo + 0.005  # from the base rate to Elo's level
 
 
 def test_given_calibration_switched_off_then_none_is_fitted(split):

@@ -29,6 +29,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from nbaml.errors import BundleIntegrityError
+from nbaml.features import elo_probability
 from nbaml.forest import Forest
 from nbaml.layout import (
     BUNDLE_FILES,
@@ -173,41 +174,73 @@ class StandardScalerParams:
 # ------------------------------------------------------------------------------------------------- calibration
 
 
+ELO_FEATURE = "elo_diff"  # the feature the calibrator's Elo term reads (raw, before the scaler)
+
+
+def _logit(p: float) -> float:
+    q = min(max(p, 1e-7), 1.0 - 1.0e-7)
+    return math.log(q / (1.0 - q))
+
+
 @dataclass(frozen=True, slots=True)
 class PlattCalibration:
-    """Platt scaling after the trees: ``p' = 1 / (1 + exp(-(a * logit(p) + b)))``, two numbers in calibration.json.
+    """Platt scaling after the trees, with an optional Elo term: three numbers in calibration.json.
 
-    Fitted on predictions the trees made of games they never saw (the search's last time-ordered folds), it
-    corrects a forest's over- or under-confidence on new games. ``a`` must be positive, so a calibrator never
-    reverses a pick's order; the probability is clipped to [1e-7, 1 - 1e-7] before the logit.
+    ``p' = 1 / (1 + exp(-(a * logit(p) + elo * logit(p_elo) + b)))``, where ``p_elo`` is Elo's own probability
+    of the game (``nbaml.features.elo_probability`` of the row's raw ``elo_diff``). Fitted on predictions the
+    trees made of games they never saw (the search's last time-ordered folds), it corrects a forest's over-
+    or under-confidence on new games, and the Elo term lets it lean on Elo's smooth curve where a forest of
+    a few thousand games only approximates it in steps (``elo`` is 0 when that did not help). ``a`` must be
+    positive, so a calibrator never reverses the forest's order; probabilities are clipped to
+    [1e-7, 1 - 1e-7] before the logit.
     """
 
     a: float
     b: float
+    elo: float = 0.0
 
     def __post_init__(self) -> None:
-        a, b = float(self.a), float(self.b)
-        if not (math.isfinite(a) and math.isfinite(b)) or a <= 0:
-            raise ValueError(f"a calibrator needs finite a > 0 and b, got a={self.a!r}, b={self.b!r}")
+        a, b, elo = float(self.a), float(self.b), float(self.elo)
+        if not all(math.isfinite(x) for x in (a, b, elo)) or a <= 0:
+            raise ValueError(f"a calibrator needs finite a > 0, b and elo, got a={a!r}, b={b!r}, elo={elo!r}")
         object.__setattr__(self, "a", a)
         object.__setattr__(self, "b", b)
+        object.__setattr__(self, "elo", elo)
 
-    def apply(self, p: float) -> float:
-        q = min(max(p, 1e-7), 1.0 - 1e-7)
-        z = self.a * math.log(q / (1.0 - q)) + self.b
+    def apply(self, p: float, elo_diff: float | None = None) -> float:
+        z = self.a * _logit(p) + self.b
+        if self.elo:
+            if elo_diff is None:
+                raise ValueError("this calibrator has an Elo term: it needs the row's elo_diff")
+            z += self.elo * _logit(elo_probability(elo_diff))
         return 1.0 / (1.0 + math.exp(-z)) if z >= 0 else math.exp(z) / (1.0 + math.exp(z))
 
     def to_json(self) -> bytes:
-        return _dumps({"method": "platt", "a": self.a, "b": self.b})
+        doc: dict[str, Any] = {"method": "platt", "a": self.a, "b": self.b}
+        if self.elo:
+            doc["elo"] = self.elo
+        return _dumps(doc)
 
     @classmethod
     def from_json(cls, data: bytes) -> PlattCalibration:
         doc = json.loads(data)
-        if not isinstance(doc, dict) or doc.get("method") != "platt" or set(doc) != {"method", "a", "b"}:
-            raise ValueError('expected {"method": "platt", "a": number, "b": number}')
-        if not all(isinstance(doc[k], int | float) and not isinstance(doc[k], bool) for k in ("a", "b")):
-            raise ValueError("a and b must be numbers")
-        return cls(a=doc["a"], b=doc["b"])
+        if (
+            not isinstance(doc, dict)
+            or doc.get("method") != "platt"
+            or not {"method", "a", "b"}
+            <= set(doc)
+            <= {
+                "method",
+                "a",
+                "b",
+                "elo",
+            }
+        ):
+            raise ValueError('expected {"method": "platt", "a": number, "b": number[, "elo": number]}')
+        numbers = [k for k in ("a", "b", "elo") if k in doc]
+        if not all(isinstance(doc[k], int | float) and not isinstance(doc[k], bool) for k in numbers):
+            raise ValueError("a, b and elo must be numbers")
+        return cls(a=doc["a"], b=doc["b"], elo=doc.get("elo", 0.0))
 
 
 # ------------------------------------------------------------------------------------------------------ bundle
@@ -282,13 +315,22 @@ class ModelBundle:
         The forest's probability, then the bundle's calibrator when it has one.
         """
         p = self.forest().predict_proba(self.scaler.transform(features_in_order))
-        return p if self.calibration is None else self.calibration.apply(p)
+        return p if self.calibration is None else self.calibration.apply(p, self._elo_of(features_in_order))
 
     def predict_many(self, rows: Sequence[Sequence[float | None]]) -> list[float]:
         """``predict_proba`` over several rows."""
         forest, calibration = self.forest(), self.calibration
         raw = [forest.predict_proba(self.scaler.transform(row)) for row in rows]
-        return raw if calibration is None else [calibration.apply(p) for p in raw]
+        if calibration is None:
+            return raw
+        return [calibration.apply(p, self._elo_of(row)) for p, row in zip(raw, rows, strict=True)]
+
+    def _elo_of(self, row: Sequence[float | None]) -> float | None:
+        """The row's raw elo_diff, which the calibrator's Elo term reads (None if the model has no such feature)."""
+        if ELO_FEATURE not in self.feature_names:
+            return None
+        value = row[self.feature_names.index(ELO_FEATURE)]
+        return 0.0 if value is None else float(value)
 
     def to_files(self) -> dict[str, bytes]:
         """Every file of ``models/{version}/``, manifest included; the same bundle always gives the same bytes.
@@ -348,6 +390,8 @@ class ModelBundle:
                 calibration = PlattCalibration.from_json(files[CALIBRATION_FILE])
             except ValueError as exc:
                 raise BundleIntegrityError(f"{CALIBRATION_FILE}: {exc}") from exc
+            if calibration.elo and ELO_FEATURE not in names:
+                raise BundleIntegrityError(f"{CALIBRATION_FILE}: an Elo term, but {FEATURES_FILE} has no {ELO_FEATURE}")
 
         bundle = cls(
             version=version,

@@ -63,7 +63,7 @@ def train_candidate(
     gates = gates or Gates()
     table = feature_table(games)
     split = time_split(table, FEATURE_NAMES)
-    fitted = fit(split.X_train, split.y_train, config)
+    fitted = fit(split.X_train, split.y_train, config, FEATURE_NAMES)
     draft = ModelBundle(
         version=version,
         model_json=fitted.model_json,

@@ -36,6 +36,7 @@ from __future__ import annotations
 
 import itertools
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -46,7 +47,8 @@ from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import StandardScaler
 from xgboost import XGBClassifier
 
-from nbaml.bundle import PlattCalibration, StandardScalerParams
+from nbaml.bundle import ELO_FEATURE, PlattCalibration, StandardScalerParams
+from nbaml.features import elo_probability
 
 SEARCHES = ("staged", "grid")
 
@@ -115,10 +117,12 @@ class FittedModel:
     refit_seconds: float = 0.0
     calibration: PlattCalibration | None = None
     calibration_check: dict[str, Any] = field(default_factory=dict)
+    elo_column: int | None = None  # where elo_diff sits in X, for the calibrator's Elo term
 
     def predict_proba(self, X: np.ndarray) -> np.ndarray:
         """What the bundle serves: the pipeline's probability, then the calibrator when there is one."""
-        return calibrated(self.pipeline.predict_proba(X)[:, 1], self.calibration)
+        elo = X[:, self.elo_column] if self.elo_column is not None else None
+        return calibrated(self.pipeline.predict_proba(X)[:, 1], self.calibration, elo)
 
 
 def _classifier(config: TrainConfig, **params: Any) -> XGBClassifier:
@@ -138,8 +142,13 @@ def _estimator(config: TrainConfig, **params: Any) -> Pipeline:
     return Pipeline([("scaler", StandardScaler()), ("model", _classifier(config, **params))])
 
 
-def fit(X: np.ndarray, y: np.ndarray, config: TrainConfig | None = None) -> FittedModel:
-    """Search with time-ordered folds, refit the best on all of ``X``, and export it as data."""
+def fit(
+    X: np.ndarray, y: np.ndarray, config: TrainConfig | None = None, feature_names: Sequence[str] | None = None
+) -> FittedModel:
+    """Search with time-ordered folds, refit the best on all of ``X``, and export it as data.
+
+    ``feature_names`` (the columns of ``X``) lets the calibrator probe its Elo term when elo_diff is one.
+    """
     config = config or TrainConfig()
     started = time.perf_counter()
     if config.search == "grid":
@@ -148,7 +157,8 @@ def fit(X: np.ndarray, y: np.ndarray, config: TrainConfig | None = None) -> Fitt
         params, cv_log_loss, fits, candidates = _staged_search(X, y, config)
     searched = time.perf_counter()
     best = refit(X, y, params, config)
-    calibration, check = fit_calibration(X, y, params, config) if config.calibrate else (None, {"kept": False})
+    elo = elo_column(feature_names)
+    calibration, check = fit_calibration(X, y, params, config, elo) if config.calibrate else (None, {"kept": False})
     finished = time.perf_counter()
     return FittedModel(
         model_json=bytes(best.named_steps["model"].get_booster().save_raw(raw_format="json")),
@@ -169,6 +179,7 @@ def fit(X: np.ndarray, y: np.ndarray, config: TrainConfig | None = None) -> Fitt
         refit_seconds=finished - searched,
         calibration=calibration,
         calibration_check=check,
+        elo_column=elo,
     )
 
 
@@ -181,21 +192,37 @@ def refit(X: np.ndarray, y: np.ndarray, params: dict[str, Any], config: TrainCon
 CALIBRATION_FOLDS = 2
 
 
-def calibrated(p: np.ndarray, calibration: PlattCalibration | None) -> np.ndarray:
-    """``p`` through the calibrator (vectorised twin of PlattCalibration.apply)."""
+def calibrated(p: np.ndarray, calibration: PlattCalibration | None, elo_diff: np.ndarray | None = None) -> np.ndarray:
+    """``p`` through the calibrator (vectorised twin of PlattCalibration.apply; ``elo_diff`` the raw column)."""
     if calibration is None:
         return np.asarray(p, dtype=np.float64)
+    z = calibration.a * _logits(p) + calibration.b
+    if calibration.elo:
+        if elo_diff is None:
+            raise ValueError("this calibrator has an Elo term: it needs the elo_diff column")
+        z = z + calibration.elo * _elo_logits(elo_diff)
+    return 1.0 / (1.0 + np.exp(-z))
+
+
+def _logits(p: np.ndarray) -> np.ndarray:
     q = np.clip(np.asarray(p, dtype=np.float64), 1e-7, 1 - 1e-7)
-    return 1.0 / (1.0 + np.exp(-(calibration.a * np.log(q / (1 - q)) + calibration.b)))
+    return np.log(q / (1 - q))
 
 
-def _platt(p: np.ndarray, y: np.ndarray) -> PlattCalibration | None:
+def _elo_logits(elo_diff: np.ndarray) -> np.ndarray:
+    return _logits(np.asarray([elo_probability(float(d)) for d in np.nan_to_num(elo_diff)]))
+
+
+def _platt(p: np.ndarray, y: np.ndarray, elo_diff: np.ndarray | None = None) -> PlattCalibration | None:
+    """Platt scaling of ``p`` (with an Elo term when ``elo_diff`` is given); None if the fit would reverse p."""
     from sklearn.linear_model import LogisticRegression
 
-    q = np.clip(p, 1e-7, 1 - 1e-7)
-    fitted = LogisticRegression(C=1e6, max_iter=1000).fit(np.log(q / (1 - q))[:, None], y)
-    a, b = float(fitted.coef_[0][0]), float(fitted.intercept_[0])
-    return PlattCalibration(a=a, b=b) if a > 0 else None
+    columns = [_logits(p)] if elo_diff is None else [_logits(p), _elo_logits(elo_diff)]
+    fitted = LogisticRegression(C=1e6, max_iter=1000).fit(np.column_stack(columns), y)
+    coef = [float(c) for c in fitted.coef_[0]]
+    if coef[0] <= 0:
+        return None
+    return PlattCalibration(a=coef[0], b=float(fitted.intercept_[0]), elo=coef[1] if elo_diff is not None else 0.0)
 
 
 def _log_loss(y: np.ndarray, p: np.ndarray) -> float:
@@ -204,23 +231,45 @@ def _log_loss(y: np.ndarray, p: np.ndarray) -> float:
     return log_loss(y, p)
 
 
+def elo_column(feature_names: Sequence[str] | None) -> int | None:
+    """Where the raw elo_diff sits in a feature matrix (None if the feature set has none)."""
+    names = list(feature_names or ())
+    return names.index(ELO_FEATURE) if ELO_FEATURE in names else None
+
+
 def fit_calibration(
-    X: np.ndarray, y: np.ndarray, params: dict[str, Any], config: TrainConfig
+    X: np.ndarray, y: np.ndarray, params: dict[str, Any], config: TrainConfig, elo: int | None = None
 ) -> tuple[PlattCalibration | None, dict[str, Any]]:
-    """A Platt calibrator from the last folds' unseen games, or None where it did not help (module docstring)."""
+    """A calibrator from the last folds' unseen games, or None where it did not help (module docstring).
+
+    Two forms are probed, plain Platt and Platt with an Elo term (when column ``elo`` of ``X`` is elo_diff):
+    each fitted on the older fold and scored on the newer; the better one is kept if it beats no calibrator.
+    """
     folds = list(TimeSeriesSplit(n_splits=config.cv_splits).split(X))[-CALIBRATION_FOLDS:]
-    unseen = [(refit(X[tr], y[tr], params, config).predict_proba(X[va])[:, 1], y[va]) for tr, va in folds]
-    (p_old, y_old), (p_new, y_new) = unseen[0], unseen[-1]
-    probe = _platt(p_old, y_old)
+    unseen = [(refit(X[tr], y[tr], params, config).predict_proba(X[va])[:, 1], y[va], va) for tr, va in folds]
+    (p_old, y_old, i_old), (p_new, y_new, i_new) = unseen[0], unseen[-1]
+
+    def column(index: np.ndarray, with_elo: bool) -> np.ndarray | None:
+        return X[index, elo] if with_elo and elo is not None else None
+
     before = _log_loss(y_new, p_new)
-    after = _log_loss(y_new, calibrated(p_new, probe)) if probe is not None else before
-    check = {"fold_games": [len(y_old), len(y_new)], "log_loss_before": round(before, 6), "after": round(after, 6)}
-    if probe is None or after >= before:
-        return None, check | {"kept": False}
-    calibration = _platt(np.concatenate([p for p, _ in unseen]), np.concatenate([t for _, t in unseen]))
+    best: tuple[float, bool] | None = None
+    for with_elo in (False, True) if elo is not None else (False,):
+        probe = _platt(p_old, y_old, column(i_old, with_elo))
+        if probe is not None:
+            after = _log_loss(y_new, calibrated(p_new, probe, column(i_new, with_elo)))
+            if best is None or after < best[0]:
+                best = (after, with_elo)
+    check = {"fold_games": [len(y_old), len(y_new)], "log_loss_before": round(before, 6)}
+    if best is None or best[0] >= before:
+        return None, check | {"after": round(best[0], 6) if best else None, "kept": False}
+    after, with_elo = best
+    everything = np.concatenate([i for _, _, i in unseen])
+    calibration = _platt(np.concatenate([p for p, _, _ in unseen]), y[everything], column(everything, with_elo))
     if calibration is None:
-        return None, check | {"kept": False}
-    return calibration, check | {"kept": True, "a": round(calibration.a, 6), "b": round(calibration.b, 6)}
+        return None, check | {"after": round(after, 6), "kept": False}
+    kept = {"kept": True, "a": round(calibration.a, 6), "b": round(calibration.b, 6), "elo": round(calibration.elo, 6)}
+    return calibration, check | {"after": round(after, 6)} | kept
 
 
 # Parameters set from the config, never searched (kept out of a refit's keyword arguments).

@@ -33,7 +33,7 @@ from nbaml.bundle import ModelBundle
 from nbaml.features import FEATURE_NAMES, FeatureTable
 from nbaml.metrics import always_home, elo_baseline, score
 from nbaml.training.dataset import feature_table, select
-from nbaml.training.search import FittedModel, TrainConfig, calibrated, fit, fit_calibration, refit
+from nbaml.training.search import FittedModel, TrainConfig, calibrated, elo_column, fit, fit_calibration, refit
 
 MODEL = "model"
 MONTHLY = "model (monthly refit)"
@@ -96,7 +96,7 @@ def walk_forward(
 
     started = time.perf_counter()
     say(f"search ({config.search}) and fit on {int(train.sum())} games of seasons before {first_test_season} ...")
-    fitted = fit(X[train], y[train], config)
+    fitted = fit(X[train], y[train], config, FEATURE_NAMES)
     seconds["search_and_fit"] = time.perf_counter() - started
     say(
         f"  {fitted.fits} fits, {fitted.candidates} candidates, cv log-loss {fitted.cv_log_loss:.4f}, "
@@ -151,8 +151,10 @@ def _monthly(
         known = np.asarray([d < first_day for d in dates])
         in_month = np.asarray([(dates[i].year, dates[i].month) == (year, month) for i in test_index])
         model = refit(X[known], y[known], params, config)
-        calibration = fit_calibration(X[known], y[known], params, config)[0] if config.calibrate else None
-        out[in_month] = calibrated(model.predict_proba(X[test_index[in_month]])[:, 1], calibration)
+        elo = elo_column(FEATURE_NAMES)
+        calibration = fit_calibration(X[known], y[known], params, config, elo)[0] if config.calibrate else None
+        rows = X[test_index[in_month]]
+        out[in_month] = calibrated(model.predict_proba(rows)[:, 1], calibration, rows[:, elo])
         say(
             f"  monthly refit {k}/{len(months)}: {first_day:%Y-%m}, {int(known.sum())} games known, "
             f"{int(in_month.sum())} predicted"

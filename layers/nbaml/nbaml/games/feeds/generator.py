@@ -11,7 +11,9 @@ to 2022-23 era on the statistics a game-winner model is sensitive to (checked ag
   on Thanksgiving, Christmas Eve and the All-Star break, about 3.3 games a team a week, back-to-backs
   about 16% of a team's games;
 - results: a hidden strength per team (points better than average) that drifts during a season (random
-  walk) and regresses to the mean between seasons; home advantage 2.7 points; margin noise such that
+  walk) and regresses to the mean between seasons, plus a form that comes and goes (injuries, hot and
+  cold spells: a daily AR(1) with a half-life of about a week), minus 2 points on the second night of a
+  back-to-back; home advantage 2.7 points; margin noise such that
   the margin's spread (about 14) and the home win rate (about 58%) match the real league; about 112
   points per team per game; no ties (tied games go to overtime).
 
@@ -47,7 +49,7 @@ CONFERENCES: tuple[tuple[tuple[str, ...], ...], ...] = (
     (("DEN", "MIN", "OKC", "POR", "UTA"), ("GSW", "LAC", "LAL", "PHX", "SAC"), ("DAL", "HOU", "MEM", "NOP", "SAS")),
 )
 
-# Results model, in points. Strength spread 4.5 and noise 12.5 give a margin std near 14.3, as in 2018-23.
+# Results model, in points. Strength spread 4.5, form 2.5 and noise 12.5 give a margin std of 14.8 (2018-23: 14.5).
 HOME_ADVANTAGE = 2.7
 STRENGTH_SPREAD = 4.5
 SEASON_CARRY_OVER = 0.6
@@ -55,8 +57,14 @@ SEASON_CARRY_OVER = 0.6
 BACK_TO_BACK_PENALTY = 2.0
 """Points a team loses on the second night of a back-to-back (tired legs; measured at 1.5-2.5 in the NBA):
 information that a team's strength, and so Elo, does not carry, as in the real league."""
-DAILY_DRIFT = 0.15
-"""Random-walk step per day: about 2 points over a season (injuries, trades, form)."""
+DAILY_DRIFT = 0.1
+"""Random-walk step per day of the lasting strength: about 1.4 points over a season (trades, development)."""
+FORM_PERSISTENCE = 0.9
+FORM_SPREAD = 2.5
+"""A team's form: points above its strength that decay by FORM_PERSISTENCE a day (half-life 6.6 days) with
+spread FORM_SPREAD, as injuries and streaks come and go. Season-long figures see through it where a
+short-memory rating such as Elo chases it: with a pure random walk (the first version) Elo was the data's
+own model and no feature set could beat it, which the real league does not look like (README, Gates)."""
 MARGIN_NOISE = 12.5
 POINTS_PER_TEAM = 112.0
 TOTAL_NOISE = 20.0
@@ -221,15 +229,19 @@ class SyntheticLeague:
         games: list[Game] = []
         current_day: dt.date | None = None
         last_played: dict[str, dt.date] = {}
+        form = dict.fromkeys(TEAMS, 0.0)
+        form_step = FORM_SPREAD * math.sqrt(1 - FORM_PERSISTENCE**2)  # keeps the form's spread at FORM_SPREAD
         for number, (day, home, away) in enumerate(fixtures):
             if day != current_day:
                 if current_day is not None:
                     for _ in range((day - current_day).days):
                         for team in TEAMS:
                             strength[team] += rng.gauss(0.0, DAILY_DRIFT)
+                            form[team] = FORM_PERSISTENCE * form[team] + rng.gauss(0.0, form_step)
                 current_day = day
             tired = {team: last_played.get(team) == day - dt.timedelta(days=1) for team in (home, away)}
-            gap = strength[home] - strength[away] - BACK_TO_BACK_PENALTY * (tired[home] - tired[away])
+            gap = strength[home] + form[home] - strength[away] - form[away]
+            gap -= BACK_TO_BACK_PENALTY * (tired[home] - tired[away])
             home_score, away_score = _score(gap, rng)
             last_played[home] = last_played[away] = day
             games.append(
