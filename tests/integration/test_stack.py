@@ -289,7 +289,13 @@ def test_given_the_admin_token_when_the_authorizer_is_invoked_then_it_reads_ssm_
     # Given: the token the deploy created; the handler finds it through ADMIN_TOKEN_PARAM and the endpoint
     event = {"headers": {"authorization": f"Bearer {local_stack.admin_token}"}}
     # When / Then
-    assert runtime.invoke(local_stack, "AuthorizerFunction", event) == {"isAuthorized": True}
+    # the caller it names is the admin token's SecureString version, what the HTTP API's access log records
+    version = emulator.client("ssm", local_stack.endpoint).get_parameter(Name=local_stack.admin_token_param)
+    caller = f"admin-token:v{version['Parameter']['Version']}"
+    assert runtime.invoke(local_stack, "AuthorizerFunction", event) == {
+        "isAuthorized": True,
+        "context": {"caller": caller},
+    }
     assert runtime.invoke(local_stack, "authorizer", {"headers": {"authorization": "Bearer wrong"}}) == {
         "isAuthorized": False
     }
