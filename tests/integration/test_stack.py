@@ -383,6 +383,16 @@ def test_given_the_admin_token_when_the_authorizer_is_invoked_then_it_reads_ssm_
     }
 
 
+def _with_probe(stack: LocalStack, logical_id: str, code: str, tmp_path: Path) -> tuple[LocalStack, Path]:
+    """The stack with ``logical_id``'s code swapped for ``code`` (its deployment, environment and role kept)."""
+    probe_dir = tmp_path / Path(stack.function_dirs[logical_id]).name
+    probe_dir.mkdir()
+    (probe_dir / "app.py").write_text(code)
+    return LocalStack(
+        **{**stack.__dict__, "function_dirs": {**stack.function_dirs, logical_id: str(probe_dir)}}
+    ), probe_dir
+
+
 PROBE = """
 import os
 calls = 0
@@ -407,12 +417,7 @@ def test_given_a_probe_function_when_invoked_twice_then_it_gets_the_env_and_stay
 ) -> None:
     # Given: the collect function's deployment, its code swapped for a probe
     logical_id = local_stack.function_id("collect")
-    probe_dir = tmp_path / Path(local_stack.function_dirs[logical_id]).name
-    probe_dir.mkdir()
-    (probe_dir / "app.py").write_text(PROBE)
-    probe = LocalStack(
-        **{**local_stack.__dict__, "function_dirs": {**local_stack.function_dirs, logical_id: str(probe_dir)}}
-    )
+    probe, _ = _with_probe(local_stack, logical_id, PROBE, tmp_path)
     keys = [*sorted(local_stack.function_environments[logical_id]), "AWS_ENDPOINT_URL"]
     # When
     first = runtime.invoke(probe, "collect", {"keys": keys})
@@ -444,12 +449,7 @@ def test_given_a_scheduled_function_that_fails_when_invoked_async_then_lambda_re
 ) -> None:
     # Given: the collect function's deployment, its code swapped for a probe that fails when asked
     logical_id = local_stack.function_id("collect")
-    probe_dir = tmp_path / Path(local_stack.function_dirs[logical_id]).name
-    probe_dir.mkdir()
-    (probe_dir / "app.py").write_text(FAILING_PROBE)
-    probe = LocalStack(
-        **{**local_stack.__dict__, "function_dirs": {**local_stack.function_dirs, logical_id: str(probe_dir)}}
-    )
+    probe, probe_dir = _with_probe(local_stack, logical_id, FAILING_PROBE, tmp_path)
     declared = sam_template["Resources"][logical_id]["Properties"]["EventInvokeConfig"]
     queue_id = declared["DestinationConfig"]["OnFailure"]["Destination"]["Fn::GetAtt"][0]
     queue = local_stack.resource(queue_id)
