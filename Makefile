@@ -7,6 +7,7 @@ SHELL := /bin/bash
 PYTHON ?= python3
 VENV := .venv
 VENV_SAM := .venv-sam
+VENV_CHECKOV := .venv-checkov
 PY := $(VENV)/bin/python
 VENV_STAMP := $(VENV)/.synced-from-locks
 DEV_LOCK := requirements/dev.txt
@@ -14,6 +15,7 @@ DEV_LOCK := requirements/dev.txt
 RUNTIME_LOCKS := requirements/lambda-runtime.txt layers/nbaml/requirements.txt layers/api/requirements.txt \
 	layers/ml/requirements.txt requirements/emulator.txt
 SAM := $(VENV_SAM)/bin/sam
+CHECKOV := $(VENV_CHECKOV)/bin/checkov
 TEMPLATE := template.yaml
 BUILD_DIR := .aws-sam/build
 PORT ?= 5005
@@ -27,7 +29,7 @@ help: ## List the targets.
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z0-9_-]+:.*## / {printf "  \033[36m%-12s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
 
 .PHONY: venv
-venv: $(VENV_STAMP) $(SAM) ## Create or sync .venv (project, editable) and .venv-sam (aws-sam-cli) from the locks.
+venv: $(VENV_STAMP) $(SAM) $(CHECKOV) ## Create or sync .venv (project, editable), .venv-sam (aws-sam-cli) and .venv-checkov from the locks.
 
 # Both environments install exactly the locked versions (with hashes), the same ones the layers ship: the
 # stamp is older than a lock after `make lock`, so the next make target re-syncs the environment.
@@ -45,6 +47,13 @@ $(SAM): requirements/sam.txt
 	[ -x $(VENV_SAM)/bin/python ] || $(PYTHON) -m venv $(VENV_SAM)
 	$(VENV_SAM)/bin/pip install --upgrade pip
 	$(VENV_SAM)/bin/pip install --require-hashes -r requirements/sam.txt
+	touch $@
+
+# Checkov pins packaging<24 and its own boto3: it lives apart too (requirements/checkov.in says why).
+$(CHECKOV): requirements/checkov.txt
+	[ -x $(VENV_CHECKOV)/bin/python ] || $(PYTHON) -m venv $(VENV_CHECKOV)
+	$(VENV_CHECKOV)/bin/pip install --upgrade pip
+	$(VENV_CHECKOV)/bin/pip install --require-hashes -r requirements/checkov.txt
 	touch $@
 
 # Every lock, regenerated on purpose only (nothing else depends on this target): exact versions with hashes,
@@ -66,6 +75,7 @@ lock: $(VENV_STAMP) ## Regenerate every lock (layers, runtime image, emulator, d
 	$(UV_COMPILE) pyproject.toml --extra ml --extra local --extra dev --extra tracking \
 		$(foreach l,$(RUNTIME_LOCKS),-c $(l)) -o $(DEV_LOCK)
 	$(UV_COMPILE) requirements/sam.in -o requirements/sam.txt
+	$(UV_COMPILE) requirements/checkov.in -o requirements/checkov.txt
 
 .PHONY: stack-up
 stack-up: ## Start the moto emulator on 127.0.0.1:$(PORT) and deploy template.yaml into it (STAGE=dev; MLFLOW=1: and MLflow).
@@ -167,8 +177,15 @@ clean: ## Remove build output, reports and caches (not the virtual environments)
 	rm -rf .aws-sam reports .pytest_cache .ruff_cache .hypothesis
 
 .PHONY: security
-security: $(VENV_STAMP) ## bandit over what ships and operates the stack; pip-audit (see security/FINDINGS.md).
+security: $(VENV_STAMP) $(CHECKOV) ## bandit; Checkov on the built template; pip-audit (see security/FINDINGS.md).
 	$(VENV)/bin/bandit -q -r layers functions infra -c security/bandit.yaml -b security/bandit-baseline.json
+	@# Checkov reads the template sam build wrote (built again when template.yaml is newer). Its exit code
+	@# passes an unparsable template and a skip without a reason, so infra.iac_scan judges its report.
+	[ $(BUILD_DIR)/template.yaml -nt $(TEMPLATE) ] || $(MAKE) build
+	mkdir -p reports
+	$(CHECKOV) -f $(BUILD_DIR)/template.yaml --framework cloudformation --skip-download --compact --soft-fail \
+		-o json > reports/checkov.json
+	$(PY) -m infra.iac_scan reports/checkov.json
 	@# No vulnerability service answers for this machine's package mirror, so pip-audit cannot audit here
 	@# (FINDINGS.md, P-01): it runs and reports; set PIP_AUDIT_FLAGS=--strict where it can reach one.
 	$(VENV)/bin/pip-audit --progress-spinner off $(PIP_AUDIT_FLAGS) || [ -z "$(PIP_AUDIT_FLAGS)" ]

@@ -5,8 +5,10 @@ role, so a call its policy does not allow is refused as it would be on AWS. A wo
 function's every job through the local runtime (the handlers themselves, with the template's
 environment): collect on the synthetic league and on API-Basketball, predict on every public and admin
 route, drift_check with a drift that queues a retrain, retrain failing (no games yet), then first, on
-drift and on demand, the authorizer allowing and denying. Every authorization moto decided is recorded;
-the audit then evaluates the record against each function's policies with moto's own evaluator, both ways.
+drift and on demand, the authorizer allowing and denying, and each scheduled function failing its retries
+(which sends Lambda's on-failure record under the function's role). Every authorization moto decided is
+recorded; the audit then evaluates the record against each function's policies with moto's own evaluator,
+both ways.
 """
 
 from __future__ import annotations
@@ -64,6 +66,13 @@ class Workload:
         result = runtime.invoke(self.stack, function, event, extra_env={"POWERTOOLS_LOG_LEVEL": "WARNING", **extra})
         self.results.setdefault(function, []).append(result)
         return result
+
+    def invoke_async(self, function: str, event: Any) -> None:
+        """An asynchronous invocation (a schedule's) expected to fail every try: Lambda queues its record."""
+        from nbaml.events import MalformedEventError
+
+        with pytest.raises(MalformedEventError):
+            runtime.invoke_async(self.stack, function, event, extra_env={"POWERTOOLS_LOG_LEVEL": "CRITICAL"})
 
     def api(self, method: str, path: str, *, admin: bool = False, expect: int = 200, **kwargs: Any) -> dict[str, Any]:
         headers = {"authorization": f"Bearer {self.token}"} if admin else {}
@@ -191,7 +200,21 @@ class Workload:
         for header, expected in ((f"Bearer {self.token}", True), ("Bearer wrong", False)):
             event = runtime.http_api_event("POST", "/admin/promote", headers={"authorization": header})
             event |= {"type": "REQUEST", "routeArn": "arn:aws:execute-api:us-east-1:123456789012:api/dev/POST/admin"}
-            assert self.invoke("authorizer", event) == {"isAuthorized": expected}
+            assert self.invoke("authorizer", event)["isAuthorized"] is expected
+
+    def scheduled_runs_that_fail(self, run_date: dt.date) -> None:
+        """Each scheduled function handed an event no retry can mend: after its retries, Lambda (here the
+        runtime, with the function's role) sends the record to the on-failure queue."""
+        functions = ("collect", "drift_check", "retrain")
+        for function in functions:
+            self.invoke_async(function, {**_scheduled(run_date, 5), "time": "not a time"})
+        with runtime.function_environment(self.operator_env()):
+            sqs, queue = boto3.client("sqs"), self.stack.resource("FailedRunQueue")
+            messages = sqs.receive_message(QueueUrl=queue, MaxNumberOfMessages=10)["Messages"]
+            for message in messages:
+                sqs.delete_message(QueueUrl=queue, ReceiptHandle=message["ReceiptHandle"])
+        failed = sorted(json.loads(m["Body"])["requestContext"]["functionArn"].split(":")[-2] for m in messages)
+        assert failed == sorted(self.stack.resource(self.stack.function_id(f)) for f in functions)
 
 
 @pytest.fixture(scope="module")
@@ -212,6 +235,7 @@ def workload(local_stack: LocalStack, local_tls: Any) -> Iterator[Workload]:
     finally:
         server.stop()
     job.authorize()
+    job.scheduled_runs_that_fail(run_date + dt.timedelta(days=2))
     job.collect_a_new_season()
     yield job
 
