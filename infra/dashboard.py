@@ -77,7 +77,7 @@ def _markers(
         day = str(run.get("requested_at") or "")[:10]
         if day and week_of(dt.date.fromisoformat(day)) in index:
             promoted = run.get("status") in PROMOTED
-            label = f"retrain {run.get('version') or ''}: {run.get('status')}".strip()
+            label = f"retrain: {run.get('status')}"  # the version is on the timeline below
             markers.append(Marker(index[week_of(dt.date.fromisoformat(day))], label, "#2ca02c" if promoted else "#777"))
     return markers
 

@@ -122,7 +122,7 @@ def test_nice_ticks_are_round_and_cover_the_range() -> None:
 def test_the_dashboard_marks_drift_and_retrains_and_shows_who_served() -> None:
     page = dashboard_page()
     assert "live log-loss by week" in page and "log-loss (nats per game)" in page
-    assert ">drift</text>" in page and "retrain v2: promoted" in page and "retrain v3: rejected" in page
+    assert ">drift</text>" in page and "retrain: promoted" in page and "retrain: rejected" in page
     assert ">v1</text>" in page and ">v2</text>" in page, "the version timeline labels its spans"
     assert "always home" in page and "Elo" in page
 

@@ -129,24 +129,36 @@ def _x_axis(plot: _Plot, axis: Axis, lo: float, hi: float) -> str:
     return "".join(out)
 
 
-def _legend(plot: _Plot, entries: list[tuple[str, str, bool]]) -> str:
-    """One row of entries (name, color, dashed) above the plotting area."""
-    out, x = [], plot.x0
+def _legend(plot: _Plot, entries: list[tuple[str, str, bool]]) -> tuple[str, int]:
+    """Entries (name, color, dashed) in rows above the plotting area; returns the SVG and the pixels the
+    rows beyond the first take (the chart moves down by that much)."""
+    out, x, y = [], plot.x0, 34
     for name, color, dashed in entries:
+        step = 36 + 6.5 * len(name)
+        if x > plot.x0 and x + step > plot.width - 10:
+            x, y = plot.x0, y + 15
         dash = " stroke-dasharray='5 3'" if dashed else ""
         out.append(
-            f"<line x1='{x}' x2='{x + 18}' y1='34' y2='34' stroke='{color}' stroke-width='2.5'{dash}/>"
-            f"<text x='{x + 23}' y='38' font-size='11'>{_e(name)}</text>"
+            f"<line x1='{x}' x2='{x + 18}' y1='{y}' y2='{y}' stroke='{color}' stroke-width='2.5'{dash}/>"
+            f"<text x='{x + 23}' y='{y + 4}' font-size='11'>{_e(name)}</text>"
         )
-        x += 36 + 6.5 * len(name)
-    return "".join(out)
+        x += step
+    return "".join(out), y - 34
+
+
+def _place(title: str, width: int, height: int, legend: tuple[str, int], body: list[str]) -> str:
+    svg, extra = legend
+    return _frame(title, width, height + extra, svg + f"<g transform='translate(0,{extra})'>" + "".join(body) + "</g>")
 
 
 def _range(values: Sequence[float], lo: float | None, hi: float | None) -> tuple[float, float]:
+    """The axis range: ``lo``/``hi`` where given, else the data's extent widened to round tick values."""
     if lo is None or hi is None:
-        ticks = nice_ticks(min(values, default=0.0), max(values, default=1.0))
-        lo = ticks[0] if lo is None else lo
-        hi = ticks[-1] if hi is None else hi
+        low, high = min(values, default=0.0), max(values, default=1.0)
+        ticks = nice_ticks(low, high)
+        step = ticks[1] - ticks[0] if len(ticks) > 1 else 1.0
+        lo = math.floor(low / step + 1e-9) * step if lo is None else lo
+        hi = math.ceil(high / step - 1e-9) * step if hi is None else hi
     return lo, hi
 
 
@@ -182,12 +194,14 @@ def line_chart(
             f"<line x1='{plot.x0}' x2='{plot.x1}' y1='{ry:.1f}' y2='{ry:.1f}' stroke='#888' stroke-dasharray='6 4'/>"
         )
         legend.append((name, "#888", True))
-    for marker in markers:
+    for k, marker in enumerate(sorted(markers, key=lambda m: m.x)):
         mx = plot.sx(marker.x, x_lo, x_hi)
-        body.append(
+        near_end = mx + 6 * len(marker.label) > plot.x1  # label on the line's left near the right edge
+        tx, anchor = (mx - 3, "end") if near_end else (mx + 3, "start")
+        body.append(  # labels in three staggered rows, so neighbouring events stay legible
             f"<line x1='{mx:.1f}' x2='{mx:.1f}' y1='{plot.y0}' y2='{plot.y1}' stroke='{marker.color}' "
-            f"stroke-dasharray='3 3'/><text x='{mx + 3:.1f}' y='{plot.y1 + 10}' font-size='10' "
-            f"fill='{marker.color}'>{_e(marker.label)}</text>"
+            f"stroke-dasharray='3 3'/><text x='{tx:.1f}' y='{plot.y1 + 10 + 11 * (k % 3)}' font-size='10' "
+            f"text-anchor='{anchor}' fill='{marker.color}'>{_e(marker.label)}</text>"
         )
     for k, s in enumerate(series):
         color = s.color or COLORS[k % len(COLORS)]
@@ -201,10 +215,9 @@ def line_chart(
                 f"<title>{_e(s.name)}: {_e(y.fmt.format(py))}</title></circle>"
                 for px, py in s.points
             )
-    body.append(_legend(plot, legend))
     if not xs:
         body.append(f"<text x='{width / 2}' y='{height / 2}' text-anchor='middle' fill='#888'>no data yet</text>")
-    return _frame(title, width, height, "".join(body))
+    return _place(title, width, height, _legend(plot, legend), body)
 
 
 def bar_chart(
@@ -262,10 +275,9 @@ def bar_chart(
         )
         legend.append((f"threshold {threshold:g}", COLORS[1], True))
     body.append(f"<line x1='{plot.x0}' x2='{plot.x0}' y1='{plot.y1}' y2='{plot.y0}' stroke='#444'/>")
-    body.append(_legend(plot, legend))
     if not bars:
         body.append(f"<text x='{width / 2}' y='{plot.y1 + 12}' text-anchor='middle' fill='#888'>not computed</text>")
-    return _frame(title, width, height, "".join(body))
+    return _place(title, width, height, _legend(plot, legend), body)
 
 
 def timeline_chart(
@@ -300,7 +312,7 @@ def timeline_chart(
             f"<line x1='{mx:.1f}' x2='{mx:.1f}' y1='{plot.y0}' y2='{plot.y1}' stroke='{marker.color}' "
             f"stroke-width='2' stroke-dasharray='3 3'/>"
         )
-    body.append(_legend(plot, [(label, COLORS[k % len(COLORS)], False) for k, label in enumerate(labels)]))
     if not spans:
         body.append(f"<text x='{width / 2}' y='{height / 2}' text-anchor='middle' fill='#888'>no version served</text>")
-    return _frame(title, width, height, "".join(body))
+    legend = _legend(plot, [(label, COLORS[k % len(COLORS)], False) for k, label in enumerate(labels)])
+    return _place(title, width, height, legend, body)

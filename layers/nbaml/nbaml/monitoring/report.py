@@ -75,6 +75,10 @@ def _pct(value: float | None) -> str:
     return "n/a" if value is None else f"{100 * value:.1f} %"
 
 
+def _num(value: float | None) -> str:
+    return "n/a" if value is None else f"{value:.4f}"
+
+
 def _ms(value: float | None) -> str:
     return "n/a" if value is None else f"{value:.3f} ms"
 
@@ -113,13 +117,13 @@ def summary_rows(document: dict[str, Any]) -> list[dict[str, Any]]:
         *_rule_rows(document),
         {
             "what": "live accuracy / log-loss",
-            "value": f"{_pct(perf.get('accuracy'))} / {perf.get('log_loss')} over {perf.get('n')} resolved games",
+            "value": f"{_pct(perf.get('accuracy'))} / {_num(perf.get('log_loss'))} over {perf.get('n')} resolved games",
         },
         {
             "what": "baseline (holdout) accuracy / log-loss",
-            "value": f"{_pct(perf.get('baseline_accuracy'))} / {perf.get('baseline_log_loss')}",
+            "value": f"{_pct(perf.get('baseline_accuracy'))} / {_num(perf.get('baseline_log_loss'))}",
         },
-        {"what": "calibration ECE", "value": document.get("calibration", {}).get("ece")},
+        {"what": "calibration ECE", "value": _num(document.get("calibration", {}).get("ece"))},
         {"what": "features over their PSI alarm level", "value": _psi_verdict(psi)},
         {
             "what": "coverage (last 7 days)",
