@@ -48,12 +48,12 @@ from pathlib import Path
 import numpy as np
 from drift_scenarios import swapped_rows
 
-from nbaml.features import FeatureTable, build_features
+from nbaml.features import FEATURE_NAMES, FeatureTable, build_features
 from nbaml.games.feeds.history_file import load_games
 from nbaml.metrics import CLIP, accuracy, expected_log_loss, log_loss, picks_home
 from nbaml.monitoring import rules
 from nbaml.training.dataset import time_split
-from nbaml.training.search import TrainConfig, calibrated, fit, fit_calibration, refit
+from nbaml.training.search import TrainConfig, calibrated, elo_column, fit, fit_calibration, refit
 
 DEFAULT_GAMES = Path(__file__).resolve().parents[1].parent / "shared/data/nba_games_2009_2023.csv"
 TEST_SEASONS = range(2012, 2023)
@@ -75,6 +75,7 @@ GRID = {
     "reference_games": (300, 500),
 }
 SCENARIOS = ("none", "swap", "dumb")
+ELO = elo_column(FEATURE_NAMES)  # the calibrator's Elo term reads this column, as the pipeline's does
 
 Rule = Callable[[list[tuple[float, bool]], int], bool]  # (the season's outcomes so far, restart index) -> fired
 
@@ -127,14 +128,14 @@ def build_run(
     test = _subset(table, seasons == season)
     config = TrainConfig()
     if full_search:
-        fitted = fit(split.X_train, split.y_train, config)
+        fitted = fit(split.X_train, split.y_train, config, FEATURE_NAMES)
         model, calibration = fitted.pipeline, fitted.calibration
     else:
         model = refit(split.X_train, split.y_train, FIXED_PARAMS, config)
-        calibration, _ = fit_calibration(split.X_train, split.y_train, FIXED_PARAMS, config)
+        calibration, _ = fit_calibration(split.X_train, split.y_train, FIXED_PARAMS, config, ELO)
 
     def serve(X: np.ndarray) -> np.ndarray:
-        return calibrated(model.predict_proba(X)[:, 1], calibration)
+        return calibrated(model.predict_proba(X)[:, 1], calibration, X[:, ELO])
 
     X = np.asarray(test.rows, dtype=np.float64)
     dates = list(test.dates)
