@@ -239,6 +239,8 @@ def test_given_the_replay_ends_then_the_report_has_model_versions_and_baselines(
     for who in ("model", "always_home", "elo"):
         assert 0.0 < overall[who]["log_loss"] < 1.0
     assert {v["version"] for v in document["versions"]} >= {"v1"}
+    page = (result.report_dir / "dashboard.html").read_text()  # drawn in a browser by tests/unit/test_pages.py
+    assert "live log-loss by week" in page and page.count("<svg") == 2 and "v1" in page
 
 
 # ---------------------------------------------------------------- drill (a): S3 unreachable during predict

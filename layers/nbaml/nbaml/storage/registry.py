@@ -187,6 +187,15 @@ class ModelRegistry:
             raise StorageError(f"mark {name}: {exc}") from exc
         return True
 
+    def put_marker(self, name: str, detail: dict[str, Any]) -> None:
+        """Record (or overwrite) a named marker, e.g. where a version's drift evidence restarts."""
+        item = to_item({**detail, "version": MARKER_PREFIX + name, "marked_at": _now()})
+        call(f"mark {name}", lambda: table(self.table_name).put_item(Item=item))
+
+    def marker(self, name: str) -> dict[str, Any] | None:
+        """A marker's detail, or None if it was never recorded."""
+        return self._item(MARKER_PREFIX + name) or None
+
     def _item(self, key: str) -> dict[str, Any]:
         response = call(f"get {key}", lambda: table(self.table_name).get_item(Key={"version": key}))
         return from_item(response.get("Item") or {})

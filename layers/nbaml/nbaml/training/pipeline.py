@@ -70,6 +70,7 @@ class RetrainOutcome:
             "request_id": self.request.request_id,
             "trigger": self.request.trigger.value,
             "reason": self.request.reason,
+            "requested_at": self.request.requested_at.isoformat(),
             "status": self.status,
             "version": self.version,
             "reasons": self.reasons,
