@@ -7,6 +7,7 @@ nbaml hands it, and the absent-module and unset-URI paths are checked as they ar
 from __future__ import annotations
 
 import contextlib
+import logging
 import sys
 import types
 from pathlib import Path
@@ -68,14 +69,23 @@ def test_given_a_tracking_uri_when_a_run_is_logged_then_params_metrics_and_bundl
 
 
 def test_given_no_tracking_uri_then_nothing_is_logged(monkeypatch) -> None:
+    # mlflow is importable (the recorder): only the unset URI can keep the run from being logged
+    recorder = RecordingMlflow()
+    monkeypatch.setitem(sys.modules, "mlflow", recorder)
     monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
-    monkeypatch.setitem(sys.modules, "mlflow", None)  # importing it would fail
     assert tracking.log_run("v1", METADATA, FILES, "promoted") is None
+    assert recorder.calls == {}
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", "")  # set but empty is unset too
+    assert tracking.log_run("v1", METADATA, FILES, "promoted") is None
+    assert recorder.calls == {}
 
 
 def test_given_a_uri_but_no_mlflow_installed_then_the_run_goes_on_untracked(
     monkeypatch, caplog: pytest.LogCaptureFixture
 ) -> None:
     monkeypatch.setenv("MLFLOW_TRACKING_URI", "file:./mlruns")
-    monkeypatch.setitem(sys.modules, "mlflow", None)
+    monkeypatch.setitem(sys.modules, "mlflow", None)  # `import mlflow` raises ImportError
+    caplog.set_level(logging.WARNING, logger=tracking.logger.name)
     assert tracking.log_run("v1", METADATA, FILES, "promoted") is None
+    warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert warnings == ["MLFLOW_TRACKING_URI is set but mlflow is not installed; not tracking"]
