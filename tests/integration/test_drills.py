@@ -22,11 +22,11 @@ from fastapi.testclient import TestClient
 from infra import stack as stk
 from nbaml.backfill import load
 from nbaml.config import CollectSettings, CommonSettings, load_settings
-from nbaml.errors import StorageError
 from nbaml.games.feeds.base import FeedBatch, RawPayload
 from nbaml.games.records import Game
-from nbaml.storage.predictions import PredictionLog, PredictionRecord
+from nbaml.storage.predictions import PredictionLog
 from nbaml.training.search import TrainConfig
+from tests import faults
 from tests.conftest import prediction_of, train_versions
 
 pytestmark = pytest.mark.integration
@@ -86,39 +86,38 @@ def _slate(day: dt.date) -> dict[str, Any]:
 
 
 # ---------------------------------------------------------------- drill 1: throttled prediction log
-class ThrottledLog(PredictionLog):
-    """The Predictions table while DynamoDB throttles: every write fails as boto3's retries give up."""
-
-    def __init__(self, table_name: str) -> None:
-        super().__init__(table_name)
-        self.throttled = True
-        self.refused = 0
-
-    def record(self, prediction: PredictionRecord) -> bool:
-        if self.throttled:
-            self.refused += 1
-            raise StorageError(f"log prediction {prediction.game_id}: ProvisionedThroughputExceededException")
-        return super().record(prediction)
+THROTTLED_ATTEMPTS = 2  # sends of one request, the production retry mode's: its throttling backoff is 1 s a retry
 
 
 def test_given_dynamodb_throttles_the_prediction_log_then_answers_return_and_records_land_later(two_models) -> None:
     from nbaml.serving.api import create_app
+    from nbaml.storage import aws
 
     settings, day = two_models
-    log = ThrottledLog(settings.predictions_table)
-    client = TestClient(create_app(sink=log))
-    # When: two slates are asked while every log write is throttled
-    first = client.post("/predictions", json=_slate(day))
-    second = client.post("/predictions", json=_slate(day + dt.timedelta(days=1)))
-    # Then: both are answered, by the champion, and the records wait in memory; each request tried the
-    # throttled table once, not once a record
-    assert first.status_code == second.status_code == 200
-    assert {p["version"] for r in (first, second) for p in r.json()["predictions"]} == {"v1"}
-    assert log.refused == 2 and PredictionLog(settings.predictions_table).all() == []
-    assert client.get("/health").json()["pending_log_writes"] == 8
-    # When: the throttling ends and one more request comes
-    log.throttled = False
-    third = client.post("/predictions", json=_slate(day + dt.timedelta(days=2)))
+    with faults.retries(THROTTLED_ATTEMPTS):
+        client = TestClient(create_app())
+        dynamodb = aws.resource("dynamodb").meta.client  # the client the prediction log writes with
+        # DynamoDB answers the log's PutItems with its throttling error; botocore retries, then gives up
+        throttle = faults.Throttled(dynamodb, "PutItem", table=settings.predictions_table)
+        attempts = faults.Attempts(dynamodb, "PutItem")
+        # When: two slates are asked while every log write is throttled
+        first = client.post("/predictions", json=_slate(day))
+        second = client.post("/predictions", json=_slate(day + dt.timedelta(days=1)))
+        # Then: both are answered, by the champion, and the records wait in memory; each request tried the
+        # throttled table for one record (all of botocore's attempts), not once a record
+        assert first.status_code == second.status_code == 200
+        assert {p["version"] for r in (first, second) for p in r.json()["predictions"]} == {"v1"}
+        assert throttle.throttled == attempts.count() == 2 * THROTTLED_ATTEMPTS
+        assert PredictionLog(settings.predictions_table).all() == []
+        assert client.get("/health").json()["pending_log_writes"] == 8
+        # and botocore's backoff is all the outage cost a write: its retry came within the throttling
+        # ceiling (1 s, full jitter) of the refusal, plus half a second for a loaded machine
+        sent = [at for _, at in attempts.sent]
+        gaps = [sent[i + 1] - sent[i] for i in range(0, len(sent), THROTTLED_ATTEMPTS)]
+        assert all(gap < 1.0 + 0.5 for gap in gaps), gaps
+        # When: the throttling ends and one more request comes
+        throttle.on = False
+        third = client.post("/predictions", json=_slate(day + dt.timedelta(days=2)))
     assert third.status_code == 200
     # Then: every prediction of the three slates is logged exactly once, as it was answered
     logged = {(i["game_id"], i["prediction_key"]): i for i in PredictionLog(settings.predictions_table).all()}
