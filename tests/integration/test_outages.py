@@ -171,7 +171,7 @@ def _sigkill_mid_upload() -> dict[str, Any]:
     child = subprocess.Popen(
         [sys.executable, "-c", f"import {__name__} as t; t.retrain_until_the_bundle_is_half_uploaded()"],
         cwd=ROOT,
-        env={**os.environ, "PYTHONPATH": str(ROOT)},
+        env={**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))},
         stdout=subprocess.PIPE,
         text=True,
     )
