@@ -171,6 +171,42 @@ def _table_items(name: str) -> list[dict[str, Any]]:
     return sorted(scan_all(table(name)), key=lambda i: json.dumps(i, sort_keys=True, default=str))
 
 
+class Overlap:
+    """Records which thread sent which request on the Games table; holds each thread's first read of it until
+    the other thread's first read has come (a two-party barrier in botocore's before-send hook)."""
+
+    def __init__(self, games_table: str) -> None:
+        from nbaml.storage import aws
+
+        self.games_table = games_table
+        self.events: list[tuple[str, str]] = []
+        self._barrier = threading.Barrier(2)
+        self._lock = threading.Lock()
+        self._held: set[str] = set()
+        aws.resource("dynamodb").meta.client.meta.events.register("before-send.dynamodb", self._sent)
+
+    def _sent(self, request: Any, **kwargs: Any) -> None:
+        body = json.loads(request.body or b"{}")
+        if self.games_table not in {body.get("TableName"), *body.get("RequestItems", {})}:
+            return
+        operation = str(kwargs["event_name"]).rsplit(".", 1)[-1]
+        thread = threading.current_thread().name
+        with self._lock:
+            self.events.append((thread, operation))
+            first_read = operation == "BatchGetItem" and thread not in self._held
+            self._held.add(thread)
+        if first_read:
+            self._barrier.wait(timeout=30)
+
+    def assert_overlapped(self, threads: set[str]) -> None:
+        """Each thread's first read came before any write, and every thread then wrote."""
+        reads = [n for n, (_, op) in enumerate(self.events) if op == "BatchGetItem"]
+        writes = [n for n, (_, op) in enumerate(self.events) if op == "PutItem"]
+        first_reads = reads[: len(threads)]
+        assert {self.events[n][0] for n in first_reads} == threads and max(first_reads) < min(writes), self.events
+        assert {self.events[n][0] for n in writes} == threads, self.events
+
+
 def test_given_two_collect_runs_at_once_then_the_final_state_is_that_of_one_run(stack: Any, league: Any) -> None:
     from nbaml.collect import collect_recent_games
     from nbaml.features import build_features
@@ -185,23 +221,31 @@ def test_given_two_collect_runs_at_once_then_the_final_state_is_that_of_one_run(
     # A prediction waiting for its outcome
     game = window[0]
     PredictionLog(settings.predictions_table).record(prediction_of(game, 0.7))
-    # When: two runs of the same day start together
+    # When: two runs of the same day start together, and neither writes a game before both have read what the
+    # Games table holds (a barrier in botocore's before-send of their BatchGetItem): both find it empty
     barrier = threading.Barrier(2)
+    overlap = Overlap(settings.games_table)
     errors: list[BaseException] = []
+    reports: list[Any] = []
 
     def run() -> None:
         try:
             barrier.wait(timeout=10)
-            collect_recent_games(settings, run_date=run_date, feed=league)
+            reports.append(collect_recent_games(settings, run_date=run_date, feed=league))
         except BaseException as exc:  # reported below
             errors.append(exc)
 
-    threads = [threading.Thread(target=run) for _ in range(2)]
+    threads = [threading.Thread(target=run, name=f"collect-{n}") for n in (1, 2)]
     for thread in threads:
         thread.start()
     for thread in threads:
         thread.join(timeout=120)
     assert not errors, errors
+    # The runs overlapped: both read the empty table before either wrote, and then both wrote games
+    overlap.assert_overlapped({"collect-1", "collect-2"})
+    # and the conditional writes let one run insert each game, the other found it there (no overwrite)
+    assert sum(r.upserts["inserted"] for r in reports) == len(window)
+    assert sum(r.upserts["updated"] for r in reports) == 0
     # Then: one item a game, the training snapshot and the state of one run, the outcome joined once
     games = _table_items(settings.games_table)
     assert sorted(i["game_id"] for i in games) == sorted(g.game_id for g in window)
