@@ -82,22 +82,37 @@ class Attempts:
 
 
 class Unreachable:
-    """While ``on``, every request ``client`` sends goes to a closed port on 127.0.0.1 instead of its endpoint."""
+    """While ``on``, every request ``client`` sends (that ``when(request)`` picks) goes to a closed port on
+    127.0.0.1 instead of its endpoint; ``refused`` counts the sends."""
 
-    def __init__(self, client: Any, *, on: bool = True, when: Callable[[], bool] = lambda: True) -> None:
+    def __init__(self, client: Any, *, on: bool = True, when: Callable[[Any], bool] = lambda request: True) -> None:
         self.on = on
         self.when = when
         self.port = closed_port()
         self.refused = 0
+        self.at: list[float] = []  # when each refused send left
+        self.total_sends = int(client.meta.config.retries["total_max_attempts"])  # a request's sends, retries included
         client.meta.events.register(_event(client, "before-send", None), self._redirect)
 
     def _redirect(self, request: Any, **kwargs: Any) -> None:
-        if not (self.on and self.when()):
+        if not (self.on and self.when(request)):
             return None
         parts = urllib.parse.urlsplit(request.url)
         request.url = urllib.parse.urlunsplit(parts._replace(netloc=f"127.0.0.1:{self.port}"))
         self.refused += 1
+        self.at.append(time.monotonic())
         return None  # botocore sends it: the kernel refuses the connection
+
+    def requests(self) -> list[float]:
+        """Each refused request's span, first send to last (botocore's backoff between its sends), in order."""
+        assert self.refused % self.total_sends == 0, "a request was not sent the configured number of times"
+        sends = self.at
+        return [sends[n + self.total_sends - 1] - sends[n] for n in range(0, len(sends), self.total_sends)]
+
+    def backoff_ceiling(self) -> float:
+        """The longest botocore's standard mode waits in all between a connection error's sends (50 ms base,
+        doubling, full jitter: the 1.44 botocore non-throttling schedule)."""
+        return sum(min(0.05 * 2**n, 20.0) for n in range(self.total_sends - 1))
 
 
 class _Body:

@@ -17,7 +17,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import threading
-from collections.abc import Iterator
+import urllib.parse
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -29,14 +29,16 @@ from infra import replay as rp
 from infra import runtime
 from infra.clock import Firing
 from nbaml import layout
-from nbaml.errors import FeedError, NbamlError, NotFoundError, StorageError
+from nbaml.errors import FeedError, NbamlError, NotFoundError
 from nbaml.games.feeds.generator import SyntheticLeague, season_window
 from nbaml.games.records import Game
+from tests import faults
 
 SEASON = 2022  # the replay's default: the generator's first season (2019) plus three seasons of history
 START, _ = season_window(SEASON)  # Tuesday 2022-10-18
 MAIN_DAYS = 21  # to Monday 2022-11-07: three drift checks (Oct 24, Oct 31, Nov 7) and the retrain of Nov 1
 MONTHLY_RETRAIN = dt.date(2022, 11, 1)
+LOG_LOSS_MARGIN = 0.01  # below always-home's live log-loss on the replay's games (README: 0.629 vs 0.683 a season)
 
 
 # ---------------------------------------------------------------- running a replay and looking inside it
@@ -236,40 +238,48 @@ def test_given_the_replay_ends_then_the_report_has_model_versions_and_baselines(
     assert "always_home" in text and "| elo " in text and "Live log-loss" in text
     overall = document["live"]["overall"]
     assert overall["n"] == result.games_predicted
-    for who in ("model", "always_home", "elo"):
+    # the served model beats always-home on the same games by a clear margin (a coin flip or an inverted
+    # model does not), and the baselines themselves are sane
+    assert overall["model"]["log_loss"] < overall["always_home"]["log_loss"] - LOG_LOSS_MARGIN
+    for who in ("always_home", "elo"):
         assert 0.0 < overall[who]["log_loss"] < 1.0
     assert {v["version"] for v in document["versions"]} >= {"v1"}
 
 
 # ---------------------------------------------------------------- drill (a): S3 unreachable during predict
 class S3DownForServing(Drill):
-    """From ``since``, every S3 read of the prediction API fails; the scheduled jobs (main thread) still work."""
+    """From ``since``, the prediction API's S3 requests are sent to a closed port on 127.0.0.1.
+
+    The functions of this replay share one identity, so one cached S3 client: the API's requests are the ones
+    its worker threads send; the handlers the replay fires run in the main thread and still reach S3.
+    """
 
     def __init__(self, since: dt.date) -> None:
         self.since = since
-        self.down = False
-        self.failed_reads = 0
+        self.outage: faults.Unreachable | None = None
 
     def before_slate(self, replay: rp.SeasonReplay, day: dt.date) -> None:
-        self.down = day >= self.since
+        if self.outage is None:
+            s3 = function_client(replay, "predict", "s3")
+            self.outage = faults.Unreachable(s3, on=False, when=lambda request: not _main_thread())
+        self.outage.on = day >= self.since
+
+
+def _main_thread() -> bool:
+    return threading.current_thread() is threading.main_thread()
+
+
+def function_client(replay: rp.SeasonReplay, function: str, service: str) -> Any:
+    """The boto3 client ``function``'s code uses in this replay (the one cached for its identity)."""
+    from nbaml.storage import aws
+
+    with runtime.function_environment(replay.stack.env_for(function) | replay.env(function)):
+        return aws.client(service)
 
 
 @pytest.fixture
-def dead_s3_for_serving(monkeypatch: pytest.MonkeyPatch) -> Iterator[S3DownForServing]:
-    from nbaml.storage.artifacts import ArtifactStore
-
-    drill = S3DownForServing(START + dt.timedelta(days=2))
-    get_bytes = ArtifactStore.get_bytes
-
-    def unreachable(store: ArtifactStore, key: str) -> bytes:
-        # The API's requests run in worker threads; the handlers the replay fires run in the main thread.
-        if drill.down and threading.current_thread() is not threading.main_thread():
-            drill.failed_reads += 1
-            raise StorageError(f"cannot read s3://{store.bucket}/{key}: drill, endpoint unreachable")
-        return get_bytes(store, key)
-
-    monkeypatch.setattr(ArtifactStore, "get_bytes", unreachable)
-    yield drill
+def dead_s3_for_serving() -> S3DownForServing:
+    return S3DownForServing(START + dt.timedelta(days=2))
 
 
 def test_given_s3_unreachable_during_predict_then_the_model_in_memory_keeps_serving(
@@ -281,7 +291,12 @@ def test_given_s3_unreachable_during_predict_then_the_model_in_memory_keeps_serv
     truth = season_games(days)
     during = {gid for gid, g in truth.items() if g.game_date >= dead_s3_for_serving.since}
     served = served_by_day(result, snapshot)
-    assert dead_s3_for_serving.failed_reads > 0  # the outage really hit the serving path
+    outage = dead_s3_for_serving.outage
+    assert outage is not None
+    # the outage really hit the serving path: reads were refused, each sent the configured number of times, and
+    # each cost no more than botocore's backoff ceilings (and half a second for a loaded machine)
+    spans = outage.requests()
+    assert spans and max(spans) < outage.backoff_ceiling() + 0.5, spans
     assert during and during <= set(served)
     assert result.failures == []
     assert {served[gid]["version"] for gid in during} == {"v1"}
@@ -370,35 +385,36 @@ def test_given_the_feed_fails_one_morning_then_nothing_is_half_written_and_the_n
 
 # ---------------------------------------------------------------- drill (c): a retrain that crashes mid-upload
 class CrashingMonthlyRetrain(Drill):
-    """During the scheduled retrain, the upload of a new bundle's metadata.json fails."""
+    """During the scheduled retrain, S3 is unreachable for the upload of a new bundle's metadata.json (the
+    retrain function's client sends that PUT to a closed port, through all of botocore's retries)."""
 
     def __init__(self) -> None:
-        self.retraining = False
+        self.outage: faults.Unreachable | None = None
         self.crashed: list[str] = []
 
     def before_firing(self, replay: rp.SeasonReplay, firing: Firing) -> None:
-        self.retraining = firing.function == replay.stack.function_id("retrain")
+        if self.outage is None:
+            self.outage = faults.Unreachable(function_client(replay, "retrain", "s3"), on=False, when=self._upload)
+        self.outage.on = firing.function == replay.stack.function_id("retrain")
 
     def before_slate(self, replay: rp.SeasonReplay, day: dt.date) -> None:
-        self.retraining = False
+        if self.outage is not None:
+            self.outage.on = False
+
+    def _upload(self, request: Any) -> bool:
+        """A PUT of models/{version}/metadata.json for a version other than v1 (path-style: /bucket/key)."""
+        parts = urllib.parse.urlsplit(request.url).path.strip("/").split("/")
+        key = parts[1:]
+        hit = request.method == "PUT" and len(key) == 3 and key[0] == "models" and key[1] != "v1"
+        hit = hit and key[2] == "metadata.json"
+        if hit and key[1] not in self.crashed:
+            self.crashed.append(key[1])
+        return hit
 
 
 @pytest.fixture
-def crashing_upload(monkeypatch: pytest.MonkeyPatch) -> CrashingMonthlyRetrain:
-    from nbaml.storage.artifacts import ArtifactStore
-
-    drill = CrashingMonthlyRetrain()
-    put_bytes = ArtifactStore.put_bytes
-
-    def crashing(store: ArtifactStore, key: str, body: bytes, content_type: str = "application/octet-stream") -> str:
-        parts = key.split("/")
-        if drill.retraining and parts[0] == "models" and parts[1] != "v1" and parts[-1] == "metadata.json":
-            drill.crashed.append(parts[1])
-            raise StorageError(f"cannot write s3://{store.bucket}/{key}: drill, connection reset")
-        return put_bytes(store, key, body, content_type)
-
-    monkeypatch.setattr(ArtifactStore, "put_bytes", crashing)
-    return drill
+def crashing_upload() -> CrashingMonthlyRetrain:
+    return CrashingMonthlyRetrain()
 
 
 def test_given_the_monthly_retrain_crashes_mid_upload_then_nothing_served_changes(
@@ -410,6 +426,11 @@ def test_given_the_monthly_retrain_crashes_mid_upload_then_nothing_served_change
     assert len(crashing_upload.crashed) == 1
     version = crashing_upload.crashed[0]
     assert len(result.failures) == 1 and result.failures[0].startswith(f"{MONTHLY_RETRAIN} 05:00 retrain: StorageError")
+    # S3 refused that upload on every send botocore made of it (the production config: 5 retries), then gave up
+    # within its backoff ceilings (and half a second for a loaded machine)
+    outage = crashing_upload.outage
+    assert outage is not None and outage.refused == outage.total_sends
+    assert outage.requests()[0] < outage.backoff_ceiling() + 0.5
     # some of the bundle was uploaded, but it has no manifest, so no reader accepts it
     assert any(k.startswith(layout.model_prefix(version)) for k in snapshot.keys)
     assert snapshot.bundles[version] == {"committed": False, "readable": False}
