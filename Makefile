@@ -116,6 +116,7 @@ bench: $(VENV_STAMP) ## Every benchmark, each printing its figures against its t
 	$(PY) bench/bench_features.py
 	$(PY) bench/bench_engine.py
 	$(PY) bench/bench_units.py
+	$(PY) bench/bench_failure_paths.py
 	$(PY) bench/bench_retrain.py
 	$(PY) bench/bench_serving.py
 	$(PY) bench/bench_drift_rules.py
