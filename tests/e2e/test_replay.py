@@ -16,7 +16,9 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import os
 import threading
+import time
 import urllib.parse
 from dataclasses import dataclass
 from pathlib import Path
@@ -29,7 +31,8 @@ from infra import replay as rp
 from infra import runtime
 from infra.clock import Firing
 from nbaml import layout
-from nbaml.errors import FeedError, NbamlError, NotFoundError
+from nbaml.errors import NbamlError, NotFoundError
+from nbaml.games.feeds.api_basketball import season_label
 from nbaml.games.feeds.generator import SyntheticLeague, season_window
 from nbaml.games.records import Game
 from tests import faults
@@ -305,19 +308,65 @@ def test_given_s3_unreachable_during_predict_then_the_model_in_memory_keeps_serv
 
 # ---------------------------------------------------------------- drill (b): feed 5xx during collect
 class FeedDownOneMorning(Drill):
-    """The feed fails (after its retries) at one morning's collect; what that run left behind is recorded."""
+    """The replay's collect reads API-Basketball from a local HTTPS server serving the synthetic league's results;
+    on one morning the server answers every request 503, and the production client gives up after its retries.
+    What that run left behind is recorded."""
 
-    def __init__(self, day: dt.date) -> None:
+    def __init__(self, day: dt.date, server: Any) -> None:
         self.day = day
         self.failing = False
         self.after_failure: dict[str, Any] = {}
         self.day_before: dict[str, Any] = {}
+        self.asked_while_failing = 0
+        self.failing_since = 0.0
+        self.failed_run_seconds = 0.0
+        self.keyed = False
+        self._results = {g.game_id: g for g in SyntheticLeague().games(SEASON)}
+        server.expect_request("/games").respond_with_handler(self._answer)
+
+    def _answer(self, request: Any) -> Any:
+        from werkzeug.wrappers import Response
+
+        from tests.unit.test_api_basketball import api_body, api_item
+
+        if self.failing:
+            self.asked_while_failing += 1
+            return Response("upstream unavailable", status=503)
+        day = dt.date.fromisoformat(request.args["date"])
+        items = [
+            api_item(
+                g.home,
+                g.away,
+                game_id=number,
+                start=f"{day.isoformat()}T19:30:00-04:00",
+                home_total=g.home_score,
+                away_total=g.away_score,
+                season=season_label(day),
+            )
+            for number, g in enumerate(self._results.values())
+            if g.game_date == day
+        ]
+        return Response(json.dumps(api_body(*items)), content_type="application/json")
 
     def before_firing(self, replay: rp.SeasonReplay, firing: Firing) -> None:
         collect = replay.stack.function_id("collect")
+        if not self.keyed:  # the feed's key, a SecureString created outside the template (as on AWS)
+            import boto3
+
+            with runtime.function_environment(replay.stack.env_for("collect") | rp.QUIET):
+                name = os.environ["FEED_KEY_PARAM"]
+                boto3.client("ssm").put_parameter(Name=name, Value="sk-drill", Type="SecureString", Overwrite=True)
+            self.keyed = True
+        if self.failing:  # the failed collect is over: the next firing has come
+            self.failed_run_seconds = time.monotonic() - self.failing_since
         self.failing = firing.function == collect and firing.at.date() == self.day
+        if self.failing:
+            self.failing_since = time.monotonic()
 
     def before_slate(self, replay: rp.SeasonReplay, day: dt.date) -> None:
+        if self.failing:
+            self.failed_run_seconds = time.monotonic() - self.failing_since
+        self.failing = False
         if day == self.day - dt.timedelta(days=1):
             self.day_before = self._look(replay, day)
         if day == self.day:
@@ -346,16 +395,23 @@ class FeedDownOneMorning(Drill):
 
 
 @pytest.fixture
-def feed_down(monkeypatch: pytest.MonkeyPatch) -> FeedDownOneMorning:
-    drill = FeedDownOneMorning(START + dt.timedelta(days=3))  # Friday's collect, for Thursday's games
-    fetch_raw = SyntheticLeague.fetch_raw
+def feed_down(feed_server: Any, local_tls: Any, monkeypatch: pytest.MonkeyPatch) -> FeedDownOneMorning:
+    """The drill, and the replay's collect pointed at the local server (the template's api-basketball feed, its
+    key a SecureString in the stack's SSM, the server's certificate trusted through SSL_CERT_FILE)."""
+    drill = FeedDownOneMorning(START + dt.timedelta(days=3), feed_server)  # Friday's collect, Thursday's games
+    env = rp.SeasonReplay.env
 
-    def failing(feed: SyntheticLeague, start: dt.date, end: dt.date) -> list[Any]:
-        if drill.failing:
-            raise FeedError("api-basketball: HTTP 503 after 3 attempts (drill)")
-        return fetch_raw(feed, start, end)
+    def with_live_feed(replay: rp.SeasonReplay, function: str) -> dict[str, str]:
+        extra = env(replay, function)
+        if function != "collect":
+            return extra
+        return extra | {
+            "FEED_SOURCE": "api-basketball",
+            "FEED_BASE_URL": feed_server.url_for("/").rstrip("/"),
+            "SSL_CERT_FILE": str(local_tls.ca_file),
+        }
 
-    monkeypatch.setattr(SyntheticLeague, "fetch_raw", failing)
+    monkeypatch.setattr(rp.SeasonReplay, "env", with_live_feed)
     return drill
 
 
@@ -365,9 +421,13 @@ def test_given_the_feed_fails_one_morning_then_nothing_is_half_written_and_the_n
     days = 6
     result, snapshot = run_replay(tmp_path, days, feed_down)
 
-    # that morning's collect failed, and only it (EventBridge would retry it)
+    # that morning's collect failed, and only it (EventBridge would retry it): the production client asked the
+    # first day of the window 4 times (its max_attempts), backed off under its ceilings (1 + 2 + 4 s), gave up
     assert len(result.failures) == 1
     assert f"{feed_down.day} 03:00 collect: FeedError" in result.failures[0]
+    assert "gave up after 4 attempts, last status: HTTP 503" in result.failures[0]
+    assert feed_down.asked_while_failing == 4
+    assert 0 < feed_down.failed_run_seconds < 1 + 2 + 4 + 2.0, feed_down.failed_run_seconds
     # the morning before, collect wrote everything, so the checks below can see a write
     before = feed_down.day_before
     assert before["raw"] and before["games"] and before["training"] and before["resolved"]
