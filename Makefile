@@ -132,6 +132,8 @@ evaluate: $(VENV_STAMP) ## Walk-forward on the real 2021-22 and 2022-23 seasons 
 bench: $(VENV_STAMP) ## Every benchmark, each printing its figures against its target and baseline.
 	$(PY) bench/bench_features.py
 	$(PY) bench/bench_engine.py
+	$(PY) bench/bench_units.py
+	$(PY) bench/bench_failure_paths.py
 	$(PY) bench/bench_retrain.py
 	$(PY) bench/bench_serving.py
 	$(PY) bench/bench_drift_rules.py --tune

@@ -45,6 +45,14 @@ def test_given_history_when_retrained_twice_then_v1_is_active_and_the_second_is_
     record = ModelRegistry(settings.model_versions_table).get(second.version)
     assert record["evaluation"]["champion"]["version"] == "v1"
     assert record["gates"]["checks"]["log_loss_vs_champion"]["ok"] in (True, False)  # compared, never skipped
+    # judged against v1 for real: both scored on the holdout games v1 never saw, and the gate compared the two
+    comparison = record["evaluation"]["champion"]
+    assert "unavailable" not in comparison, comparison
+    champion, candidate = comparison["champion"], comparison["candidate"]
+    assert comparison["n"] > 0 and 0.0 < champion["log_loss"] < 1.0
+    check = record["gates"]["checks"]["log_loss_vs_champion"]  # the champion's log-loss + the tolerance
+    assert champion["log_loss"] <= check["limit"] <= champion["log_loss"] + 0.05, (check, champion)
+    assert check["value"] == pytest.approx(candidate["log_loss"], abs=1e-6)
 
 
 def test_given_impossible_floors_when_retrained_then_the_candidate_is_rejected_and_nothing_served_changes(
