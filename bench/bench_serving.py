@@ -168,7 +168,7 @@ def prepare(workdir: Path) -> Fixture:
     from nbaml.backfill import load
     from nbaml.bundle import ModelBundle, StandardScalerParams
     from nbaml.config import PredictSettings, load_settings
-    from nbaml.features import FEATURE_NAMES, build_features
+    from nbaml.features import FEATURE_NAMES, FEATURES_VERSION, build_features
     from nbaml.games.feeds.base import FeedBatch
     from nbaml.games.feeds.generator import SyntheticLeague
     from nbaml.games.teams import TEAMS
@@ -197,6 +197,7 @@ def prepare(workdir: Path) -> Fixture:
         model_json=bytes(model.get_booster().save_raw(raw_format="json")),
         scaler=StandardScalerParams.from_sklearn(scaler),
         feature_names=names,
+        metadata={"features_version": FEATURES_VERSION},  # serving refuses a bundle of other features
     )
     files = bundle.to_files()
     ArtifactStore(settings.nbaml_bucket).write_bundle_files(VERSION, files)
