@@ -275,17 +275,19 @@ def _literal(value: float) -> str:
     return text
 
 
-def _tree_expression(node: _Node, num_feature: int, depth: int, budget: list[int]) -> str:
+def _tree_expression(node: _Node, num_feature: int, depth: int, budget: list[int], leaves: list[float]) -> str:
     """One tree as nested conditional expressions on ``x{feature}``, whose value is the leaf the row reaches.
 
     A missing value (NaN) compares false, so the test is written so that false leads the default way:
-    ``x < b`` when missing goes right, ``x >= b`` when it goes left. ``budget`` counts the nodes still allowed.
+    ``x < b`` when missing goes right, ``x >= b`` when it goes left. ``budget`` counts the nodes still allowed;
+    ``leaves`` receives each leaf's magnitude.
     """
     budget[0] -= 1
     if budget[0] < 0:
         raise _NotCompilable("shared sub-trees")
     feature, value, left, right, missing = node
     if feature < 0:
+        leaves.append(abs(value))
         return _literal(value)
     if depth >= MAX_COMPILED_DEPTH:
         raise _NotCompilable(f"deeper than {MAX_COMPILED_DEPTH}")
@@ -295,20 +297,9 @@ def _tree_expression(node: _Node, num_feature: int, depth: int, budget: list[int
         test, first, second = f"x{feature} >= {_literal(value)}", right, left
     else:
         test, first, second = f"x{feature} < {_literal(value)}", left, right
-    a = _tree_expression(first, num_feature, depth + 1, budget)
-    b = _tree_expression(second, num_feature, depth + 1, budget)
+    a = _tree_expression(first, num_feature, depth + 1, budget, leaves)
+    b = _tree_expression(second, num_feature, depth + 1, budget, leaves)
     return f"({a} if {test} else {b})"
-
-
-def _largest_leaf(node: _Node) -> float:
-    stack, largest = [node], 0.0
-    while stack:
-        feature, value, left, right, _ = stack.pop()
-        if feature < 0:
-            largest = max(largest, abs(value))
-        else:
-            stack += (left, right)
-    return largest
 
 
 def _compile_margin(
@@ -320,18 +311,19 @@ def _compile_margin(
     ``float32_by_splitting`` inlined. ``node_count`` is how many nodes the file's trees hold: emitting more
     means a node is reached twice. The module docstring says why running the function is safe.
     """
-    if abs(base_margin) + sum(_largest_leaf(tree) for tree in trees) >= 2.0**127:
-        return None  # a running total could overflow float32, where the splitting no longer equals the cast
     names = "".join(f"x{i}, " for i in range(num_feature))
     lines = ["def margin(x):", f" {names}= x", f" t = {_literal(base_margin)}"]
-    budget = [node_count]
+    rounding = f" c = t * {_literal(_SPLITTER)}\n t = c - (c - t)"
+    budget, bound = [node_count], abs(base_margin)
     try:
         for tree in trees:
-            lines.append(f" t += {_tree_expression(tree, num_feature, 0, budget)}")
-            lines.append(f" c = t * {_literal(_SPLITTER)}")
-            lines.append(" t = c - (c - t)")
+            leaves: list[float] = []
+            lines.append(f" t += {_tree_expression(tree, num_feature, 0, budget, leaves)}\n{rounding}")
+            bound += max(leaves)
     except _NotCompilable:
         return None
+    if bound >= 2.0**127:
+        return None  # a running total could overflow float32, where the splitting no longer equals the cast
     lines.append(" return t")
     namespace: dict[str, Any] = {"__builtins__": {}}
     code = compile("\n".join(lines) + "\n", f"<nbaml.forest: {len(trees)} trees>", "exec")
