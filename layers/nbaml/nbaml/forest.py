@@ -29,10 +29,10 @@ the call the training code evaluates the model with; pass ``use_best_iteration=F
 
 Compiled evaluation, and why it is safe: walking linked tuples costs the interpreter about 0.4 µs a tree
 (unpacking nodes, following them, the ``array('f')`` cell), so 400 trees of depth 3 cost 0.16 ms of CPU a
-game, and a 15-game slate 2.4 ms. Once a model is parsed and checked, the same decisions are written out as
+game, and a 15-game slate 2 ms. Once a model is parsed and checked, the same decisions are written out as
 one Python function, a statement per tree of nested conditional expressions (``x3 < 0.25``) whose value is
 the leaf, with the float32 rounding done in float64 arithmetic (``float32_by_splitting``): 59 µs a game,
-2.7 times faster (CPU time on a busy 2-core machine), for about 0.1 s more CPU when the model loads. The
+2.7 times faster (CPU time on a busy 2-core machine), for about 50 ms more CPU when the model loads. The
 source is built only from values this module has already parsed and checked, never from text in the file:
 feature indices are Python ``int`` objects checked to lie in ``range(num_feature)`` and written as ``x{index}``;
 thresholds and leaf values are Python ``float`` objects written with ``repr`` (or ``1e999`` for infinity),
