@@ -117,8 +117,13 @@ run-real: $(VENV_STAMP) ## Replay the real 2022-23 season from the shared file; 
 	$(PY) -m infra replay --source file --games $(SHARED_GAMES) --season 2022 --require-beat-baselines
 
 .PHONY: test
-test: $(VENV_STAMP) ## Every test: unit (moto decorators), integration (moto server), end-to-end (replays).
-	$(PY) -m pytest
+# The tiers without Docker run in parallel, a test module per worker (module-scoped stacks and replays stay
+# whole; each worker is its own process, so moto's process-wide state is never shared); the sam tier runs
+# after them, alone and in order, as before. Together the two runs select every test exactly once. Without
+# an engine the sam run deselects its tier (pytest's exit 5), which passes unless NBAML_REQUIRE_SAM=1.
+test: $(VENV_STAMP) ## Every test: unit, integration (moto server), end-to-end (replays) in parallel, then the sam tier.
+	$(PY) -m pytest -m "not sam" -n auto --maxprocesses 4 --dist loadfile
+	$(PY) -m pytest -m sam || { status=$$?; [ $$status -eq 5 ] && [ "$${NBAML_REQUIRE_SAM:-}" != 1 ]; }
 
 .PHONY: test-unit
 test-unit: $(VENV_STAMP) ## Unit tests only (fast).
