@@ -30,7 +30,7 @@ from infra import runtime, tables
 CASES = ("better", "equal", "worse")
 SEASON = 2022
 DAYS = 42  # to 2022-11-28: the Nov 1 candidate meets four Monday checks
-DECIDED = ("promoted", "aborted", "expired")
+DECIDED = ("promoted", "aborted")
 
 
 @dataclass

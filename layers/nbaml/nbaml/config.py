@@ -83,7 +83,7 @@ class DriftSettings(CommonSettings):
     canary_alpha_promote: float = Field(default=0.01, gt=0, lt=0.5)
     canary_alpha_abort: float = Field(default=0.05, gt=0, lt=0.5)
     canary_min_games: int = Field(default=50, ge=2)
-    canary_max_games: int = Field(default=600, ge=2)
+    canary_max_games: int = Field(default=100, ge=2)
 
 
 class RetrainSettings(CommonSettings):

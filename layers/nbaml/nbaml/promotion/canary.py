@@ -5,8 +5,8 @@ Who acts:
 - each drift check judges the canary on the paired games so far (``judge``, the statistics in
   ``nbaml.promotion.evidence``): advance one step, hold, or abort. At 100 % the canary is promoted (the
   active parameter written, the old champion inactive). An abort clears the canary parameter, marks the
-  version rejected with the figures, and the drift check emits ``CanaryAborted`` (alarmed). A canary that
-  after ``max_games`` pairs is shown neither worse nor non-inferior expires: cleared, a candidate again;
+  version rejected with the figures, and the drift check emits ``CanaryAborted`` (alarmed). A canary is
+  aborted when shown worse, and when ``max_games`` pairs have not shown it non-inferior (futility);
 - an operator pauses, resumes, forces a step, or aborts (admin API and ``nbaml canary``), each recorded.
 
 Every step is a write of the canary (or active) parameter through ``nbaml.deployment`` (so it is in the
@@ -54,7 +54,7 @@ class Judgement:
 
     version: str | None
     percent: int | None = None
-    action: str = "none"  # none, hold, advanced, promoted, aborted, expired, paused
+    action: str = "none"  # none, hold, advanced, promoted, aborted, paused
     evidence: Evidence | None = None
     detail: str = ""
     steps: list[dict[str, Any]] | None = None  # the version's checks so far, oldest first
@@ -144,12 +144,9 @@ class Rollout:
         figures = evidence.summary()
         if state.get("paused"):
             return "paused", f"paused by {state.get('paused_by', 'an operator')}; {figures}"
-        if evidence.decision == "abort":
+        if evidence.decision in ("abort", "futile"):
             self.abort(by=RULE_ACTOR, why=figures, evidence=evidence, state=state)
             return "aborted", figures
-        if evidence.decision == "expire":
-            self.deployment.clear_canary(by=RULE_ACTOR, why=f"canary expired: {figures}", extra={"canary": state})
-            return "expired", figures
         if evidence.decision == "advance" and percent > self.steps[0] and since_step < test.min_games:
             return "hold", f"{since_step} paired games at {percent} % (a step needs {test.min_games}); {figures}"
         if evidence.decision == "advance":
