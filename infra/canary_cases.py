@@ -131,24 +131,30 @@ class Capture(rp.Hooks):
     def __init__(self) -> None:
         self.registry: dict[str, dict[str, Any]] = {}
         self.predictions: list[dict[str, Any]] = []
+        self.parameter_history: dict[str, list[tuple[str, str]]] = {}  # role -> (value, description), oldest first
         self.min_games = 0
 
     def before_report(self, replay: rp.SeasonReplay) -> None:
         from nbaml.config import DriftSettings, load_settings
+        from nbaml.storage import parameters
         from nbaml.storage.predictions import PredictionLog
         from nbaml.storage.registry import ModelRegistry
 
         with runtime.function_environment(replay.stack.env_for("drift_check") | rp.QUIET):
             settings = load_settings(DriftSettings)
             self.min_games = settings.canary_min_games
+            for role, name in (("active", settings.active_model_param), ("canary", settings.canary_model_param)):
+                self.parameter_history[role] = [(c.value, c.description) for c in parameters.history(name)]
             self.registry = {v["version"]: v for v in ModelRegistry(settings.model_versions_table).versions()}
             self.predictions = PredictionLog(settings.predictions_table).all()
 
 
 # ---------------------------------------------------------------- running and reading a case
-def run_case(case: str, *, season: int = SEASON, days: int = DAYS, out_dir: Path | None = None) -> list[CaseResult]:
+def run_case(
+    case: str, *, season: int = SEASON, days: int = DAYS, out_dir: Path | None = None, capture: Capture | None = None
+) -> list[CaseResult]:
     """One replay of ``case``; a row per candidate that held the canary role."""
-    capture = Capture()
+    capture = capture or Capture()
     options = rp.ReplayOptions(
         source="file",
         season=season,

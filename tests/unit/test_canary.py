@@ -12,6 +12,7 @@ from nbaml.errors import ConflictError
 from nbaml.promotion import evidence as ev
 from nbaml.promotion.steps import next_step, parse_steps
 from tests.conftest import V2, prediction_of
+from tests.unit import test_serving
 
 TEST = ev.SequentialTest()  # the template's numbers (CANARY_* in template.yaml)
 
@@ -313,3 +314,85 @@ def _register_third(rollout) -> str:
     meta = json.loads(files["metadata.json"])
     rollout.registry.register(version, {"metrics": meta["metrics"]}, by="test", why="a third model")
     return version
+
+
+def test_given_a_canary_when_the_drift_check_runs_then_its_report_and_metrics_show_the_step(
+    rollout, loaded_history
+) -> None:
+    from aws_lambda_powertools.metrics import Metrics
+
+    from nbaml import layout
+    from nbaml.monitoring.drift import check_drift
+
+    settings = rollout.deployment.settings
+    rollout.start(V2, by="retrain", why="gates passed")
+    _log_pairs(settings, loaded_history[-30:], _truthful, lambda g: _truthful(g, 0.35))
+    metrics = Metrics(namespace="nbaml-test", service="drift_check")
+    metrics.clear_metrics()
+    try:
+        report = check_drift(settings, run_date=loaded_history[-1].game_date + dt.timedelta(days=1), metrics=metrics)
+        emitted = metrics.serialize_metric_set()
+    finally:
+        metrics.clear_metrics()
+
+    assert report.summary()["canary"] == {"version": V2, "percent": 10, "action": "aborted"}
+    assert report.sections["canary"]["evidence"]["n"] == 30
+    assert emitted["CanaryAborted"] == [1.0] and emitted["CanaryLogLossDifference"][0] > 0
+    html = rollout.deployment.store.get_bytes(layout.report_key(layout.DRIFT_HTML)).decode()
+    assert f"Canary {V2} at 10 %: aborted" in html and "margin 0.01" in html and "<td>aborted</td>" in html
+
+
+# ---------------------------------------------------------------- the operator's moves through the admin API
+served = test_serving.served  # v1 active, V2 registered, the app built with its admin token
+
+
+def test_given_a_canary_when_an_operator_moves_it_through_the_admin_api_then_each_move_is_recorded(served) -> None:
+    client, settings, _ = served
+    admin = test_serving.ADMIN
+    start = client.put("/admin/canary", json={"version": V2, "percent": 10, "reason": "try v2"}, headers=admin)
+    assert start.status_code == 200
+
+    paused = client.post("/admin/canary/pause", json={"reason": "feed incident"}, headers=admin)
+    assert paused.status_code == 200 and paused.json()["why"] == "paused: feed incident"
+    assert client.post("/admin/canary/pause", json={"reason": "again"}, headers=admin).status_code == 409
+    assert client.post("/admin/canary/resume", json={"reason": "incident over"}, headers=admin).status_code == 200
+    advanced = client.post("/admin/canary/advance", json={"reason": "ahead of plan"}, headers=admin).json()
+    assert (advanced["before"], advanced["after"]) == (f"{V2}:10", f"{V2}:50")
+    assert client.post("/admin/canary/abort", json={"reason": "complaints"}, headers=admin).status_code == 200
+    assert client.post("/admin/canary/abort", json={"reason": "twice"}, headers=admin).status_code == 404
+    assert client.post("/admin/canary/advance", json={}, headers=admin).status_code == 422
+    assert client.post("/admin/canary/pause", json={"reason": "no token"}).status_code == 401
+
+    from nbaml.storage.registry import ModelRegistry
+
+    record = ModelRegistry(settings.model_versions_table).get(V2)
+    assert record["status"] == "rejected" and record["rejected_because"] == ["canary aborted by admin-api: complaints"]
+    assert [m["why"] for m in record["canary"]["moves"]] == [
+        "paused: feed incident",
+        "resumed: incident over",
+        "ahead of plan",
+        "complaints",
+    ]
+
+
+def test_given_the_cli_when_a_move_is_asked_then_it_parses_refuses_mixtures_and_acts_through_the_rollout(
+    rollout,
+) -> None:
+    import argparse
+
+    from infra import InfraError, operator
+
+    parser = argparse.ArgumentParser()
+    operator.register(parser.add_subparsers())
+    args = parser.parse_args(["canary", "--advance", "--reason", "ahead of plan"])
+    assert (args.advance, args.pause, args.version) == (True, False, None)
+    with pytest.raises(SystemExit):  # one move at a time
+        parser.parse_args(["canary", "--pause", "--abort", "--reason", "x"])
+    with pytest.raises(InfraError, match="acts on the canary in flight"):
+        operator._canary(parser.parse_args(["canary", V2, "--pause", "--reason", "x"]))
+
+    rollout.start(V2, by="retrain", why="gates passed")
+    change = operator._canary_move(rollout.deployment, "advance", "alice", "ahead of plan")
+    assert (change.after, change.by) == (f"{V2}:50", "alice")
+    operator._canary_move(rollout.deployment, "abort", "alice", "enough")
+    assert rollout.registry.get(V2)["status"] == "rejected"

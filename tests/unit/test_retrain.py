@@ -78,7 +78,8 @@ def test_given_a_promotion_mode_when_a_candidate_passes_then_it_takes_that_role_
     role = settings.canary_model_param if mode == "canary" else settings.shadow_model_param
     expected = parameters.Canary(outcome.version, 25).encode() if mode == "canary" else outcome.version
     assert parameters.read(role) == expected
-    assert ModelRegistry(settings.model_versions_table).get(outcome.version)["status"] == mode.replace("shadow", "candidate")
+    status = ModelRegistry(settings.model_versions_table).get(outcome.version)["status"]
+    assert status == {"canary": "canary", "shadow": "candidate"}[mode]
 
 
 def test_given_no_champion_when_the_mode_is_canary_then_the_first_model_becomes_active(

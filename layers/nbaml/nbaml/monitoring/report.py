@@ -1,5 +1,6 @@
 """The drift report as one self-contained HTML page with inline SVG plots (no plotting library: the
-drift_check function stays lean): the calibration curve, weekly accuracy per version, and PSI per feature.
+drift_check function stays lean): the calibration curve, weekly accuracy per version, PSI per feature, and
+the canary's evidence at each check (its steps, and the confidence sequence against the margin).
 """
 
 from __future__ import annotations
@@ -133,6 +134,50 @@ def render_html(document: dict[str, Any]) -> str:
         f"{_table(summary)}<div class='plots'>{calibration_svg(document.get('calibration', {}).get('curve', []))}"
         f"{rolling_svg(document.get('rolling', {}))}{psi_svg(psi.get('values', {}), psi.get('threshold', 0.2))}</div>"
         f"<h2>Champion against challengers (same games)</h2>{_table(document.get('challengers', []))}"
+        f"{canary_html(document.get('canary') or {})}"
         f"<h2>PSI per feature</h2>{_table([{'feature': k, 'psi': v} for k, v in psi.get('values', {}).items()])}"
         "</body></html>"
+    )
+
+
+CANARY_COLUMNS = ("run_date", "percent", "n", "mean", "lower", "upper", "margin", "decision", "action")
+
+
+def canary_svg(checks: Sequence[dict[str, Any]], margin: float) -> str:
+    """Mean paired difference (canary - champion log-loss) at each check, with both bounds, 0 and the margin."""
+    shown = [c for c in checks if c.get("mean") is not None]
+    title = "Canary: canary minus champion log-loss per game"
+    if not shown:
+        return _frame(title, "", "drift checks", "difference")
+    lo = min(min(c["lower"] for c in shown), 0.0) * 1.1
+    hi = max(max(c["upper"] for c in shown), margin) * 1.1
+    last = max(len(shown) - 1, 1)
+    body = ""
+    for level, color in ((0.0, "#444"), (margin, "#2ca02c")):
+        y = _y(level, lo, hi)
+        body += f'<line x1="{PAD}" y1="{y:.1f}" x2="{WIDTH - PAD}" y2="{y:.1f}" stroke="{color}" stroke-dasharray="4"/>'
+    body += f'<text x="{WIDTH - PAD}" y="{_y(margin, lo, hi) - 3:.1f}" font-size="10" fill="#2ca02c" '
+    body += f'text-anchor="end">margin {margin}</text>'
+    for i, c in enumerate(shown):
+        x = _x(i, 0, last) if len(shown) > 1 else WIDTH / 2
+        top, bottom, mid = _y(c["upper"], lo, hi), _y(c["lower"], lo, hi), _y(c["mean"], lo, hi)
+        body += f'<line x1="{x:.1f}" y1="{top:.1f}" x2="{x:.1f}" y2="{bottom:.1f}" stroke="#1f77b4" stroke-width="2"/>'
+        label = html.escape(f"{c.get('run_date')} at {c.get('percent')} %: n={c.get('n')}, {c.get('action')}")
+        body += f'<circle cx="{x:.1f}" cy="{mid:.1f}" r="3" fill="#1f77b4"><title>{label}</title></circle>'
+        tick = f'x="{x:.1f}" y="{HEIGHT - PAD + 12}" font-size="9" text-anchor="middle"'
+        body += f"<text {tick}>{c.get('percent')}%</text>"
+    return _frame(title, body, "drift checks (share served at each)", "difference (bounds)")
+
+
+def canary_html(canary: dict[str, Any]) -> str:
+    """The canary section: what this check did, and every check of the canary with its evidence."""
+    if not canary.get("version"):
+        return "<h2>Canary</h2><p>no canary in flight</p>"
+    checks = canary.get("checks", [])
+    margin = (canary.get("evidence") or {}).get("margin", 0.0)
+    rows = [{k: c.get(k) for k in CANARY_COLUMNS} for c in checks]
+    return (
+        f"<h2>Canary {html.escape(str(canary['version']))} at {canary.get('percent')} %: "
+        f"{html.escape(str(canary.get('action')))}</h2><p>{html.escape(str(canary.get('detail', '')))}</p>"
+        f"<div class='plots'>{canary_svg(checks, margin)}</div>{_table(rows)}"
     )

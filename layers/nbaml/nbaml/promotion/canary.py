@@ -31,15 +31,18 @@ import datetime as dt
 from dataclasses import dataclass
 from typing import Any
 
+from aws_lambda_powertools import Logger
+
 from nbaml.config import DriftSettings
 from nbaml.deployment import ActiveState, Deployment, RoleChange, fresh_canary_state
-from nbaml.errors import ConflictError, NotFoundError
+from nbaml.errors import ConflictError, NbamlError, NotFoundError
 from nbaml.promotion.evidence import Evidence, SequentialTest, decide, paired_differences
 from nbaml.promotion.steps import next_step
 from nbaml.storage import parameters
 from nbaml.storage.predictions import PredictionLog
 from nbaml.storage.registry import VersionStatus
 
+logger = Logger(child=True)
 RULE_ACTOR = "canary-rule"
 MAX_CHECKS = 60  # a canary's stored checks (about a season of weekly ones)
 
@@ -54,7 +57,7 @@ class Judgement:
 
     version: str | None
     percent: int | None = None
-    action: str = "none"  # none, hold, advanced, promoted, aborted, paused
+    action: str = "none"  # none, hold, advanced, promoted, aborted, paused, failed
     evidence: Evidence | None = None
     detail: str = ""
     steps: list[dict[str, Any]] | None = None  # the version's checks so far, oldest first
@@ -235,6 +238,18 @@ def sequential_test(settings: DriftSettings) -> SequentialTest:
 
 
 def judge_canary(settings: DriftSettings, run_date: dt.date) -> Judgement:
-    """The drift check's step: judge the canary in flight on its paired games, and act on it."""
+    """The drift check's step: judge the canary in flight on its paired games, and act on it.
+
+    A step that cannot be taken (the roles lock held past its wait, the version gone from the registry, a
+    storage error) is reported as "failed" and changes nothing: the rest of the drift check still runs, and
+    next week's check tries again.
+    """
     rollout = Rollout(Deployment(settings), settings.steps)
-    return rollout.judge(PredictionLog(settings.predictions_table), sequential_test(settings), run_date)
+    try:
+        return rollout.judge(PredictionLog(settings.predictions_table), sequential_test(settings), run_date)
+    except NbamlError as exc:
+        canary = rollout.deployment.canary()
+        logger.error("canary step failed", extra={"error": str(exc)})
+        return Judgement(
+            canary.version if canary else None, canary.percent if canary else None, "failed", None, str(exc)
+        )
