@@ -151,22 +151,21 @@ def canary_svg(checks: Sequence[dict[str, Any]], margin: float) -> str:
         return _frame(title, "", "drift checks", "difference")
     lo = min(min(c["lower"] for c in shown), 0.0) * 1.1
     hi = max(max(c["upper"] for c in shown), margin) * 1.1
-    last = max(len(shown) - 1, 1)
+    inset = 24  # keep the first and last bars off the axes
     body = ""
-    for level, color in ((0.0, "#444"), (margin, "#2ca02c")):
+    for level, color, name in ((0.0, "#444", "0"), (margin, "#2ca02c", f"margin {margin}")):
         y = _y(level, lo, hi)
         body += f'<line x1="{PAD}" y1="{y:.1f}" x2="{WIDTH - PAD}" y2="{y:.1f}" stroke="{color}" stroke-dasharray="4"/>'
-    body += f'<text x="{WIDTH - PAD}" y="{_y(margin, lo, hi) - 3:.1f}" font-size="10" fill="#2ca02c" '
-    body += f'text-anchor="end">margin {margin}</text>'
+        body += f'<text x="{WIDTH - PAD}" y="{y - 3:.1f}" font-size="10" fill="{color}" text-anchor="end">{name}</text>'
     for i, c in enumerate(shown):
-        x = _x(i, 0, last) if len(shown) > 1 else WIDTH / 2
+        x = PAD + inset + (i / max(len(shown) - 1, 1)) * (WIDTH - 2 * PAD - 2 * inset)
         top, bottom, mid = _y(c["upper"], lo, hi), _y(c["lower"], lo, hi), _y(c["mean"], lo, hi)
         body += f'<line x1="{x:.1f}" y1="{top:.1f}" x2="{x:.1f}" y2="{bottom:.1f}" stroke="#1f77b4" stroke-width="2"/>'
         label = html.escape(f"{c.get('run_date')} at {c.get('percent')} %: n={c.get('n')}, {c.get('action')}")
         body += f'<circle cx="{x:.1f}" cy="{mid:.1f}" r="3" fill="#1f77b4"><title>{label}</title></circle>'
         tick = f'x="{x:.1f}" y="{HEIGHT - PAD + 12}" font-size="9" text-anchor="middle"'
-        body += f"<text {tick}>{c.get('percent')}%</text>"
-    return _frame(title, body, "drift checks (share served at each)", "difference (bounds)")
+        body += f"<text {tick}>{html.escape(str(c.get('run_date'))[5:])} {c.get('percent')}%</text>"
+    return _frame(title, body, "drift checks (date, share served)", f"difference ({lo:.3f} to {hi:.3f})")
 
 
 def canary_html(canary: dict[str, Any]) -> str:
