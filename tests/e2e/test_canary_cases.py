@@ -31,6 +31,8 @@ def cases(tmp_path_factory: pytest.TempPathFactory) -> dict[str, tuple[cc.CaseRe
     table = cc.render([r for r, _ in found.values()])
     (Path(out) / "canary_cases.md").write_text(table + "\n")
     print("\n" + table)
+    for case, (result, _) in found.items():
+        print(case, [(c["run_date"], c["percent"], c["n"], c["upper"], c["action"]) for c in result.checks])
     return found
 
 
@@ -39,6 +41,7 @@ def _steps_in_ssm(capture: cc.Capture) -> list[str]:
 
 
 def test_given_the_normal_monthly_retrain_then_it_climbs_every_step_to_active_within_three_checks(cases) -> None:
+    # Nov 7: fewer than 50 pairs, hold; Nov 14: 10 -> 50; Nov 21: 50 -> 100, active before the next retrain
     result, capture = cases["better"]
     assert result.status == "active"
     assert result.steps == [10, 50]  # then the last step, 100, is the promotion

@@ -141,7 +141,7 @@ def rollout(registered_versions, monkeypatch):
 
     monkeypatch.setenv("CANARY_MIN_GAMES", "20")  # fewer games to log: the rule, not the statistics, is tested
     settings = load_settings(DriftSettings)
-    return Rollout(Deployment(settings), settings.steps)
+    return Rollout(Deployment(settings), settings.steps, settings.canary_step_games)
 
 
 def _log_pairs(settings, games, champion_p, canary_p, *, canary: str = V2) -> None:
@@ -227,9 +227,9 @@ def test_given_a_step_with_too_few_new_games_then_the_canary_holds_at_that_step(
     equal = (lambda g: _truthful(g, 0.62), lambda g: _truthful(g, 0.62))
     _log_pairs(settings, loaded_history[-40:-10], *equal)
     assert _judge(rollout, dt.date(2021, 6, 7)).action == "advanced"
-    _log_pairs(settings, loaded_history[-10:], *equal)  # 10 more: below the 20 a step needs here
+    _log_pairs(settings, loaded_history[-10:], *equal)  # 10 more: below the 25 a step needs
     judgement = _judge(rollout, dt.date(2021, 6, 14))
-    assert judgement.action == "hold" and "10 paired games at 50 % (a step needs 20)" in judgement.detail
+    assert judgement.action == "hold" and "10 paired games at 50 % (a step needs 25)" in judgement.detail
     assert rollout.deployment.canary().percent == 50
 
 

@@ -84,6 +84,7 @@ class DriftSettings(CommonSettings):
     canary_alpha_abort: float = Field(default=0.05, gt=0, lt=0.5)
     canary_min_games: int = Field(default=50, ge=2)
     canary_max_games: int = Field(default=100, ge=2)
+    canary_step_games: int = Field(default=25, ge=1)
 
 
 class RetrainSettings(CommonSettings):

@@ -14,8 +14,9 @@ SSM history, with the figures as its description) and an entry in the version's 
 version's ``canary`` attribute keeps every check's evidence, holds included, for the drift report.
 
 Rules:
-- **a step needs its own games**: after the first, a step is taken only when at least ``min_games`` pairs
-  were resolved since the previous one, so each share serves a week or more of games before the next;
+- **one step per check, and a step needs its own games**: after the first, a step is taken only when at
+  least ``step_games`` (CANARY_STEP_GAMES) pairs were resolved since the previous one, so each share serves
+  until the next weekly check, and a week with few games (the All-Star break) holds;
 - **a new candidate mid-canary**: it replaces a canary still at its first step and not paused (the newer
   model was trained on more games, and the one it replaces has served only the first share); a canary past
   its first step, or paused, keeps its place and the newcomer stays a candidate, with the reason in its
@@ -76,10 +77,11 @@ class Judgement:
 class Rollout:
     """The canary's ladder on one stage: the Deployment writes, the registry remembers."""
 
-    def __init__(self, deployment: Deployment, steps: tuple[int, ...]) -> None:
+    def __init__(self, deployment: Deployment, steps: tuple[int, ...], step_games: int = 25) -> None:
         self.deployment = deployment
         self.registry = deployment.registry
         self.steps = steps
+        self.step_games = step_games  # pairs resolved at a share before the next step (CANARY_STEP_GAMES)
 
     # ---------------------------------------------------------------- state
     def state(self, version: str) -> dict[str, Any]:
@@ -150,8 +152,8 @@ class Rollout:
         if evidence.decision in ("abort", "futile"):
             self.abort(by=RULE_ACTOR, why=figures, evidence=evidence, state=state)
             return "aborted", figures
-        if evidence.decision == "advance" and percent > self.steps[0] and since_step < test.min_games:
-            return "hold", f"{since_step} paired games at {percent} % (a step needs {test.min_games}); {figures}"
+        if evidence.decision == "advance" and percent > self.steps[0] and since_step < self.step_games:
+            return "hold", f"{since_step} paired games at {percent} % (a step needs {self.step_games}); {figures}"
         if evidence.decision == "advance":
             change = self.advance(by=RULE_ACTOR, why=figures, state=state, pairs=evidence.n)
             return (
@@ -244,7 +246,7 @@ def judge_canary(settings: DriftSettings, run_date: dt.date) -> Judgement:
     storage error) is reported as "failed" and changes nothing: the rest of the drift check still runs, and
     next week's check tries again.
     """
-    rollout = Rollout(Deployment(settings), settings.steps)
+    rollout = Rollout(Deployment(settings), settings.steps, settings.canary_step_games)
     try:
         return rollout.judge(PredictionLog(settings.predictions_table), sequential_test(settings), run_date)
     except NbamlError as exc:
