@@ -396,3 +396,21 @@ def test_given_the_cli_when_a_move_is_asked_then_it_parses_refuses_mixtures_and_
     assert (change.after, change.by) == (f"{V2}:50", "alice")
     operator._canary_move(rollout.deployment, "abort", "alice", "enough")
     assert rollout.registry.get(V2)["status"] == "rejected"
+
+
+def test_given_the_roles_lock_held_when_the_canary_must_step_then_the_check_reports_failed_and_changes_nothing(
+    rollout, loaded_history, monkeypatch
+) -> None:
+    from nbaml import deployment
+    from nbaml.promotion.canary import judge_canary
+
+    settings = rollout.deployment.settings
+    rollout.start(V2, by="retrain", why="gates passed")
+    _log_pairs(settings, loaded_history[-30:], _truthful, lambda g: _truthful(g, 0.35))
+    monkeypatch.setattr(deployment, "ROLES_LOCK_WAIT_SECONDS", 0.2)
+    rollout.registry.acquire_lock(deployment.ROLES_LOCK, "an-operator#1", 60)  # a role change in progress
+
+    judgement = judge_canary(settings, dt.date(2021, 6, 7))
+
+    assert judgement.action == "failed" and "another role change is in progress" in judgement.detail
+    assert rollout.deployment.canary().percent == 10 and rollout.registry.get(V2)["status"] == "canary"
