@@ -143,6 +143,7 @@ bench: $(VENV_STAMP) ## Every benchmark, each printing its figures against its t
 	$(PY) bench/bench_serving.py
 	$(PY) bench/bench_drift_rules.py --tune
 	$(PY) bench/bench_feature_drift.py
+	$(PY) bench/bench_canary.py
 	$(PY) bench/bench_replay.py
 	$(PY) bench/bench_signal.py
 

@@ -24,7 +24,14 @@ from infra import template as tpl
 EXIT_ERROR = 2
 Registrar = Callable[[Any], None]
 # The other command groups, each a module with its own register(subparsers).
-COMMAND_MODULES = ("infra.backfill", "infra.operator", "infra.backup", "infra.replay", "infra.samcli.cli")
+COMMAND_MODULES = (
+    "infra.backfill",
+    "infra.operator",
+    "infra.backup",
+    "infra.replay",
+    "infra.samcli.cli",
+    "infra.canary_cases",
+)
 
 
 def _key_values(pairs: Sequence[str] | None, what: str) -> dict[str, str]:

@@ -217,9 +217,17 @@ def _ambient_bucket(stage: str) -> str:
     return str(intrinsics.resolve(bucket["Properties"]["BucketName"]))
 
 
+CANARY_MOVES = ("pause", "resume", "advance", "abort")
+
+
 def _canary(args: argparse.Namespace) -> int:
+    move = next((m for m in CANARY_MOVES if getattr(args, m)), None)
+    if move is not None:
+        if args.version or args.clear or args.percent is not None:
+            raise InfraError(f"canary --{move} acts on the canary in flight: give no VERSION, --percent or --clear")
+        return _change_role(args, lambda deployment, by: _canary_move(deployment, move, by, args.reason))
     if args.clear == bool(args.version):
-        raise InfraError("canary: give VERSION --percent N, or --clear")
+        raise InfraError("canary: give VERSION --percent N, --clear, or one of --pause/--resume/--advance/--abort")
     if args.version and args.percent is None:
         raise InfraError("canary: --percent N (1-100) is required with a version")
     if args.clear:
@@ -227,6 +235,14 @@ def _canary(args: argparse.Namespace) -> int:
     return _change_role(
         args, lambda deployment, by: deployment.set_canary(args.version, args.percent, by=by, why=args.reason)
     )
+
+
+def _canary_move(deployment: Any, move: str, by: str, why: str) -> Any:
+    """The operator's moves on the canary's ladder, through the rule's own code (nbaml.promotion.canary)."""
+    from nbaml.promotion.canary import Rollout
+
+    rollout = Rollout(deployment, deployment.settings.steps)
+    return getattr(rollout, move)(by=by, why=why)
 
 
 def _shadow(args: argparse.Namespace) -> int:
@@ -328,10 +344,19 @@ def register(subparsers: Any) -> None:
     _common(rollback)
     rollback.set_defaults(func=_rollback)
 
-    canary = subparsers.add_parser("canary", help="serve a version to a share of games (stable hash), or --clear")
+    canary = subparsers.add_parser(
+        "canary",
+        help="serve a version to a share of games (stable hash), --clear it, or move it on its ladder "
+        "(--pause, --resume, --advance, --abort)",
+    )
     canary.add_argument("version", nargs="?")
     canary.add_argument("--percent", type=int, help="share of games, 1-100")
     canary.add_argument("--clear", action="store_true", help="stop the canary")
+    moves = canary.add_mutually_exclusive_group()
+    moves.add_argument("--pause", action="store_true", help="stop the drift check's automatic steps and aborts")
+    moves.add_argument("--resume", action="store_true", help="let the drift check step the canary again")
+    moves.add_argument("--advance", action="store_true", help="move the canary one step now (the last promotes)")
+    moves.add_argument("--abort", action="store_true", help="clear the canary and reject its version")
     canary.add_argument("--reason", required=True)
     _common(canary)
     canary.set_defaults(func=_canary)

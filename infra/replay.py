@@ -81,6 +81,9 @@ class Hooks:
 
     def before_slate(self, replay: SeasonReplay, day: dt.date) -> None: ...
 
+    def before_report(self, replay: SeasonReplay) -> None:
+        """Called once after the last day, while the stack still runs (to look inside it)."""
+
 
 # ---------------------------------------------------------------- the source of games
 @dataclass
@@ -353,6 +356,8 @@ class SeasonReplay:
         from nbaml.storage.artifacts import ArtifactStore
         from nbaml.storage.predictions import PredictionLog
         from nbaml.storage.registry import ModelRegistry
+
+        self.hooks.before_report(self)
 
         with runtime.function_environment(self.stack.env_for("drift_check") | QUIET):
             settings = load_settings(CommonSettings)

@@ -4,11 +4,11 @@ The stack runs with moto's IAM evaluation on (``infra.iam``): each function sign
 role, so a call its policy does not allow is refused as it would be on AWS. A workload runs each
 function's every job through the local runtime (the handlers themselves, with the template's
 environment): collect on the synthetic league and on API-Basketball, predict on every public and admin
-route, drift_check with a drift that queues a retrain, retrain failing (no games yet), then first, on
-drift and on demand, the authorizer allowing and denying, and each scheduled function failing its retries
-(which sends Lambda's on-failure record under the function's role). Every authorization moto decided is
-recorded; the audit then evaluates the record against each function's policies with moto's own evaluator,
-both ways.
+route, drift_check with a drift that queues a retrain and with a canary it aborts, retrain failing (no
+games yet), then first, on drift and on demand, the authorizer allowing and denying, and each scheduled
+function failing its retries (which sends Lambda's on-failure record under the function's role). Every
+authorization moto decided is recorded; the audit then evaluates the record against each function's
+policies with moto's own evaluator, both ways.
 """
 
 from __future__ import annotations
@@ -158,6 +158,8 @@ class Workload:
         self.api("GET", f"/models/{other}")
         self.api("GET", "/health")
         self.api("PUT", "/admin/canary", admin=True, body={"version": other, "percent": 50, "reason": "iam test"})
+        for move in ("pause", "resume"):
+            self.api("POST", f"/admin/canary/{move}", admin=True, body={"reason": "iam test"})
         self.api("PUT", "/admin/shadow", admin=True, body={"version": other, "reason": "iam test"})
         self.slate(day)
         self.api("GET", "/predictions", query={"date": day.isoformat()})
@@ -169,6 +171,26 @@ class Workload:
         self.api("GET", "/reports/latest.json")
         self.api("POST", "/admin/retrain", admin=True, body={"reason": "iam test: on demand"})
         self.deliver_retrains()
+
+    def a_canary_aborted_by_drift_check(self, run_date: dt.date) -> None:
+        """A canary confidently wrong on 60 resolved games: the drift check (same ISO week: no new retrain)
+        aborts it, writing the canary parameter and the registry."""
+        from nbaml.config import CommonSettings, load_settings
+        from nbaml.storage.predictions import PredictionLog
+
+        overview = self.api("GET", "/models")
+        active = overview["active"]
+        other = next(v["version"] for v in overview["versions"] if v["version"] != active and v["status"] != "rejected")
+        self.api("PUT", "/admin/canary", admin=True, body={"version": other, "percent": 10, "reason": "iam canary"})
+        games = self.history[-120:-60]
+        with runtime.function_environment(self.operator_env()):
+            log = PredictionLog(load_settings(CommonSettings).predictions_table)
+            for game in games:
+                log.record(prediction_of(game, 0.7 if game.home_won else 0.3, version=active))
+                log.record(prediction_of(game, 0.1 if game.home_won else 0.9, version=other, role="canary"))
+            log.resolve(games)
+        report = self.invoke("drift_check", _scheduled(run_date, 4))
+        assert report["canary"]["action"] == "aborted" and not report["retrain_requested"], report
 
     def collect_from_api_basketball(self, run_date: dt.date, server: Any, ca_file: str) -> None:
         with runtime.function_environment(self.operator_env()):
@@ -228,6 +250,7 @@ def workload(local_stack: LocalStack, local_tls: Any) -> Iterator[Workload]:
     run_date = job.a_week_of_slates_then_collect()
     job.drift_that_queues_a_retrain(run_date)
     job.every_route(run_date + dt.timedelta(days=1))
+    job.a_canary_aborted_by_drift_check(run_date)
     server = HTTPServer(host="127.0.0.1", port=0, threaded=True, ssl_context=local_tls.server_context())
     server.start()
     try:

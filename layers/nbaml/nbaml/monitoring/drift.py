@@ -10,7 +10,9 @@ Reads the prediction log joined to outcomes and reports, for the active version:
   before them, each feature alarmed above the higher of PSI_ALARM and its normal level on the training
   seasons (``rules.feature_drift``; no verdict until both windows hold MIN_PSI_ROWS requests);
 - coverage (share of the week's finished games predicted before tip-off) and latency p50/p99;
-- champion against canary and shadow on the same resolved games.
+- champion against canary and shadow on the same resolved games;
+- the canary's step (``nbaml.promotion.canary``): the sequential test on its paired games, and the advance,
+  hold or abort it allows, acted on here.
 It writes its report (``layout.report_key``: dated and latest), emits metrics, and when the
 performance rule fires requests one retrain per ISO week (idempotent through a registry marker).
 """
@@ -34,6 +36,7 @@ from nbaml.metrics import DIGITS, accuracy, log_loss, percentile, score
 from nbaml.monitoring import rules
 from nbaml.monitoring.report import render_html
 from nbaml.monitoring.rules import PSI_DAYS
+from nbaml.promotion.canary import judge_canary
 from nbaml.storage import parameters
 from nbaml.storage.artifacts import ArtifactStore
 from nbaml.storage.games import GameStore
@@ -67,6 +70,7 @@ class DriftReport:
             "rule": rule.get("rule"),
             "n": rule.get("n"),
             "feature_drift": self.sections.get("psi", {}).get("alarm", []),
+            "canary": {k: self.sections.get("canary", {}).get(k) for k in ("version", "percent", "action")},
             "reports": self.report_keys,
         }
 
@@ -117,7 +121,8 @@ def check_drift(settings: DriftSettings, *, run_date: dt.date, metrics: Metrics 
     report.sections["coverage"] = _coverage(settings, by_role["champion"], run_date)
     report.sections["latency"] = _latency(recent, run_date)
     report.sections["challengers"] = _challengers(by_role, active, since)
-    report.sections["rolling"] = _rolling_accuracy(by_role)
+    # The canary is judged (and stepped, promoted or aborted) before the report is written, so it says what was done.
+    report.sections |= {"rolling": _rolling_accuracy(by_role), "canary": judge_canary(settings, run_date).as_dict()}
 
     if report.drift:
         report.retrain_requested = _request_retrain(settings, run_date, report.reasons)
@@ -328,6 +333,11 @@ def _emit(metrics: Metrics | None, report: DriftReport) -> None:
     performance = report.sections["performance"]
     if performance["accuracy"] is not None:
         metrics.add_metric(name="LiveAccuracy", unit=MetricUnit.Percent, value=performance["accuracy"] * 100)
+    canary = report.sections["canary"]
+    if canary["version"] is not None:
+        metrics.add_metric(name="CanaryAborted", unit=MetricUnit.Count, value=int(canary["action"] == "aborted"))
+        if canary["evidence"] and canary["evidence"]["mean"] is not None:
+            metrics.add_metric(name="CanaryLogLossDifference", unit=MetricUnit.NoUnit, value=canary["evidence"]["mean"])
     coverage = report.sections["coverage"]["share"]
     if coverage is not None:
         metrics.add_metric(name="PredictionCoverage", unit=MetricUnit.Percent, value=coverage * 100)

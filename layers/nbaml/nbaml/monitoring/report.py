@@ -1,7 +1,8 @@
 """The drift report as one self-contained HTML page (``charts``' inline SVG, no plotting library: the
 drift_check function stays lean): a summary table (verdict, both rules, live against baseline,
-calibration, coverage, latency), the calibration curve, weekly accuracy per version and role, and the PSI
-of every feature by name against its own alarm level.
+calibration, coverage, latency), the calibration curve, weekly accuracy per version and role, the PSI
+of every feature by name against its own alarm level, and the canary's evidence at each check (its steps,
+and the confidence sequence against the margin).
 """
 
 from __future__ import annotations
@@ -153,5 +154,40 @@ def render_html(document: dict[str, Any]) -> str:
         f"{rolling_svg(document.get('rolling', {}))}"
         f"{psi_svg(psi)}</div>"
         f"<h2>Champion against challengers (same games)</h2>{_table(document.get('challengers', []))}"
+        f"{canary_html(document.get('canary') or {})}"
         "</body></html>"
+    )
+
+
+CANARY_COLUMNS = ("run_date", "percent", "n", "mean", "lower", "upper", "margin", "decision", "action")
+
+
+def canary_svg(checks: Sequence[dict[str, Any]], margin: float) -> str:
+    """Mean paired difference (canary - champion log-loss) at each check, with both bounds, 0 and the margin."""
+    shown = [c for c in checks if c.get("mean") is not None]
+    categories = [f"{str(c.get('run_date'))[5:]} {c.get('percent')}%" for c in shown]
+
+    def line(name: str, key: str, dashed: bool) -> Series:
+        return Series(name, [(i, float(c[key])) for i, c in enumerate(shown)], dashed=dashed)
+
+    return line_chart(
+        "Canary: canary minus champion log-loss per game",
+        [line("mean", "mean", False), line("upper bound", "upper", True), line("lower bound", "lower", True)],
+        Axis("drift check (date, share served)", categories=categories),
+        Axis("difference (log-loss per game)", fmt="{:.3f}"),
+        references=[(0.0, "0: as good as the champion"), (margin, f"margin {margin}")],
+    )
+
+
+def canary_html(canary: dict[str, Any]) -> str:
+    """The canary section: what this check did, and every check of the canary with its evidence."""
+    if not canary.get("version"):
+        return "<h2>Canary</h2><p>no canary in flight</p>"
+    checks = canary.get("checks", [])
+    margin = (canary.get("evidence") or {}).get("margin", 0.0)
+    rows = [{k: c.get(k) for k in CANARY_COLUMNS} for c in checks]
+    return (
+        f"<h2>Canary {html.escape(str(canary['version']))} at {canary.get('percent')} %: "
+        f"{html.escape(str(canary.get('action')))}</h2><p>{html.escape(str(canary.get('detail', '')))}</p>"
+        f"<div class='plots'>{canary_svg(checks, margin)}</div>{_table(rows)}"
     )

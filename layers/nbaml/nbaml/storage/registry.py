@@ -24,6 +24,7 @@ MARKER_PREFIX = "MARK#"
 
 class VersionStatus(StrEnum):
     CANDIDATE = "candidate"
+    CANARY = "canary"  # serving a share of games (nbaml.promotion.canary)
     ACTIVE = "active"
     INACTIVE = "inactive"
     REJECTED = "rejected"
@@ -119,6 +120,22 @@ class ModelRegistry:
             update += f", #x{i} = :x{i}"
         call(
             f"set {version} {status}",
+            lambda: table(self.table_name).update_item(
+                Key={"version": version},
+                UpdateExpression=update,
+                ConditionExpression="attribute_exists(version)",
+                ExpressionAttributeNames=names,
+                ExpressionAttributeValues=values,
+            ),
+        )
+
+    def update_fields(self, version: str, fields: dict[str, Any]) -> None:
+        """Set attributes of a version's item without a status change (no history entry: e.g. a canary's checks)."""
+        names = {f"#x{i}": key for i, key in enumerate(fields)}
+        values = {f":x{i}": to_item({"v": value})["v"] for i, value in enumerate(fields.values())}
+        update = "SET " + ", ".join(f"#x{i} = :x{i}" for i in range(len(fields)))
+        call(
+            f"update {version}",
             lambda: table(self.table_name).update_item(
                 Key={"version": version},
                 UpdateExpression=update,

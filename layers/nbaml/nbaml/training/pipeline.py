@@ -34,6 +34,7 @@ from nbaml.errors import ConflictError, NbamlError, NotFoundError
 from nbaml.events import RetrainRequest
 from nbaml.games.history import GameHistory, data_hash
 from nbaml.games.records import Game
+from nbaml.promotion.canary import DeferredError, Rollout
 from nbaml.storage import parameters
 from nbaml.storage.registry import VersionStatus
 from nbaml.training import tracking
@@ -51,7 +52,7 @@ RETRAIN_ACTOR = "retrain"
 
 
 # What a run decided about its candidate, recorded on the version's item ("decision").
-DECISIONS = ("promoted", "canary", "shadow", "rejected", "held", "superseded")
+DECISIONS = ("promoted", "canary", "shadow", "rejected", "held", "deferred", "superseded")
 
 
 @dataclass
@@ -358,8 +359,10 @@ def promote_candidate(
     A candidate that failed its gates is marked rejected and nothing served changes; one that could not be
     judged (no comparison with the champion was possible) stays a candidate, held for an operator, with the
     reason in its history, and nothing served changes either. One that passed
-    takes the role PromotionMode names (active, canary at CANARY_PERCENT, or shadow), through the same
-    ``Deployment`` calls an operator makes; with no champion to protect it becomes active whatever the mode.
+    takes the role PromotionMode names (active, canary at the first of CANARY_STEPS, or shadow), through the
+    same ``Deployment`` calls an operator makes; with no champion to protect it becomes active whatever the
+    mode. A canary past its first step keeps its place (``nbaml.promotion.canary``): the candidate stays a
+    candidate, "deferred", with the reason in its history.
     Each of those writes only if the active parameter is still ``started_with``; if it moved, or another
     role change is still in progress after the wait, the candidate stays a candidate, with the reason in
     its history, and the outcome is "superseded": an operator's decision wins over an automatic one.
@@ -398,12 +401,16 @@ def _promotion(
     mode = settings.promotion_mode if has_champion else "active"
     try:
         if mode == "canary":
-            deployment.set_canary(version, settings.canary_percent, by=RETRAIN_ACTOR, why=why, expect=started_with)
+            Rollout(deployment, settings.steps).start(version, by=RETRAIN_ACTOR, why=why, expect=started_with)
         elif mode == "shadow":
             deployment.set_shadow(version, by=RETRAIN_ACTOR, why=why, expect=started_with)
         else:
             deployment.promote(version, by=RETRAIN_ACTOR, why=why, expect=started_with)
             mode = "promoted"
+    except DeferredError as exc:
+        reason = f"passed its gates; waits: {exc}"
+        deployment.registry.set_status(version, VersionStatus.CANDIDATE, by=RETRAIN_ACTOR, why=reason)
+        return RetrainOutcome(request, "deferred", version, [reason], scores)
     except ConflictError as exc:  # SupersededError, or another role change held the lock past the wait
         reason = f"passed its gates but not promoted: {exc}"
         deployment.registry.set_status(version, VersionStatus.CANDIDATE, by=RETRAIN_ACTOR, why=reason)
