@@ -91,7 +91,7 @@ class Rollout:
     def _save(self, version: str, state: dict[str, Any]) -> None:
         """The rollout record only (checks, pause, step counts): status changes write their own history."""
         state["checks"] = list(state.get("checks", []))[-MAX_CHECKS:]
-        self.registry.update_fields(version, {"canary": state})
+        self.registry.annotate(version, {"canary": state})
 
     def current(self) -> parameters.Canary:
         canary = self.deployment.canary()

@@ -76,7 +76,8 @@ class ModelRegistry:
         return from_item(min(made, key=lambda v: str(v["version"]))) if made else None
 
     def annotate(self, version: str, fields: dict[str, Any]) -> None:
-        """Set ``fields`` on a registered version's item (what a retrain decided about it)."""
+        """Set ``fields`` on a registered version's item without a status change (no history entry): what a retrain
+        decided about it, a canary's checks."""
         names = {f"#f{i}": key for i, key in enumerate(fields)}
         values = {f":f{i}": to_item({"v": value})["v"] for i, value in enumerate(fields.values())}
         call(
@@ -129,23 +130,6 @@ class ModelRegistry:
             ),
         )
 
-    def update_fields(self, version: str, fields: dict[str, Any]) -> None:
-        """Set attributes of a version's item without a status change (no history entry: e.g. a canary's checks)."""
-        names = {f"#x{i}": key for i, key in enumerate(fields)}
-        values = {f":x{i}": to_item({"v": value})["v"] for i, value in enumerate(fields.values())}
-        update = "SET " + ", ".join(f"#x{i} = :x{i}" for i in range(len(fields)))
-        call(
-            f"update {version}",
-            lambda: table(self.table_name).update_item(
-                Key={"version": version},
-                UpdateExpression=update,
-                ConditionExpression="attribute_exists(version)",
-                ExpressionAttributeNames=names,
-                ExpressionAttributeValues=values,
-            ),
-        )
-
-    # ---------------------------------------------------------------- lock and markers
     def acquire_lock(self, name: str, owner: str, ttl_seconds: int) -> None:
         """Take the named lock, or raise ConflictError naming the run that holds it.
 
