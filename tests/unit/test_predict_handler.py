@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from aws_lambda_powertools.logging import logger as powertools_logger
 from fastapi.testclient import TestClient
 
 from infra.runtime import LocalLambdaContext
@@ -42,6 +43,10 @@ def app(registered_versions: list[str], monkeypatch: pytest.MonkeyPatch) -> Any:
     """A cold predict function: app.py imported afresh (its Mangum app is built on the first request)."""
     monkeypatch.setenv("MODEL_PARAM_MAX_AGE_SECONDS", "0")
     monkeypatch.setenv("POWERTOOLS_LOG_LEVEL", "INFO")  # as the template sets it; another test may have left WARNING
+    # Powertools keeps "cold start" in one flag per process, flipped by the first decorated invocation of any
+    # function; a test module that ran earlier in this worker may have flipped it. A fresh import is a new
+    # execution environment, so its first invocation is a cold start again.
+    monkeypatch.setattr(powertools_logger, "is_cold_start", True)
     spec = importlib.util.spec_from_file_location("predict_app_under_test", ROOT / "functions/predict/app.py")
     assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)
