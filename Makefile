@@ -118,11 +118,14 @@ run-real: $(VENV_STAMP) ## Replay the real 2022-23 season from the shared file; 
 
 .PHONY: test
 # The tiers without Docker run in parallel, a test module per worker (module-scoped stacks and replays stay
-# whole; each worker is its own process, so moto's process-wide state is never shared); the sam tier runs
-# after them, alone and in order, as before. Together the two runs select every test exactly once. Without
+# whole; each worker is its own process, so moto's process-wide state is never shared). Modules go out in
+# collection order, the tiers' (e2e, integration, unit): the longest first and the many short unit modules
+# last, filling whichever worker frees up (xdist's default sends the modules with the most tests first, which
+# left the three-test canary replays, five minutes of work, for the end). The sam tier runs after them, alone
+# and in order, as before. Together the two runs select every test exactly once. Without
 # an engine the sam run deselects its tier (pytest's exit 5), which passes unless NBAML_REQUIRE_SAM=1.
 test: $(VENV_STAMP) ## Every test: unit, integration (moto server), end-to-end (replays) in parallel, then the sam tier.
-	$(PY) -m pytest -m "not sam" -n auto --maxprocesses 4 --dist loadfile
+	$(PY) -m pytest -m "not sam" -n auto --maxprocesses 4 --dist loadfile --no-loadscope-reorder
 	$(PY) -m pytest -m sam || { status=$$?; [ $$status -eq 5 ] && [ "$${NBAML_REQUIRE_SAM:-}" != 1 ]; }
 
 .PHONY: test-unit
