@@ -17,8 +17,12 @@ Injected from the first Monday after each season's middle game: ``swap``, a feed
 for 30 % of games (``drift_scenarios.swapped_rows``); ``low``, a feed whose home scores come 15 % low
 (``drift_scenarios.low_home_scores``; the features are rebuilt from it, so the bug reaches every team's
 state as it would in production). ``d`` is the number of weekly checks after the change until the alarm
-is on (target: within 2). Exits non-zero if the shipped check is quiet on fewer than 90 % of the judged
-normal checks.
+is on (target: within 2). Exits non-zero if the shipped check or the results check is quiet on fewer than 90 %
+of the judged normal checks.
+
+``results`` is drift_check's check of the feed's own results (``rules.results_drift``): the mean home
+margin of the last RESULTS_DAYS of games against the training window's, in standard errors. The swap
+reads the same 30 % of games backwards (their margins negated), the low feed's margins come from its games.
 
 Run: ``.venv/bin/python bench/bench_feature_drift.py [--games ../shared/data/nba_games_2009_2023.csv]``.
 """
@@ -40,14 +44,15 @@ from drift_scenarios import low_home_scores, swapped_rows
 from nbaml.features import FEATURE_NAMES, FeatureTable, build_features
 from nbaml.games.feeds.history_file import load_games
 from nbaml.monitoring import rules
-from nbaml.monitoring.rules import MIN_PSI_ROWS, PSI_DAYS
+from nbaml.monitoring.rules import MIN_PSI_ROWS, PSI_DAYS, RESULTS_DAYS
 from nbaml.training.candidate import feature_distribution
 from nbaml.training.dataset import time_split
 
 ALARM = 0.2  # drift_check's default PSI_ALARM
 SWAP_SHARE = 0.3
 TARGET_QUIET, TARGET_DELAY = 0.90, 2
-REFERENCES = ("all weeks", "shipped")
+REFERENCES = ("all weeks", "shipped")  # the feature checks; then the results check ("results")
+CHECKS = (*REFERENCES, "results")
 
 
 def _rows_of(table: FeatureTable, season: int) -> tuple[list[str], list[dt.date], np.ndarray]:
@@ -60,6 +65,7 @@ def _rows_of(table: FeatureTable, season: int) -> tuple[list[str], list[dt.date]
 
 
 def _training(table: FeatureTable, season: int) -> tuple[np.ndarray, list[dt.date]]:
+    """The training rows and their dates of a model trained for ``season`` (the pipeline's time_split)."""
     keep = [i for i, s in enumerate(table.seasons) if s < season]
     sub = FeatureTable(
         game_ids=[table.game_ids[i] for i in keep],
@@ -108,6 +114,19 @@ def alarms(
     return out
 
 
+def results_alarms(
+    reference: dict, dates: list[dt.date], margins: np.ndarray, mondays: list[dt.date]
+) -> list[tuple[bool | None, list[str]]]:
+    """Each Monday: drift_check's results check (``rules.results_drift``) on the last RESULTS_DAYS of games."""
+    ordinals = np.asarray([d.toordinal() for d in dates])
+    out: list[tuple[bool | None, list[str]]] = []
+    for monday in mondays:
+        result = rules.results_drift(margins[_window(ordinals, monday, RESULTS_DAYS)].tolist(), reference)
+        on = bool(result["alarm"])
+        out.append((on, ["home margin"] if on else []) if result["judged"] else (None, []))
+    return out
+
+
 def first_alarm(checks: list[tuple[bool | None, list[str]]], mondays: list[dt.date], change: dt.date) -> int | None:
     for monday, (on, _) in zip(mondays, checks, strict=True):
         if monday > change and on:
@@ -120,6 +139,41 @@ class Totals:
     checks: int = 0
     quiet: int = 0
     delays: dict[str, list[int | None]] = field(default_factory=lambda: {"swap": [], "low": []})
+
+
+def results_cell(
+    games: list,
+    table: FeatureTable,
+    season: int,
+    ids: list[str],
+    dates: list[dt.date],
+    chosen: np.ndarray,
+    change: dt.date,
+    mondays: list[dt.date],
+    until: dt.date,
+    totals: dict,
+) -> str:
+    """The results check of one season: normal weeks, the swapped games read backwards, the low home scores."""
+    by_id = {g.game_id: g for g in games}
+    margins = np.asarray([by_id[i].home_score - by_id[i].away_score for i in ids], dtype=np.float64)
+    swapped = margins.copy()
+    swapped[chosen] = -swapped[chosen]  # the same games as the swapped requests: their results read backwards
+    low_by_id = {g.game_id: g for g in low_home_scores([g for g in games if g.season == season], change)}
+    low = np.asarray([low_by_id[i].home_score - low_by_id[i].away_score for i in ids], dtype=np.float64)
+    regular = set(table.game_ids)  # the training window's regular-season games
+    reference_results = rules.results_reference(
+        [float(g.home_score - g.away_score) for g in games if g.game_date <= until and g.game_id in regular]
+    )
+
+    normal = results_alarms(reference_results, dates, margins, mondays)
+    judged = [on for on, _ in normal if on is not None]
+    d_swap = first_alarm(results_alarms(reference_results, dates, swapped, mondays), mondays, change)
+    d_low = first_alarm(results_alarms(reference_results, dates, low, mondays), mondays, change)
+    t = totals["results"]
+    t.checks, t.quiet = t.checks + len(judged), t.quiet + judged.count(False)
+    t.delays["swap"].append(d_swap)
+    t.delays["low"].append(d_low)
+    return f"{judged.count(False)}/{len(judged)}".rjust(18) + f"{_fmt(d_swap):>8}{_fmt(d_low):>7}"
 
 
 def season_row(
@@ -152,6 +206,7 @@ def season_row(
         cells.append(f"{judged.count(False)}/{len(judged)}".rjust(18) + f"{_fmt(d_swap):>8}{_fmt(d_low):>7}")
         if ref == "shipped":
             frequent.update(name for _, over in normal for name in over)
+    cells.append(results_cell(games, table, season, ids, dates, chosen, change, mondays, train_dates[-1], totals))
     top = ", ".join(f"{n} {c}" for n, c in frequent.most_common(3)) or "-"
     return f"{season:<8}" + "".join(cells) + f"  {top}"
 
@@ -176,13 +231,14 @@ def main(argv: list[str] | None = None) -> int:
         f"{len(games)} games; PSI of the last {args.days} days of requests (from {MIN_PSI_ROWS} up). all weeks: "
         f"against the training shares, alarm when any of {len(FEATURE_NAMES)} features reaches {ALARM}; shipped: "
         "rules.feature_drift. quiet = normal weekly checks without the alarm, of those judged; d = weekly checks "
-        f"from the change to the alarm (swap: {SWAP_SHARE:.0%} of games home/away swapped; low: home scores 15 % low)."
+        f"from the change to the alarm (swap: {SWAP_SHARE:.0%} of games home/away swapped; low: home scores 15 % low); "
+        f"results: rules.results_drift, the last {RESULTS_DAYS} days' mean home margin, |z| > {rules.RESULTS_Z}."
     )
-    header = f"{'season':<8}" + "".join(f"{ref + ' quiet':>18}{'d(swap)':>8}{'d(low)':>7}" for ref in REFERENCES)
+    header = f"{'season':<8}" + "".join(f"{ref + ' quiet':>18}{'d(swap)':>8}{'d(low)':>7}" for ref in CHECKS)
     header += "  most frequent over (shipped, normal)"
     print(header)
     print("-" * len(header))
-    totals = {ref: Totals() for ref in REFERENCES}
+    totals = {ref: Totals() for ref in CHECKS}
     for season in TEST_SEASONS:
         print(season_row(games, table, swaps, season, args.days, rng, totals), flush=True)
     print("-" * len(header))
@@ -195,7 +251,7 @@ def main(argv: list[str] | None = None) -> int:
             f"{ref}: quiet on {t.quiet}/{t.checks} normal checks ({quiet:.1%}; target >= {TARGET_QUIET:.0%}); "
             f"alarm within {TARGET_DELAY} checks: swap {in_time['swap']}/{n}, low {in_time['low']}/{n}"
         )
-        if ref == "shipped" and quiet < TARGET_QUIET:
+        if ref in ("shipped", "results") and quiet < TARGET_QUIET:
             code = 1
     print(f"total {time.perf_counter() - started:.1f} s")
     return code

@@ -82,6 +82,30 @@ def test_given_fifty_games_the_seed_rule_fires_on_a_drop_over_threshold_only() -
     assert not rules.seed_rule([True] * 10, 0.66).fired  # too few
 
 
+def week_of_margins(n: int, seed: int, *, home_share: float = 1.0) -> list[float]:
+    """Home minus away score of ``n`` games: about 112 points a side, home advantage 3, a margin spread of 14."""
+    rng = random.Random(seed)
+    margins = []
+    for _ in range(n):
+        away = rng.gauss(112, 10)
+        home = away + rng.gauss(3, 14)
+        margins.append(home * home_share - away)
+    return margins
+
+
+def test_given_the_feeds_results_when_home_scores_come_low_then_the_results_check_alarms_and_only_then() -> None:
+    reference = rules.results_reference(week_of_margins(5000, seed=1))
+    assert reference["games"] == 5000 and 2.5 < reference["home_margin_mean"] < 3.5
+    normal = [rules.results_drift(week_of_margins(50, seed=s), reference) for s in range(2, 40)]
+    assert all(r["judged"] and not r["alarm"] for r in normal), [r["z"] for r in normal if r["alarm"]]
+    low = rules.results_drift(week_of_margins(50, seed=41, home_share=0.85), reference)
+    assert low["alarm"] and low["z"] < -rules.RESULTS_Z and low["home_margin"] < -10
+    # no verdict on too few games or without a reference (a bundle trained before the check existed)
+    few = rules.results_drift(week_of_margins(rules.MIN_RESULTS_GAMES - 1, seed=43, home_share=0.85), reference)
+    assert not few["judged"] and not few["alarm"]
+    assert not rules.results_drift(week_of_margins(50, seed=44, home_share=0.85), {})["judged"]
+
+
 def test_psi_is_zero_for_the_training_distribution_and_large_for_a_shift() -> None:
     edges = [1.0, 2.0, 3.0]
     shares = [0.25, 0.25, 0.25, 0.25]

@@ -7,6 +7,8 @@ bench/bench_retrain.py and ``python -m nbaml.training.walkforward``, not here.
 
 from __future__ import annotations
 
+import datetime as dt
+
 import pytest
 
 np = pytest.importorskip("numpy")
@@ -277,6 +279,13 @@ def test_given_a_candidate_when_evaluated_with_the_serving_engine_then_it_equals
     expected = score(candidate.split.y_holdout, p_xgboost).as_dict()
     for metric in ("accuracy", "roc_auc", "brier", "log_loss", "ece"):
         assert candidate.evaluation["candidate"][metric] == pytest.approx(expected[metric], abs=1e-6), metric
+    # drift_check's results reference: the home margin of exactly the training window's regular-season games
+    end = dt.date.fromisoformat(candidate.split.window["train_end"])
+    margins = [g.home_score - g.away_score for g in games if g.is_final and g.game_date <= end]
+    reference = candidate.bundle.metadata["results_reference"]
+    assert reference["games"] == len(margins) == len(candidate.split.y_train)
+    assert reference["home_margin_mean"] == pytest.approx(np.mean(margins), abs=1e-4)
+    assert reference["home_margin_sd"] == pytest.approx(np.std(margins, ddof=1), abs=1e-4)
 
 
 def test_given_two_synthetic_seasons_when_walked_forward_then_the_model_beats_always_home():

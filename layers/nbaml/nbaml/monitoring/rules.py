@@ -44,6 +44,12 @@ MIN_GAMES = 50  # games since the restart before the rule may fire
 PSI_DAYS = 28  # feature drift: the last four weeks of requests against the four weeks before them
 MIN_PSI_ROWS = 100  # below this many requests in a window, PSI is noise (most of its ten bins would be empty)
 NORMAL_QUANTILE = 1.0  # a feature's alarm level: the highest PSI this check reached on the training weeks
+# The feed's results: the mean home margin of the last week's games against the training window's, in
+# standard errors. Home advantage moved from about +3.3 (2009) to +2.2 points (2022) and scoring levels move
+# more, so the check reads the margin, not the points, and fires only far outside the seasons' spread.
+RESULTS_DAYS = 7
+MIN_RESULTS_GAMES = 30
+RESULTS_Z = 4.0
 
 
 @dataclass(frozen=True)
@@ -190,3 +196,38 @@ def psi(expected_shares: Sequence[float], edges: Sequence[float], values: Sequen
         a = max(actual, 1e-4)
         value += (a - e) * math.log(a / e)
     return value
+
+
+def results_reference(margins: Sequence[float]) -> dict[str, float | int]:
+    """What the league's results look like in the training window: the home margin's mean and spread."""
+    n = len(margins)
+    if n < 2:
+        return {}
+    mean = sum(margins) / n
+    sd = math.sqrt(sum((m - mean) ** 2 for m in margins) / (n - 1))
+    return {"home_margin_mean": round(mean, 4), "home_margin_sd": round(sd, 4), "games": n}
+
+
+def results_drift(margins: Sequence[float], reference: Mapping[str, Any], z_alarm: float = RESULTS_Z) -> dict[str, Any]:
+    """The feed's results of a window (``margins``: home minus away score per final game) against ``reference``.
+
+    A feed that loses or scales one side's points (a unit or parsing bug, home and away read the wrong way
+    round for many games) moves the mean home margin by many standard errors at once, while features made
+    relative to the league absorb a league-wide change and PSI cannot see a mislabelled venue. A model cannot
+    fix that by retraining on the same feed, so the alarm asks for a person (``FeedResultsDrift``), not a
+    retrain. No verdict below ``MIN_RESULTS_GAMES`` games or without a reference (bundles trained before it).
+    """
+    n = len(margins)
+    mean = sum(margins) / n if n else None
+    expected, sd = reference.get("home_margin_mean"), reference.get("home_margin_sd")
+    judged = n >= MIN_RESULTS_GAMES and expected is not None and bool(sd)
+    z = (mean - float(expected)) / (float(sd) / math.sqrt(n)) if judged and mean is not None else None
+    return {
+        "n": n,
+        "home_margin": None if mean is None else round(mean, 3),
+        "expected": expected,
+        "z": None if z is None else round(z, 2),
+        "limit": z_alarm,
+        "judged": judged,
+        "alarm": z is not None and abs(z) > z_alarm,
+    }
