@@ -5,7 +5,7 @@
 3. retrain runs once and ``v1`` is activated through the gates;
 4. the prediction API is served on 127.0.0.1 (uvicorn, the same app Mangum wraps on AWS);
 5. for each day of the season, the schedule clock fires what template.yaml schedules for that day
-   (collect 03:00, drift_check Mondays 04:00, retrain on the 1st at 05:00) as scheduled events through
+   (collect 03:00, drift_check Mondays 04:00, retrain on the 1st at 05:00, Eastern) as scheduled events through
    the handlers; retrain requests that drift_check queues are drained from SQS into the retrain handler,
    as Lambda's event source mapping would; then a client asks the HTTP API for the day's slate before
    tip-off;
@@ -37,6 +37,7 @@ from infra import stack as stk
 from infra import template as tpl
 from infra.clock import Firing, ScheduleClock
 from nbaml import layout
+from nbaml.games.teams import LEAGUE_TIMEZONE
 from nbaml.serving.schemas import SLATE_LIMIT
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -261,11 +262,11 @@ class SeasonReplay:
         self.hooks.before_firing(self, firing)
         short = tpl.short_name(Path(self.stack.function_dirs[firing.function]))
         phase = {"collect": "collect", "drift_check": "drift", "retrain": "retrain"}.get(short, "collect")
-        rule_arn = self.stack.resources.get(firing.rule_logical_id)
+        event = firing.event(name=self.stack.resources.get(firing.resource_logical_id))
         try:
             with self.phase(phase):
-                result = self.invoke(short, firing.event(rule_arn=rule_arn))
-        except Exception as exc:  # a scheduled function that fails raises; EventBridge would retry it
+                result = self.invoke(short, event)
+        except Exception as exc:  # a scheduled function that fails raises; Scheduler would retry it
             self.failures.append(f"{firing.at:%Y-%m-%d %H:%M} {short}: {type(exc).__name__}: {exc}")
             return
         if short == "drift_check" and result.get("drift"):
@@ -333,12 +334,12 @@ class SeasonReplay:
         days = self.days()
         with self.serving() as url, httpx.Client(base_url=url, timeout=60) as client:
             for day, _ in _progress(days, self, enabled=self.options.progress):
-                for firing in self.clock.firings_on(day):
+                for firing in self.clock.firings_on(day, LEAGUE_TIMEZONE):
                     self.fire(firing)
                 self.predict_slate(client, day)
             # the morning after the last game day: collect its results so every prediction is resolved
             after = days[-1] + dt.timedelta(days=1)
-            for firing in self.clock.firings_on(after):
+            for firing in self.clock.firings_on(after, LEAGUE_TIMEZONE):
                 if firing.function == self.stack.function_id("collect"):
                     self.fire(firing)
         with self.phase("report"):
@@ -492,7 +493,7 @@ def render(result: ReplayResult) -> str:
         f"{result.games_predicted} games predicted\n\n## model_versions\n{versions}\n\n"
         f"## Live results (served predictions, joined to outcomes){verdict}\n{live}\n\n"
         f"## Drift events\n{drift}\n\n## Retrains\n{retrains}\n\n## Where the time went\n{timings}\n\n"
-        f"## Failures of scheduled runs (EventBridge would retry them)\n{failures}\n\n"
+        f"## Failures of scheduled runs (Scheduler would retry them)\n{failures}\n\n"
         f"Reports: {result.report_dir / 'replay.md'}, {result.report_dir / 'replay.json'}, "
         f"function logs and metrics {result.report_dir / 'functions.log'}"
         + (f", drift report {result.report_dir / 'drift.html'}" if (result.report_dir / "drift.html").exists() else "")

@@ -181,6 +181,18 @@ def train_versions(settings, days, *, requested_by: str, config=None) -> list:
     ]
 
 
+def scheduled_event(day, hour: int = 3, sample: str = "collect-scheduled.json") -> dict:
+    """A sample scheduled event of events/ (what the template's schedule delivers), fired at ``hour`` on the
+    league's (Eastern) clock of ``day``: collect's 03:00 by default."""
+    import datetime as dt
+    import json
+
+    from nbaml.games.teams import league_time
+
+    event = json.loads((ROOT / "events" / sample).read_text())
+    return event | {"time": league_time(day, dt.time(hour)).strftime("%Y-%m-%dT%H:%M:%SZ")}
+
+
 def prediction_of(game, probability: float, *, version: str = "v1", role: str = "champion", **fields: object):
     """The Predictions item the predict function logs for ``game`` (fields: feature_hash, latency_ms, ...)."""
     from nbaml.storage.predictions import PredictionRecord

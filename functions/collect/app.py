@@ -1,8 +1,8 @@
-"""collect - daily 03:00 UTC (EventBridge schedule in template.yaml).
+"""collect - daily 03:00 Eastern (an EventBridge Scheduler schedule in template.yaml).
 
 Completed games of the last COLLECT_LOOKBACK_DAYS days from the configured feed: raw payloads archived
 to S3 raw/, clean games upserted into Games, team state and training data updated in S3, outcomes
-joined onto the predictions of those games. Raises on failure so EventBridge retries it.
+joined onto the predictions of those games. Raises on failure so Scheduler retries it.
 """
 
 from __future__ import annotations

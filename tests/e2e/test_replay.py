@@ -211,7 +211,7 @@ def test_given_the_first_of_the_month_when_retrain_runs_then_a_candidate_is_judg
     scheduled = [r for r in result.retrains if r["trigger"] == "schedule"]
     assert len(scheduled) == 1
     run = scheduled[0]
-    assert run["version"] == f"v{MONTHLY_RETRAIN:%Y%m%d}_050000"
+    assert run["version"] == f"v{MONTHLY_RETRAIN:%Y%m%d}_090000"  # 05:00 EDT: versions are named in UTC
     assert run["status"] in {"promoted", "rejected"}
     if run["status"] == "rejected":
         assert run["reasons"]

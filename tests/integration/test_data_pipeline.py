@@ -4,7 +4,6 @@ through the local runtime (the twin of `sam local invoke`) for each of the three
 from __future__ import annotations
 
 import datetime as dt
-import json
 from pathlib import Path
 
 import pytest
@@ -18,14 +17,14 @@ from nbaml.games.feeds.history_file import HistoryFileFeed
 from nbaml.games.history import GameHistory
 from nbaml.storage.artifacts import ArtifactStore
 from nbaml.storage.games import GameStore
+from tests.conftest import scheduled_event
 
 ROOT = Path(__file__).resolve().parents[2]
 SHARED = ROOT.parent / "shared" / "data" / "nba_games_2009_2023.csv"
-EVENT = json.loads((ROOT / "events" / "collect-scheduled.json").read_text())
 
 
 def scheduled(day: dt.date) -> dict:
-    return EVENT | {"time": f"{day.isoformat()}T03:00:00Z"}
+    return scheduled_event(day)
 
 
 @pytest.fixture

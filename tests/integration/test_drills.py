@@ -27,7 +27,7 @@ from nbaml.games.feeds.base import FeedBatch, RawPayload
 from nbaml.games.records import Game
 from nbaml.storage.predictions import PredictionLog, PredictionRecord
 from nbaml.training.search import TrainConfig
-from tests.conftest import prediction_of, train_versions
+from tests.conftest import prediction_of, scheduled_event, train_versions
 
 pytestmark = pytest.mark.integration
 V2 = "v20210602_000000"
@@ -298,16 +298,7 @@ def test_given_a_late_and_then_a_corrected_result_then_predictions_and_state_fol
 
 # ---------------------------------------------------------------- drill 5: the stack restarted mid-replay
 def _scheduled(day: dt.date) -> dict[str, Any]:
-    return {
-        "id": f"collect-{day}",
-        "detail-type": "Scheduled Event",
-        "source": "aws.events",
-        "account": "123456789012",
-        "time": f"{day.isoformat()}T03:00:00Z",
-        "region": "us-east-1",
-        "resources": [],
-        "detail": {},
-    }
+    return scheduled_event(day)
 
 
 def test_given_the_stack_restarts_mid_replay_then_registry_active_version_and_data_carry_on(

@@ -22,8 +22,11 @@ import pytest
 from botocore.exceptions import ClientError
 
 from infra import iam, runtime
+from infra import template as tpl
+from infra.clock import ScheduleClock
 from infra.stack import LocalStack
 from nbaml.games.feeds.generator import SyntheticLeague
+from nbaml.games.teams import league_time
 from tests.conftest import prediction_of
 
 pytestmark = pytest.mark.integration
@@ -33,15 +36,12 @@ QUICK = {"TRAIN_PROFILE": "quick", "POWERTOOLS_LOG_LEVEL": "WARNING"}
 FEED_KEY = "local-iam-test-key"
 
 
-def _scheduled(day: dt.date, hour: int) -> dict[str, Any]:
-    return {
-        "id": f"iam-{day}-{hour}",
-        "detail-type": "Scheduled Event",
-        "source": "aws.events",
-        "time": f"{day.isoformat()}T{hour:02d}:00:00Z",
-        "resources": ["arn:aws:events:rule/test"],
-        "detail": {},
-    }
+def _scheduled(stack: LocalStack, function: str, day: dt.date, hour: int) -> dict[str, Any]:
+    """The event ``function``'s schedule delivers, fired at ``hour`` on the league's clock of ``day``."""
+    firing = ScheduleClock(tpl.load(stack.template_path)).firing(
+        stack.function_id(function), league_time(day, dt.time(hour))
+    )
+    return firing.event(name=stack.resource(firing.resource_logical_id))
 
 
 class Workload:
@@ -56,6 +56,9 @@ class Workload:
         self.history = [g for g in league.games(first) + season if g.game_date < self.day0]
         self.token = str(stack.admin_token)
         self.results: dict[str, list[Any]] = {}
+
+    def scheduled(self, function: str, day: dt.date, hour: int) -> dict[str, Any]:
+        return _scheduled(self.stack, function, day, hour)
 
     def operator_env(self) -> dict[str, str]:
         return self.stack.operator_env("collect")
@@ -112,7 +115,9 @@ class Workload:
         for offset in range(7):
             self.slate(self.day0 + dt.timedelta(days=offset))
         run_date = self.day0 + dt.timedelta(days=7)
-        collected = self.invoke("collect", _scheduled(run_date, 3), FEED_SOURCE="generator", FEED_SEED=str(SEED))
+        collected = self.invoke(
+            "collect", self.scheduled("collect", run_date, 3), FEED_SOURCE="generator", FEED_SEED=str(SEED)
+        )
         assert collected["final_games"] > 0 and collected["predictions_resolved"] > 0, collected
         return run_date
 
@@ -127,7 +132,7 @@ class Workload:
             for game in games:
                 log.record(prediction_of(game, 0.02 if game.home_won else 0.98, version="v1"))
             log.resolve(games)
-        report = self.invoke("drift_check", _scheduled(run_date, 4))
+        report = self.invoke("drift_check", self.scheduled("drift_check", run_date, 4))
         assert report["drift"] and report["retrain_requested"], report
         self.deliver_retrains()
 
@@ -165,7 +170,7 @@ class Workload:
             "SSL_CERT_FILE": ca_file,
             "COLLECT_LOOKBACK_DAYS": "1",
         }
-        result = self.invoke("collect", _scheduled(run_date, 3), **env)
+        result = self.invoke("collect", self.scheduled("collect", run_date, 3), **env)
         assert result["feed"] == "api-basketball" and result["payloads"] == 1, result
         runtime.forget_warm_modules()
 
@@ -173,7 +178,9 @@ class Workload:
         """Opening week of the next season: its training file does not exist yet, so S3 must answer 404."""
         opening = self.league.games(self.league.first_season + 2)[0].game_date
         run_date = opening + dt.timedelta(days=3)
-        collected = self.invoke("collect", _scheduled(run_date, 3), FEED_SOURCE="generator", FEED_SEED=str(SEED))
+        collected = self.invoke(
+            "collect", self.scheduled("collect", run_date, 3), FEED_SOURCE="generator", FEED_SEED=str(SEED)
+        )
         assert collected["training_added"] > 0, collected
 
     def authorize(self) -> None:
@@ -262,6 +269,27 @@ def test_given_a_grant_no_call_uses_then_the_audit_names_it(workload: Workload) 
 
     assert [str(g) for g in result.unused] == [f"{drift} NotNeeded: dynamodb:DeleteItem on {games_arn}"]
     assert not result.missing
+
+
+def test_given_the_scheduler_schedules_then_each_role_allows_exactly_its_invoke_and_its_dead_letter(
+    local_stack: LocalStack,
+) -> None:
+    # Given: what EventBridge Scheduler does with each schedule's execution role (read off the schedule)
+    calls = iam.scheduler_calls(local_stack)
+    roles = iam.scheduler_principals(local_stack)
+    policies = iam.inline_policies(local_stack, roles)
+    # Then: one invoke of its function and one dead letter per schedule, each allowed, no grant beyond them
+    assert {c.principal for c in calls} == set(roles) and len(roles) == 3
+    assert sorted(c.action for c in calls) == ["lambda:InvokeFunction"] * 3 + ["sqs:SendMessage"] * 3
+    assert all(c.allowed for c in calls), [c for c in calls if not c.allowed]
+    result = iam.audit(calls, policies)
+    assert result.clean, str(result)
+    # and a schedule role that lost its queue grant would be named by the same audit
+    collect = next(lid for lid in roles if lid.startswith(local_stack.function_id("collect")))
+    trimmed = copy.deepcopy(policies)
+    trimmed[collect] = [d for d in trimmed[collect] if "sqs:SendMessage" not in json.dumps(d)]
+    judged = iam.audit(calls, trimmed)
+    assert [(c.principal, c.action) for c in judged.missing] == [(collect, "sqs:SendMessage")]
 
 
 @pytest.mark.parametrize(
