@@ -8,15 +8,17 @@ import pytest
 
 from nbaml import layout
 from nbaml.errors import ConflictError, NotFoundError
+from nbaml.games.history import data_hash
 from nbaml.games.records import Game, GameStatus
 from nbaml.storage import parameters
 from nbaml.storage.artifacts import ArtifactStore
-from nbaml.storage.games import GameStore
+from nbaml.storage.games import GameStore, content_hash
 from nbaml.storage.predictions import PredictionLog, PredictionRecord
 from nbaml.storage.registry import ModelRegistry, VersionStatus
 from tests.conftest import prediction_of
 
 DAY = dt.date(2023, 1, 10)
+TIP_OFF = dt.datetime(2023, 1, 11, 0, 30, tzinfo=dt.UTC)  # 19:30 Eastern on DAY
 
 
 def final(home: str = "BOS", away: str = "LAL", home_score: int = 110, away_score: int = 100) -> Game:
@@ -58,6 +60,31 @@ def test_given_a_scheduled_game_when_its_result_arrives_or_is_corrected_then_it_
     assert store.upsert([final()]).updated == 1
     assert store.upsert([final(home_score=99, away_score=101)]).updated == 1
     assert store.get(final().game_id).home_won is False
+
+
+# What nbaml's content hash of these two games was before records had a tip-off (computed then): a stored item
+# of that time is still "the same game" for an upsert of a record without one.
+HASH_BEFORE_TIP_OFFS = {"final": "1088aec5dccd93a6f0859dc91038541d", "scheduled": "3d90f56e2b4128cac6eb4ede4e76f8f9"}
+
+
+def test_given_a_record_without_tip_off_then_it_hashes_as_before_records_had_one() -> None:
+    game = Game.create(
+        game_date=DAY, home="BOS", away="LAL", status=GameStatus.FINAL, source="file", home_score=110, away_score=101
+    )
+    upcoming = Game.create(game_date=DAY, home="BOS", away="LAL", status=GameStatus.SCHEDULED, source="generator")
+    assert {"final": content_hash(game), "scheduled": content_hash(upcoming)} == HASH_BEFORE_TIP_OFFS
+    assert content_hash(game.model_copy(update={"tip_off": TIP_OFF})) != content_hash(game)
+
+
+def test_given_an_item_stored_before_tip_offs_when_a_feed_gives_the_tip_off_then_it_is_rewritten_once(stack) -> None:
+    store = GameStore(stack.tables["GamesTable"])
+    store.upsert([final()])  # the item as collect stored it before records had a tip-off
+    with_tip_off = final().model_copy(update={"tip_off": TIP_OFF})
+    assert store.upsert([with_tip_off]).as_dict() == {"inserted": 0, "updated": 1, "unchanged": 0}
+    assert store.upsert([with_tip_off]).as_dict() == {"inserted": 0, "updated": 0, "unchanged": 1}
+    assert store.get(final().game_id).tip_off == TIP_OFF
+    # and the training fingerprint never depended on it
+    assert data_hash([final()]) == data_hash([with_tip_off])
 
 
 def prediction(version: str = "v1", role: str = "champion", probability: float = 0.7) -> PredictionRecord:
