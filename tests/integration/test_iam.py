@@ -171,7 +171,7 @@ class Workload:
             "COLLECT_LOOKBACK_DAYS": "1",
         }
         result = self.invoke("collect", self.scheduled("collect", run_date, 3), **env)
-        assert result["feed"] == "api-basketball" and result["payloads"] == 1, result
+        assert result["feed"] == "api-basketball" and result["payloads"] == 2, result  # the day before, and today
         runtime.forget_warm_modules()
 
     def collect_a_new_season(self) -> None:

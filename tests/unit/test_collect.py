@@ -13,6 +13,7 @@ from nbaml.errors import FeedError
 from nbaml.features import build_features
 from nbaml.games.feeds.base import FeedBatch, RawPayload
 from nbaml.games.history import GameHistory
+from nbaml.games.teams import league_time
 from nbaml.storage.artifacts import ArtifactStore
 from nbaml.storage.games import GameStore
 from nbaml.storage.predictions import PredictionLog
@@ -23,20 +24,26 @@ def run_date_after(games, days_into_season: int) -> dt.date:
     return games[0].game_date + dt.timedelta(days=days_into_season)
 
 
+def collect(settings, run_date: dt.date, feed):
+    """collect as its schedule runs it: 03:00 Eastern on ``run_date``."""
+    return collect_recent_games(settings, at=league_time(run_date, dt.time(3)), feed=feed)
+
+
 def test_given_a_day_when_collected_twice_then_the_second_run_changes_nothing(stack, league) -> None:
     settings = load_settings(CollectSettings)
     season = league.games(2019)
     run_date = run_date_after(season, 10)
-    first = collect_recent_games(settings, run_date=run_date, feed=league)
-    again = collect_recent_games(settings, run_date=run_date, feed=league)
+    first = collect(settings, run_date, league)
+    again = collect(settings, run_date, league)
     window = [g for g in season if run_date - dt.timedelta(days=7) <= g.game_date < run_date]
-    assert first.final_games == len(window) > 0
-    assert first.upserts["inserted"] == len(window)
-    assert again.upserts == {"inserted": 0, "updated": 0, "unchanged": len(window)}
+    today = [g for g in season if g.game_date == run_date]
+    assert first.final_games == len(window) > 0 and today
+    assert first.upserts["inserted"] == len(window) + len(today)  # today's schedule too, not final yet
+    assert again.upserts == {"inserted": 0, "updated": 0, "unchanged": len(window) + len(today)}
     assert again.training_added == 0 and again.state == "unchanged"
-    assert first.payloads == 7
+    assert first.payloads == 8
     raw = list(ArtifactStore(stack.bucket).keys(layout.raw_prefix(layout.collect_batch(run_date))))
-    assert len(raw) == 7, "every payload is archived before parsing"
+    assert len(raw) == 8, "every payload is archived before parsing"
 
 
 def test_given_daily_collects_when_compared_with_a_rebuild_then_the_state_is_the_same(stack, league) -> None:
@@ -44,7 +51,7 @@ def test_given_daily_collects_when_compared_with_a_rebuild_then_the_state_is_the
     season = league.games(2019)
     start = run_date_after(season, 1)
     for offset in range(0, 21):
-        collect_recent_games(settings, run_date=start + dt.timedelta(days=offset), feed=league)
+        collect(settings, start + dt.timedelta(days=offset), league)
     history = GameHistory(ArtifactStore(stack.bucket))
     stored = history.games()
     expected = [g for g in season if g.game_date < start + dt.timedelta(days=20)]
@@ -77,7 +84,7 @@ def test_given_predictions_when_their_games_are_collected_then_outcomes_are_join
     game = season[0]
     log = PredictionLog(settings.predictions_table)
     log.record(prediction_of(game, 0.8))
-    report = collect_recent_games(settings, run_date=game.game_date + dt.timedelta(days=1), feed=league)
+    report = collect(settings, game.game_date + dt.timedelta(days=1), league)
     assert report.predictions_resolved == 1
     (item,) = log.for_game(game.game_id)
     assert item["home_won"] is game.home_won and item["correct"] is (game.home_won is True)
@@ -86,7 +93,7 @@ def test_given_predictions_when_their_games_are_collected_then_outcomes_are_join
 class BrokenFeed:
     name = "broken"
 
-    def fetch_raw(self, start, end):
+    def fetch_raw(self, start, end, as_of=None):
         raise FeedError("feed answered 503 after 4 attempts")
 
     def parse(self, payloads):  # pragma: no cover - never reached
@@ -99,7 +106,7 @@ class BrokenFeed:
 def test_given_a_failing_feed_when_collect_runs_then_it_raises_and_writes_nothing(stack) -> None:
     settings = load_settings(CollectSettings)
     with pytest.raises(FeedError):
-        collect_recent_games(settings, run_date=dt.date(2020, 1, 10), feed=BrokenFeed())
+        collect(settings, dt.date(2020, 1, 10), BrokenFeed())
     assert list(ArtifactStore(stack.bucket).keys("")) == []
     assert GameStore(settings.games_table).on_date(dt.date(2020, 1, 9)) == []
 
@@ -112,7 +119,7 @@ class DirtyFeed:
     def __init__(self, league) -> None:
         self.league = league
 
-    def fetch_raw(self, start, end):
+    def fetch_raw(self, start, end, as_of=None):
         return [RawPayload("dirty", "dirty/day.json", b'{"anything": true}', "application/json")]
 
     def parse(self, payloads):
@@ -128,7 +135,7 @@ class DirtyFeed:
 
 def test_given_a_bad_row_when_collected_then_it_is_reported_skipped_and_the_raw_payload_kept(stack, league) -> None:
     settings = load_settings(CollectSettings)
-    report = collect_recent_games(settings, run_date=dt.date(2019, 11, 1), feed=DirtyFeed(league))
+    report = collect(settings, dt.date(2019, 11, 1), DirtyFeed(league))
     assert report.defects["counts"]["unknown_team"] == 1
     assert report.final_games == 1
     assert (

@@ -8,7 +8,7 @@ from typing import Self
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from nbaml.games.teams import Team, league_date
+from nbaml.games.teams import Team, assumed_tip_off, league_date
 
 GAME_LENGTH = dt.timedelta(hours=2, minutes=45)
 """How long after tip-off a game is final, as the emulated feeds (the synthetic league, the history file) and
@@ -149,3 +149,13 @@ class Game(BaseModel):
         if not self.is_final:
             return None
         return self.home_score > self.away_score  # type: ignore[operator]
+
+
+def tip_off_of(game: Game) -> dt.datetime:
+    """When ``game`` starts: its tip-off, or the stated assumption for a record without one."""
+    return game.tip_off or assumed_tip_off(game.game_date, game.home)
+
+
+def final_at(game: Game) -> dt.datetime:
+    """When an emulated feed reports ``game`` final: GAME_LENGTH after its tip-off."""
+    return tip_off_of(game) + GAME_LENGTH

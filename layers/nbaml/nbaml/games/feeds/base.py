@@ -13,8 +13,7 @@ from dataclasses import dataclass, field
 from typing import Protocol, runtime_checkable
 
 from nbaml.games.defects import DefectKind, DefectReport
-from nbaml.games.records import GAME_LENGTH, Game, GameStatus
-from nbaml.games.teams import assumed_tip_off
+from nbaml.games.records import Game, GameStatus, final_at, tip_off_of
 
 
 @dataclass(frozen=True)
@@ -164,16 +163,6 @@ def unscored(game: Game, status: GameStatus = GameStatus.SCHEDULED) -> Game:
         source_id=game.source_id,
         tip_off=game.tip_off,
     )
-
-
-def tip_off_of(game: Game) -> dt.datetime:
-    """When ``game`` starts: its tip-off, or the stated assumption for a record without one."""
-    return game.tip_off or assumed_tip_off(game.game_date, game.home)
-
-
-def final_at(game: Game) -> dt.datetime:
-    """When an emulated feed reports ``game`` final: GAME_LENGTH after its tip-off."""
-    return tip_off_of(game) + GAME_LENGTH
 
 
 def as_known_at(game: Game, moment: dt.datetime | None) -> Game:
