@@ -360,12 +360,13 @@ def test_given_collect_on_the_api_basketball_feed_when_it_succeeds_and_fails_the
     context = LocalLambdaContext(function_name="collect", memory_limit_in_mb=512, timeout_s=300)
     handler = _collect_handler()
 
-    # When: a day that first fails with a 500 and then answers, and another day
+    # When: a day that first fails with a 500 and then answers, another day, and today
     feed_server.expect_ordered_request("/games").respond_with_data(f"busy {FEED_KEY}", status=500)
     feed_server.expect_ordered_request("/games").respond_with_json(
         {"errors": [], "response": [_game_item(run - dt.timedelta(days=2))]}
     )
     feed_server.expect_ordered_request("/games").respond_with_json({"errors": [], "response": []})
+    feed_server.expect_ordered_request("/games").respond_with_json({"errors": [], "response": []})  # today's schedule
     report = handler(event, context)
     assert report["final_games"] == 1
     # When: the key is rejected (the handler raises, as a scheduled job must)
