@@ -6,7 +6,7 @@ import datetime as dt
 
 from nbaml.collect import collect_recent_games
 from nbaml.config import CollectSettings, load_settings
-from nbaml.games.calendar import KEEP_DAYS, LeagueCalendar, LeagueDay, MissingDay
+from nbaml.games.calendar import KEEP_DAYS, Completeness, LeagueCalendar, LeagueDay, MissingDay
 from nbaml.games.history import GameHistory
 from nbaml.games.records import Game, GameStatus
 from nbaml.games.teams import league_time
@@ -78,6 +78,29 @@ def test_given_an_old_incomplete_day_then_it_is_kept_and_old_complete_ones_dropp
         start.isoformat(): "1 game(s) not final: 20231126-DEN-GSW",
         (start + ONE).isoformat(): f"complete, but after {start} which is not",
     }
+
+
+def test_given_a_job_reading_days_then_it_keeps_the_complete_ones_and_names_each_one_it_skipped() -> None:
+    # Given: the 4th complete (backfilled), the 5th with a game still being played, the 6th never collected
+    playing = game("GSW", "DEN", GameStatus.IN_PROGRESS)
+    calendar = LeagueCalendar.backfilled(DAY - ONE).record((DAY, DAY), [playing], league_time(DAY, dt.time(22)))
+    complete = Completeness(calendar)
+    # When a job filters its items by day
+    kept = complete.only([DAY - ONE, DAY, DAY + ONE, DAY - ONE], lambda d: d)
+    # Then: the complete day's items only, and each skipped day with why
+    assert kept == [DAY - ONE, DAY - ONE]
+    assert complete.record() == {
+        "calendar": True,
+        "complete_through": (DAY - ONE).isoformat(),
+        "skipped_days": {
+            DAY.isoformat(): f"1 game(s) not final: {playing.game_id}",
+            (DAY + ONE).isoformat(): "not collected",
+        },
+    }
+    # Without a calendar (a stack from before it): every day counts, and the record says there was none
+    nothing = Completeness(None)
+    assert nothing.only([DAY], lambda d: d) == [DAY]
+    assert nothing.record() == {"calendar": False, "complete_through": None, "skipped_days": {}}
 
 
 def test_given_a_calendar_then_it_round_trips_through_json() -> None:

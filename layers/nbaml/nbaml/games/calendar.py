@@ -7,7 +7,8 @@ and every day before it are complete. The team state then holds every game up to
 
 - the predict function serves a date only when every day before it is complete (``missing_before`` names
   the games it would miss otherwise), and knows from ``tip_off`` whether a game on the schedule has started;
-- drift_check and retrain use the days up to the watermark and name the ones after it they skip.
+- drift_check and retrain use the days up to the watermark and name the ones after it they skip
+  (``Completeness``).
 
 collect records each day of its window from what the feed said at its scheduled time (``record``); a
 backfill vouches for every day up to the last it loaded (``backfilled``). A day can only be observed by a
@@ -23,15 +24,16 @@ function imports it.
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field, replace
-from typing import Any
+from typing import Any, TypeVar
 
 from nbaml.games.records import Game, tip_off_of
 
 FORMAT = 1
 KEEP_DAYS = 21  # complete days kept behind the newest recorded one
 ONE_DAY = dt.timedelta(days=1)
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -200,6 +202,39 @@ class LeagueCalendar:
             collected_at=dt.datetime.fromisoformat(at) if at else None,
             state_sha256=data.get("state_sha256"),
         )
+
+
+class Completeness:
+    """The days a job may use (the calendar's complete ones), and those it skipped: the one rule drift_check
+    and retrain apply. Without a calendar every day counts, and the record says so."""
+
+    def __init__(self, calendar: LeagueCalendar | None) -> None:
+        self.calendar = calendar
+        self.skipped: set[dt.date] = set()
+
+    def only(self, items: Iterable[T], day_of: Callable[[T], dt.date]) -> list[T]:
+        """The items of complete days; the others' days are remembered as skipped."""
+        if self.calendar is None:
+            return list(items)
+        kept = []
+        for item in items:
+            day = day_of(item)
+            if self.calendar.complete(day):
+                kept.append(item)
+            else:
+                self.skipped.add(day)
+        return kept
+
+    def record(self) -> dict[str, Any]:
+        """What a report or a bundle states: the watermark, and each skipped day with why."""
+        if self.calendar is None:
+            return {"calendar": False, "complete_through": None, "skipped_days": {}}
+        mark = self.calendar.complete_through
+        return {
+            "calendar": True,
+            "complete_through": mark.isoformat() if mark else None,
+            "skipped_days": self.calendar.skipped(self.skipped),
+        }
 
 
 def _why(record: LeagueDay | None, mark: dt.date | None) -> str:

@@ -18,10 +18,11 @@ import json
 from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from typing import Any
 
 from nbaml.errors import NotFoundError, StorageError
 from nbaml.features import STATE_FORMAT, LeagueState, build_features, update_state
-from nbaml.games.calendar import LeagueCalendar
+from nbaml.games.calendar import Completeness, LeagueCalendar
 from nbaml.games.records import Game
 from nbaml.layout import LEAGUE_CALENDAR, LEAGUE_STATE, TRAINING_GAMES, season_of, training_season_key
 from nbaml.storage.artifacts import ArtifactStore, json_bytes
@@ -81,6 +82,12 @@ class GameHistory:
             if dirty:
                 self._write_season(season, stored.values())
         return result
+
+    def complete_games(self) -> tuple[list[Game], dict[str, Any]]:
+        """Every stored final game of a complete day (the league calendar's), and which days were left out and
+        why: what a retrain trains on. Without a calendar every game counts, and the record says so."""
+        complete = Completeness(self.load_calendar())
+        return complete.only(self.games(), lambda g: g.game_date), complete.record()
 
     def replace_all(self, games: Iterable[Game]) -> int:
         """Write the snapshot from scratch (backfill); returns the number of final games written."""

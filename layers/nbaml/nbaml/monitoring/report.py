@@ -123,7 +123,12 @@ def render_html(document: dict[str, Any]) -> str:
         {"what": "features over PSI alarm", "value": ", ".join(psi.get("alarm", [])) or "none"},
         {"what": "coverage", "value": json.dumps(document.get("coverage"))},
         {"what": "latency", "value": json.dumps(document.get("latency"))},
+        {
+            "what": "complete through",
+            "value": document.get("completeness", {}).get("complete_through") or "no league calendar",
+        },
     ]
+    skipped = document.get("completeness", {}).get("skipped_days", {})
     return (
         "<!doctype html><html><head><meta charset='utf-8'><title>nbaml drift report "
         f"{html.escape(str(document.get('run_date')))}</title><style>body{{font-family:sans-serif;margin:2em}}"
@@ -134,5 +139,7 @@ def render_html(document: dict[str, Any]) -> str:
         f"{rolling_svg(document.get('rolling', {}))}{psi_svg(psi.get('values', {}), psi.get('threshold', 0.2))}</div>"
         f"<h2>Champion against challengers (same games)</h2>{_table(document.get('challengers', []))}"
         f"<h2>PSI per feature</h2>{_table([{'feature': k, 'psi': v} for k, v in psi.get('values', {}).items()])}"
+        "<h2>Days skipped (not complete yet: their predictions count once every game of the day is final)</h2>"
+        f"{_table([{'day': day, 'why': why} for day, why in skipped.items()])}"
         "</body></html>"
     )
