@@ -156,6 +156,14 @@ def synthetic_history(seed: int, seasons: int = 2) -> list:
     return [g for season in range(league.first_season, league.first_season + seasons) for g in league.games(season)]
 
 
+def off_season(games: list):
+    """The end of the first week after ``games`` (the off-season: no games): a backfill of ``games`` may vouch for
+    it, so tests that predict the days after a history predict complete days."""
+    import datetime as dt
+
+    return max(g.game_date for g in games) + dt.timedelta(days=7)
+
+
 def train_versions(settings, days, *, requested_by: str, config=None) -> list:
     """One forced manual retrain per day of June 2021 (v1, then v20210602_000000, ...), as an operator would."""
     import datetime as dt

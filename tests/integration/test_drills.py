@@ -28,7 +28,7 @@ from nbaml.games.records import Game
 from nbaml.games.teams import league_time
 from nbaml.storage.predictions import PredictionLog, PredictionRecord
 from nbaml.training.search import TrainConfig
-from tests.conftest import prediction_of, scheduled_event, train_versions
+from tests.conftest import off_season, prediction_of, scheduled_event, train_versions
 
 pytestmark = pytest.mark.integration
 V2 = "v20210602_000000"
@@ -63,7 +63,7 @@ def stack() -> Iterator[Any]:
 def loaded_history(stack: Any, league: Any) -> list[Game]:
 
     games = [g for season in (league.first_season, league.first_season + 1) for g in league.games(season)]
-    load(load_settings(CommonSettings), FeedBatch(games=games), source="generator")
+    load(load_settings(CommonSettings), FeedBatch(games=games), source="generator", complete_through=off_season(games))
     return games
 
 
@@ -328,7 +328,13 @@ def test_given_the_stack_restarts_mid_replay_then_registry_active_version_and_da
     with stk.deployed(isolated=True, iam=True) as first:
         with runtime.function_environment(first.operator_env("retrain") | quiet):
             _reset()
-            load(load_settings(CommonSettings), FeedBatch(games=history), source="generator")
+            # the off-season before the season had no games: the backfill vouches for it
+            load(
+                load_settings(CommonSettings),
+                FeedBatch(games=history),
+                source="generator",
+                complete_through=days[0] - dt.timedelta(days=1),
+            )
             _train(
                 TrainConfig(
                     grid={"max_depth": [2], "n_estimators": [20], "learning_rate": [0.1]}, cv_splits=2, n_jobs=1
@@ -366,14 +372,16 @@ def test_given_the_stack_restarts_mid_replay_then_registry_active_version_and_da
 
 
 def _predict_slate(stack: Any, league: Any, day: dt.date) -> list[dict[str, Any]]:
-    """Up to 10 of the day's games through the predict function's app on ``stack``, as a cold instance."""
+    """Up to 10 of the day's games through the predict function's app on ``stack``, as a cold instance, at 11:00
+    Eastern on ``day`` (before its tip-offs, so they are logged)."""
     from infra import runtime
     from nbaml.serving.api import create_app
 
     body = {"games": [{"home": g.home, "away": g.away, "date": day.isoformat()} for g in league.schedule(day)][:10]}
     with runtime.function_environment(stack.env_for("predict") | QUIET | {"MODEL_PARAM_MAX_AGE_SECONDS": "0"}):
         _reset()
-        response = TestClient(create_app()).post("/predictions", json=body)
+        app = create_app(now=lambda: league_time(day, dt.time(11)))
+        response = TestClient(app).post("/predictions", json=body)
     assert response.status_code == 200, response.text
     return list(response.json()["predictions"])
 

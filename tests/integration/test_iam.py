@@ -56,6 +56,7 @@ class Workload:
         self.history = [g for g in league.games(first) + season if g.game_date < self.day0]
         self.token = str(stack.admin_token)
         self.results: dict[str, list[Any]] = {}
+        self.now = league_time(self.day0, dt.time(11))  # the predict function's clock (see the fixture)
 
     def scheduled(self, function: str, day: dt.date, hour: int) -> dict[str, Any]:
         return _scheduled(self.stack, function, day, hour)
@@ -79,6 +80,8 @@ class Workload:
         return json.loads(response["body"]) if response.get("body") else {}
 
     def slate(self, day: dt.date) -> None:
+        """The day's slate, asked at 11:00 Eastern: before its tip-offs, so the predict function logs it."""
+        self.now = league_time(day, dt.time(11))
         games = [{"home": g.home, "away": g.away, "date": day.isoformat()} for g in self.league.schedule(day)]
         if games:
             self.api("POST", "/predictions", body={"games": games[:20]})
@@ -112,8 +115,10 @@ class Workload:
 
     def a_week_of_slates_then_collect(self) -> dt.date:
         self.api("GET", "/reports/latest", expect=404)  # no drift check has run yet: 404, not 403 nor 503
-        for offset in range(7):
-            self.slate(self.day0 + dt.timedelta(days=offset))
+        for offset in range(7):  # each morning's collect (03:00 Eastern), then the day's slate
+            day = self.day0 + dt.timedelta(days=offset)
+            self.invoke("collect", self.scheduled("collect", day, 3), FEED_SOURCE="generator", FEED_SEED=str(SEED))
+            self.slate(day)
         run_date = self.day0 + dt.timedelta(days=7)
         collected = self.invoke(
             "collect", self.scheduled("collect", run_date, 3), FEED_SOURCE="generator", FEED_SEED=str(SEED)
@@ -194,21 +199,30 @@ class Workload:
 def workload(local_stack: LocalStack, local_tls: Any) -> Iterator[Workload]:
     from pytest_httpserver import HTTPServer
 
+    from nbaml.serving import api
+
     job = Workload(local_stack, SyntheticLeague(seed=SEED))
-    job.backfill()
-    job.first_model()
-    run_date = job.a_week_of_slates_then_collect()
-    job.drift_that_queues_a_retrain(run_date)
-    job.every_route(run_date + dt.timedelta(days=1))
-    server = HTTPServer(host="127.0.0.1", port=0, threaded=True, ssl_context=local_tls.server_context())
-    server.start()
-    try:
-        job.collect_from_api_basketball(run_date + dt.timedelta(days=1), server, str(local_tls.ca_file))
-    finally:
-        server.stop()
-    job.authorize()
-    job.collect_a_new_season()
-    yield job
+    with pytest.MonkeyPatch.context() as patch:
+        # The predict handler builds its app on its first request: on the workload's clock, not this machine's
+        # (the season's games started years ago, and nothing is logged after a tip-off)
+        create_app = api.create_app
+        patch.setattr(api, "create_app", lambda *args, **kwargs: create_app(*args, now=lambda: job.now, **kwargs))
+        runtime.forget_warm_modules()  # a handler imported before the patch would keep the machine's clock
+        job.backfill()
+        job.first_model()
+        run_date = job.a_week_of_slates_then_collect()
+        job.drift_that_queues_a_retrain(run_date)
+        job.every_route(run_date)  # its collect ran: every day before it is complete
+        server = HTTPServer(host="127.0.0.1", port=0, threaded=True, ssl_context=local_tls.server_context())
+        server.start()
+        try:
+            job.collect_from_api_basketball(run_date + dt.timedelta(days=1), server, str(local_tls.ca_file))
+        finally:
+            server.stop()
+        job.authorize()
+        job.collect_a_new_season()
+        yield job
+    runtime.forget_warm_modules()  # nor may one keep the workload's clock after it
 
 
 def _policies(stack: LocalStack) -> dict[str, list[dict[str, Any]]]:

@@ -66,7 +66,7 @@ def test_given_skipped_types_when_deployed_then_each_gap_is_recorded(
 
 
 # ---------------------------------------------------------------- storage
-def test_given_the_tables_when_described_then_keys_gsis_and_pitr_match_the_template(
+def test_given_the_tables_when_described_then_keys_gsis_pitr_and_ttl_match_the_template(
     local_stack: LocalStack, sam_template: dict[str, Any], aws: Any
 ) -> None:
     tables = _of_type(sam_template, "AWS::DynamoDB::Table")
@@ -83,6 +83,13 @@ def test_given_the_tables_when_described_then_keys_gsis_and_pitr_match_the_templ
         if props.get("PointInTimeRecoverySpecification", {}).get("PointInTimeRecoveryEnabled"):
             pitr = backups["ContinuousBackupsDescription"]["PointInTimeRecoveryDescription"]
             assert pitr["PointInTimeRecoveryStatus"] == "ENABLED"
+        ttl = aws("dynamodb").describe_time_to_live(TableName=local_stack.resource(logical_id))["TimeToLiveDescription"]
+        wanted = props.get("TimeToLiveSpecification")
+        assert (ttl.get("TimeToLiveStatus"), ttl.get("AttributeName")) == (
+            ("ENABLED", wanted["AttributeName"]) if wanted else ("DISABLED", None)
+        )
+    # The predictions of hypothetical matchups expire (nbaml.storage.predictions)
+    assert tables["PredictionsTable"]["Properties"]["TimeToLiveSpecification"]["AttributeName"] == "expires_at"
 
 
 def test_given_the_bucket_when_read_back_then_it_is_versioned_with_public_access_blocked(

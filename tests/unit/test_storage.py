@@ -19,6 +19,7 @@ from tests.conftest import prediction_of
 
 DAY = dt.date(2023, 1, 10)
 TIP_OFF = dt.datetime(2023, 1, 11, 0, 30, tzinfo=dt.UTC)  # 19:30 Eastern on DAY
+EXPIRES = int(dt.datetime(2023, 1, 17, tzinfo=dt.UTC).timestamp())
 
 
 def final(home: str = "BOS", away: str = "LAL", home_score: int = 110, away_score: int = 100) -> Game:
@@ -91,14 +92,45 @@ def prediction(version: str = "v1", role: str = "champion", probability: float =
     return prediction_of(final(), probability, version=version, role=role)
 
 
-def test_given_a_prediction_when_asked_again_then_it_is_logged_once_per_version_and_role(stack) -> None:
+def test_given_a_prediction_when_asked_again_then_the_last_one_replaces_it_per_version_and_role(stack) -> None:
     log = PredictionLog(stack.tables["PredictionsTable"])
     assert log.record(prediction()) is True
-    assert log.record(prediction(probability=0.9)) is False
+    assert log.record(prediction(probability=0.9)) is True  # asked again before tip-off: the newer one counts
     assert log.record(prediction(role="shadow", version="v2")) is True
     items = log.for_game(final().game_id)
     assert sorted(i["prediction_key"] for i in items) == ["v1#champion", "v2#shadow"]
-    assert [i["probability"] for i in items if i["role"] == "champion"] == [0.7]
+    assert [i["probability"] for i in items if i["role"] == "champion"] == [0.9]
+
+
+def test_given_a_resolved_prediction_then_no_later_write_replaces_it(stack) -> None:
+    log = PredictionLog(stack.tables["PredictionsTable"])
+    log.record(prediction(probability=0.7))
+    log.resolve([final()])
+    assert log.record(prediction(probability=0.2)) is False
+    assert log.record(hypothetical(probability=0.2)) is False
+    (item,) = log.for_game(final().game_id)
+    assert item["probability"] == 0.7 and item["resolved_key"]
+
+
+def hypothetical(probability: float = 0.6) -> PredictionRecord:
+    return prediction_of(final(), probability, expires_at=EXPIRES)
+
+
+def test_given_a_hypothetical_matchup_then_it_never_replaces_a_real_prediction_and_is_never_joined(stack) -> None:
+    log = PredictionLog(stack.tables["PredictionsTable"])
+    # A hypothetical item: written, replaced by a newer hypothetical one, carries its TTL
+    assert log.record(hypothetical(0.6)) is True and log.record(hypothetical(0.55)) is True
+    (item,) = log.for_game(final().game_id)
+    assert (item["probability"], item["expires_at"]) == (0.55, EXPIRES)
+    # and the game's result is never joined onto it: it stays out of the indexes monitoring reads
+    assert log.resolve([final()]) == 0
+    assert log.resolved(role="champion") == [] and "resolved_key" not in log.for_game(final().game_id)[0]
+    # A real prediction replaces it (and drops the TTL); a hypothetical one can then never replace the real one
+    assert log.record(prediction(probability=0.7)) is True
+    assert log.record(hypothetical(0.1)) is False
+    (real,) = log.for_game(final().game_id)
+    assert real["probability"] == 0.7 and "expires_at" not in real
+    assert log.resolve([final()]) == 1
 
 
 def test_given_predictions_when_the_game_ends_then_outcomes_are_joined_and_indexed(stack) -> None:
