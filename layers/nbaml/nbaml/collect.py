@@ -62,7 +62,9 @@ class CollectReport:
     @property
     def pending_before_today(self) -> list[str]:
         """Games of the days before the run's date still pending: results the run expected and did not get."""
-        return sorted(g for day, record in self.days.items() if day < self.run_date.isoformat() for g in record["pending"])
+        return sorted(
+            g for day, record in self.days.items() if day < self.run_date.isoformat() for g in record["pending"]
+        )
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -117,9 +119,7 @@ def collect_recent_games(
     calendar = (history.load_calendar() or LeagueCalendar()).record(window, games, at)
     calendar = history.save_calendar(calendar, digest)
     report.complete_through = calendar.complete_through
-    report.days = {
-        day.isoformat(): _day_summary(calendar, day) for day in day_range(*window) if day in calendar.days
-    }
+    report.days = {day.isoformat(): _day_summary(calendar, day) for day in day_range(*window) if day in calendar.days}
 
     # Only results that are new or changed need joining: the rest were joined on an earlier day.
     report.predictions_resolved = PredictionLog(settings.predictions_table).resolve(merged.touched)
