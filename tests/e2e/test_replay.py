@@ -98,7 +98,9 @@ def take_snapshot(replay: rp.SeasonReplay) -> Snapshot:
         )
 
 
-def run_replay(out_dir: Path, days: int, hooks: Drill | None = None) -> tuple[rp.ReplayResult, Snapshot]:
+def run_replay(
+    out_dir: Path, days: int, hooks: Drill | None = None, template: Path | None = None
+) -> tuple[rp.ReplayResult, Snapshot]:
     """A quick replay of ``days`` days with ``hooks``; the stack's contents are captured before it stops."""
     captured: dict[str, Snapshot] = {}
     report, enter = rp.SeasonReplay.report, rp.ApiServer.__enter__
@@ -114,6 +116,8 @@ def run_replay(out_dir: Path, days: int, hooks: Drill | None = None) -> tuple[rp
         return entered
 
     options = rp.ReplayOptions(days=days, quick=True, progress=False, out_dir=out_dir)
+    if template is not None:
+        options.template_path = template
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(rp.SeasonReplay, "report", report_after_snapshot)
         patch.setattr(rp.ApiServer, "__enter__", enter_and_tell)
@@ -165,6 +169,11 @@ def test_given_three_weeks_when_replayed_then_every_slate_is_predicted_without_f
     result, snapshot = season
     truth = season_games(MAIN_DAYS)
     assert result.failures == []
+    # collect at 03:00 Eastern sees every night whole: no late result, no refused slate, none on an incomplete day
+    watch = result.completeness
+    assert watch["collect_runs"] == MAIN_DAYS + 1 and watch["pending_at_collect"] == 0
+    assert (watch["late_games"], watch["slates_refused"], watch["slates_on_incomplete_days"]) == (0, [], [])
+    assert "slates predicted on an incomplete previous day: 0" in (result.report_dir / "replay.md").read_text()
     assert result.slates == len({g.game_date for g in truth.values()})
     assert set(served_by_day(result, snapshot)) == set(truth)
     assert result.games_predicted == len(truth)
@@ -243,15 +252,24 @@ def test_given_the_replay_ends_then_the_report_has_model_versions_and_baselines(
 
 # ---------------------------------------------------------------- drill (a): S3 unreachable during predict
 class S3DownForServing(Drill):
-    """From ``since``, every S3 read of the prediction API fails; the scheduled jobs (main thread) still work."""
+    """From ``since``, every S3 read of the prediction API fails; the scheduled jobs (main thread) still work.
+
+    On the outage's first morning the drill also asks the slate of the night before (played by then): the model
+    and the team state in memory cover it, so it is answered (not logged: its games have started).
+    """
 
     def __init__(self, since: dt.date) -> None:
         self.since = since
         self.down = False
         self.failed_reads = 0
+        self.from_memory: dict[str, Any] = {}
 
     def before_slate(self, replay: rp.SeasonReplay, day: dt.date) -> None:
         self.down = day >= self.since
+        if day == self.since:
+            night = [g for g in replay.truth.values() if g.game_date == day - dt.timedelta(days=1)]
+            body = {"games": [{"home": g.home, "away": g.away, "date": g.game_date.isoformat()} for g in night]}
+            self.from_memory = httpx.post(f"{self.api_url}/predictions", json=body, timeout=60).json()
 
 
 @pytest.fixture
@@ -272,20 +290,25 @@ def dead_s3_for_serving(monkeypatch: pytest.MonkeyPatch) -> Iterator[S3DownForSe
     yield drill
 
 
-def test_given_s3_unreachable_during_predict_then_the_model_in_memory_keeps_serving(
+def test_given_s3_unreachable_during_predict_then_what_is_in_memory_answers_and_nothing_is_predicted_on_it_blind(
     dead_s3_for_serving: S3DownForServing, tmp_path: Path
 ) -> None:
-    days = 6
-    result, snapshot = run_replay(tmp_path, days, dead_s3_for_serving)
+    drill, days = dead_s3_for_serving, 6
+    result, snapshot = run_replay(tmp_path, days, drill)
 
     truth = season_games(days)
-    during = {gid for gid, g in truth.items() if g.game_date >= dead_s3_for_serving.since}
-    served = served_by_day(result, snapshot)
-    assert dead_s3_for_serving.failed_reads > 0  # the outage really hit the serving path
-    assert during and during <= set(served)
+    assert drill.failed_reads > 0  # the outage really hit the serving path
     assert result.failures == []
-    assert {served[gid]["version"] for gid in during} == {"v1"}
-    assert set(served) == set(truth)
+    # the model and the team state in memory kept answering what they cover: the night before the outage
+    answers = drill.from_memory["predictions"]
+    assert answers and {(p["version"], p["logged"]) for p in answers} == {("v1", False)}
+    # but the state in memory misses every night since it was read: those slates were refused (409), never
+    # predicted on it, and every slate before the outage was served
+    outage = {g.game_date.isoformat() for g in truth.values() if g.game_date >= drill.since}
+    assert {r["day"] for r in result.completeness["slates_refused"]} == outage
+    assert result.completeness["slates_on_incomplete_days"] == []
+    served = served_by_day(result, snapshot)
+    assert set(served) == {gid for gid, g in truth.items() if g.game_date < drill.since}
 
 
 # ---------------------------------------------------------------- drill (b): feed 5xx during collect
@@ -322,7 +345,7 @@ class FeedDownOneMorning(Drill):
             store = ArtifactStore(settings.nbaml_bucket)
             return {
                 "raw": list(store.keys(layout.raw_prefix(layout.collect_batch(day)))),
-                "games": GameStore(settings.games_table).on_date(played),
+                "games": [g for g in GameStore(settings.games_table).on_date(played) if g.is_final],
                 "training": [g for g in GameHistory(store).season_games(SEASON) if g.game_date == played],
                 "resolved": [
                     p for p in PredictionLog(settings.predictions_table).on_date(played) if p.get("resolved_key")
@@ -335,10 +358,10 @@ def feed_down(monkeypatch: pytest.MonkeyPatch) -> FeedDownOneMorning:
     drill = FeedDownOneMorning(START + dt.timedelta(days=3))  # Friday's collect, for Thursday's games
     fetch_raw = SyntheticLeague.fetch_raw
 
-    def failing(feed: SyntheticLeague, start: dt.date, end: dt.date) -> list[Any]:
+    def failing(feed: SyntheticLeague, start: dt.date, end: dt.date, as_of: dt.datetime | None = None) -> list[Any]:
         if drill.failing:
             raise FeedError("api-basketball: HTTP 503 after 3 attempts (drill)")
-        return fetch_raw(feed, start, end)
+        return fetch_raw(feed, start, end, as_of)
 
     monkeypatch.setattr(SyntheticLeague, "fetch_raw", failing)
     return drill
@@ -359,12 +382,16 @@ def test_given_the_feed_fails_one_morning_then_nothing_is_half_written_and_the_n
     # the failed run wrote nothing: no raw payload, no games, no training rows, no outcomes
     after = feed_down.after_failure
     assert (after["raw"], after["games"], after["training"], after["resolved"]) == ([], [], [], [])
+    # the slate of that day was refused (the night before was never collected whole), and only it
+    refused = result.completeness["slates_refused"]
+    assert [r["day"] for r in refused] == [feed_down.day.isoformat()] and refused[0]["games"] > 0
+    assert result.completeness["slates_on_incomplete_days"] == []
     # the next mornings' 7-day lookback caught up: every game of the window is everywhere, every prediction resolved
     truth = season_games(days)
     assert set(snapshot.games) == set(truth)
     assert set(snapshot.training) >= set(truth)
     served = served_by_day(result, snapshot)
-    assert set(served) == set(truth)
+    assert set(served) == {gid for gid, g in truth.items() if g.game_date != feed_down.day}
     assert all(item.get("resolved_key") for item in served.values())
 
 
@@ -471,3 +498,41 @@ def test_given_the_active_parameter_names_a_missing_version_then_it_is_refused_a
     assert health["active"]["version"] == "v1"
     assert health["last_refusal"]["version"] == drill.missing
     assert health["last_refusal"]["error"] == NotFoundError.__name__
+
+
+# ---------------------------------------------------------------- the schedule put back at 03:00 UTC
+def test_given_collect_back_at_3am_utc_then_the_replay_reports_the_late_games_it_missed_and_refuses_their_slates(
+    tmp_path: Path,
+) -> None:
+    from infra import template as tpl
+
+    # Given: template.yaml with collect's schedule read in UTC again (03:00 UTC is 22:00 or 23:00 Eastern)
+    sam = tpl.load()
+    daily = sam["Resources"]["CollectFunction"]["Properties"]["Events"]["Daily"]["Properties"]
+    assert daily["ScheduleExpression"] == "cron(0 3 * * ? *)"
+    daily["ScheduleExpressionTimezone"] = "UTC"
+    early = tmp_path / "template-3am-utc.yaml"
+    early.write_text(json.dumps(sam))
+    days = 6
+    # When: the replay lives the season's first days on that schedule
+    result, _ = run_replay(tmp_path / "out", days, template=early)
+    # Then: each run finds the evening's later games still being played: late results, named by the replay
+    watch = result.completeness
+    truth = season_games(days)
+    late_at_22 = {
+        gid for gid, g in truth.items() if g.tip_off + dt.timedelta(hours=2, minutes=45) > _utc_3am_after(g.game_date)
+    }
+    assert watch["late_games"] > 0 and set(watch["late_game_ids"]) <= late_at_22
+    assert watch["pending_at_collect"] == 0  # the runs look at the evening they run in: its games are today's
+    # the slates after those evenings are refused (409), none is predicted on an incomplete previous day
+    assert watch["slates_refused"] and watch["slates_on_incomplete_days"] == []
+    assert result.slates < len({g.game_date for g in truth.values()})
+    assert result.failures == []
+    text = (result.report_dir / "replay.md").read_text()
+    assert (
+        f"late results): {watch['late_games']}" in text and "slates predicted on an incomplete previous day: 0" in text
+    )
+
+
+def _utc_3am_after(day: dt.date) -> dt.datetime:
+    return dt.datetime.combine(day + dt.timedelta(days=1), dt.time(3), tzinfo=dt.UTC)
