@@ -127,3 +127,32 @@ def test_given_a_matchup_off_the_schedule_then_it_is_answered_logged_with_a_ttl_
     assert "resolved_key" not in night.items(made_up.game_id)[0]
     judged = {i["game_id"] for i in night.log.resolved(role="champion")}
     assert made_up.game_id not in judged and {g.game_id for g in night.games} <= judged
+
+
+def test_given_s3_unreachable_after_the_night_then_the_next_slate_is_refused_as_of_the_state_in_memory(
+    night: Night, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from nbaml.errors import StorageError
+    from nbaml.storage.artifacts import ArtifactStore
+
+    assert night.ask(night.games).status_code == 200  # the pair read at noon: the night still to be played
+    # Given: the morning after collected the night, but the API cannot read S3 any more
+    tomorrow = night.day + ONE
+    night.collect(tomorrow)
+    night.now = league_time(tomorrow, dt.time(12))
+    read = ArtifactStore.get_bytes
+
+    def unreachable(store: ArtifactStore, key: str) -> bytes:
+        raise StorageError(f"cannot read s3://{store.bucket}/{key}: endpoint unreachable")
+
+    monkeypatch.setattr(ArtifactStore, "get_bytes", unreachable)
+    slate = night.league.schedule(tomorrow) or night.games[:1]
+    # When the next day's slate is asked
+    refused = night.ask(slate, tomorrow)
+    # Then: refused, not predicted on the state in memory, and the refusal says the pair could not be re-read
+    assert refused.status_code == 409, refused.text
+    assert refused.json()["missing"][0]["date"] == night.day.isoformat()
+    assert "could not be read again" in refused.json()["detail"]
+    # and once S3 answers again, the collected night is seen: served
+    monkeypatch.setattr(ArtifactStore, "get_bytes", read)
+    assert night.ask(slate, tomorrow).status_code == 200

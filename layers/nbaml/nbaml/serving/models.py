@@ -64,6 +64,11 @@ class Fresh(Generic[T]):
             raise self._error
         return self._value  # type: ignore[return-value]
 
+    @property
+    def failing(self) -> bool:
+        """Whether the last read failed (the value in memory is the last good one, older than max_age)."""
+        return self._error is not None
+
 
 @dataclass(frozen=True)
 class LoadedModel:
@@ -186,3 +191,8 @@ class ServedModels:
 
     def league_state(self) -> LeagueState | None:
         return self.league()[0]
+
+    @property
+    def league_unreadable(self) -> bool:
+        """Whether the last re-read of the pair failed: the one in memory may miss what collect wrote since."""
+        return self._league.failing

@@ -85,7 +85,7 @@ class DateOutsideWindowError(NbamlError, ValueError):
 class IncompleteDaysError(ConflictError):
     """Days before a slate's date are not complete: the features would miss their games."""
 
-    def __init__(self, day: dt.date, missing: list[MissingDay]) -> None:
+    def __init__(self, day: dt.date, missing: list[MissingDay], *, unreadable: bool = False) -> None:
         pending = [g for m in missing for g in m.pending]
         uncollected = [m.day.isoformat() for m in missing if not m.collected]
         parts = [f"{len(pending)} game(s) not final ({', '.join(pending[:10])}{' ...' if len(pending) > 10 else ''})"]
@@ -93,7 +93,10 @@ class IncompleteDaysError(ConflictError):
         if uncollected:
             shown = ", ".join(uncollected[:5]) + (f" and {len(uncollected) - 5} more" if len(uncollected) > 5 else "")
             parts.append(f"day(s) not collected: {shown}")
-        super().__init__(f"not every day before {day} is complete: {'; '.join(parts)}; predictions wait for them")
+        why = "; ".join(parts)
+        if unreadable:  # S3 did not answer: the days may be complete in the calendar collect wrote since
+            why += " (as the team state in memory says: it could not be read again just now)"
+        super().__init__(f"not every day before {day} is complete: {why}; predictions wait for them")
         self.day = day
         self.missing = missing
 
@@ -262,7 +265,7 @@ class Predictor:
             if missing:
                 if self.metrics is not None:
                     self.metrics.add_metric(name="SlateRefusedIncomplete", unit=MetricUnit.Count, value=1)
-                raise IncompleteDaysError(day, missing)
+                raise IncompleteDaysError(day, missing, unreadable=self.models.league_unreadable)
 
     def _log(self, records: list[PredictionRecord]) -> None:
         """This request's records, then up to FLUSH_LIMIT queued ones, while LOG_BUDGET_SECONDS last.
