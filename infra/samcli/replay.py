@@ -10,6 +10,9 @@ days on the same inputs and must agree (``tests/sam/test_replay_differential.py`
 
 At the end it prints the monthly AWS cost of a season (``infra.samcli.cost``) from the REPORT lines and the
 AWS calls the containers made.
+
+Open gap (issue 17): the predict container runs on the machine's clock, not the replay's ``now``, so it logs
+no prediction of a scheduled game (each tip-off is in its past); the in-process run logs them.
 """
 
 from __future__ import annotations
