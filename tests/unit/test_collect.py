@@ -66,12 +66,12 @@ def test_given_a_state_stored_in_an_older_format_when_collected_then_it_is_rebui
     settings = load_settings(CollectSettings)
     season = league.games(2019)
     run_date = run_date_after(season, 10)
-    collect_recent_games(settings, run_date=run_date, feed=league)
+    collect_recent_games(settings, at=league_time(run_date, dt.time(3)), feed=league)
     store = ArtifactStore(stack.bucket)
     old = {**store.get_json(layout.LEAGUE_STATE), "format": 1}
     store.put_json(layout.LEAGUE_STATE, old)
     # When: the next day is collected
-    report = collect_recent_games(settings, run_date=run_date + dt.timedelta(days=1), feed=league)
+    report = collect_recent_games(settings, at=league_time(run_date + dt.timedelta(days=1), dt.time(3)), feed=league)
     # Then: the state is rebuilt (not a crash, not a merge into a state whose numbers mean something else)
     history = GameHistory(store)
     assert report.state == "rebuilt"
