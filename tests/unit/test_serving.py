@@ -10,7 +10,7 @@ from fastapi.testclient import TestClient
 
 from nbaml import layout
 from nbaml.config import PredictSettings, load_settings
-from nbaml.games.teams import league_time
+from nbaml.games.teams import league_date, league_time
 from nbaml.serving.predictor import HORIZON_DAYS
 from nbaml.serving.schemas import SLATE_LIMIT
 from nbaml.storage import parameters
@@ -212,7 +212,7 @@ def test_given_a_date_past_the_horizon_or_an_epoch_number_then_422_names_the_fie
     served,
 ) -> None:
     client, settings, day = served
-    today = dt.datetime.now(dt.UTC).date()
+    today = league_date(dt.datetime.now(dt.UTC))  # the horizon counts from the league's (Eastern) date
     far = (today + dt.timedelta(days=HORIZON_DAYS + 1)).isoformat()
     slate = {
         "games": [{"home": "BOS", "away": "LAL", "date": day.isoformat()}, {"home": "MIA", "away": "NYK", "date": far}]
