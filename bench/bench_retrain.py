@@ -95,7 +95,9 @@ def retrain(games_path: Path, config: TrainConfig) -> dict[str, Any]:
         "evaluation": evaluation,
         "hyperparameters": fitted.params,
         "training_window": split.window,
-        "feature_distribution": feature_distribution(split.X_train, FEATURE_NAMES),
+        "feature_distribution": feature_distribution(
+            split.X_train, FEATURE_NAMES, dates=table.dates[: len(split.y_train)]
+        ),
         "gates": {"passed": verdict.passed, "reasons": verdict.reasons},
     }
     bundle = ModelBundle(

@@ -1,8 +1,9 @@
 """Serving benchmark: the predict function's handler against the seed's way of serving, in one run.
 
-Why: the issue asks for one game through the Mangum handler at p99 <= 1.5 ms and >= 2.5x faster than the seed's
-way, a cold init <= 0.5 s and a predict function <= 60 MB unzipped. Those claims only mean something next to the
-baseline measured on the same machine, in the same run, on the same model and the same features:
+Why: the issues ask for one game through the Mangum handler at p99 <= 1.0 ms and >= 2.5x faster than the seed's
+way, a 15-game slate at p50 >= 3x faster than the seed's way, a cold init <= 0.40 s and a predict function
+<= 60 MB unzipped. Those claims only mean something next to the baseline measured on the same machine, in the
+same run, on the same model and the same features:
 
 - **baseline** (the seed's way): a pickled ``XGBClassifier`` and a pickled ``StandardScaler`` loaded from local
   files, a pandas DataFrame per request, served by a minimal FastAPI + Mangum app of the same shape (same request
@@ -82,9 +83,10 @@ MODEL_PARAMS = {
     "colsample_bytree": 0.8,
 }
 
-TARGET_P99_MS = 1.5
+TARGET_P99_MS = 1.0
 TARGET_SPEEDUP = 2.5
-TARGET_INIT_S = 0.5
+TARGET_SLATE_SPEEDUP = 3.0  # slate p50, baseline over ours
+TARGET_INIT_S = 0.40
 TARGET_SIZE_MB = 60.0
 
 # What the seed's function would have to ship (--no-compile sizes of the installed distributions).
@@ -168,7 +170,7 @@ def prepare(workdir: Path) -> Fixture:
     from nbaml.backfill import load
     from nbaml.bundle import ModelBundle, StandardScalerParams
     from nbaml.config import PredictSettings, load_settings
-    from nbaml.features import FEATURE_NAMES, build_features
+    from nbaml.features import FEATURE_NAMES, FEATURES_VERSION, build_features
     from nbaml.games.feeds.base import FeedBatch
     from nbaml.games.feeds.generator import SyntheticLeague
     from nbaml.games.teams import TEAMS
@@ -200,6 +202,7 @@ def prepare(workdir: Path) -> Fixture:
         model_json=bytes(model.get_booster().save_raw(raw_format="json")),
         scaler=StandardScalerParams.from_sklearn(scaler),
         feature_names=names,
+        metadata={"features_version": FEATURES_VERSION},  # serving refuses a bundle of other features
     )
     files = bundle.to_files()
     ArtifactStore(settings.nbaml_bucket).write_bundle_files(VERSION, files)
@@ -509,6 +512,8 @@ def _missed(ours: Side, base: Side, loads: list[Load], diff: float) -> list[str]
         missed.append(f"one game p99 {ours.one_p99:.3f} ms > {TARGET_P99_MS} ms")
     if base.one_p99 / ours.one_p99 < TARGET_SPEEDUP:
         missed.append(f"one game p99 only {base.one_p99 / ours.one_p99:.2f}x faster than the baseline")
+    if base.slate_p50 / ours.slate_p50 < TARGET_SLATE_SPEEDUP:
+        missed.append(f"{SLATE}-game slate p50 only {base.slate_p50 / ours.slate_p50:.2f}x faster than the baseline")
     if ours.init_s > TARGET_INIT_S:
         missed.append(f"cold init {ours.init_s:.3f} s > {TARGET_INIT_S} s")
     if ours.size_mb is not None and ours.size_mb > TARGET_SIZE_MB:
@@ -544,7 +549,7 @@ def report(ours: Side, base: Side, loads: list[Load], diff: float) -> tuple[str,
             f"{base.slate_p50:.3f}",
             f"{ours.slate_p50:.3f}",
             ratio(base.slate_p50, ours.slate_p50),
-            "",
+            f">= {TARGET_SLATE_SPEEDUP}x",
         ),
         (
             f"{SLATE}-game slate p99 (ms)",

@@ -1,10 +1,11 @@
 """Backup and restore of a stack's whole state to a folder and back: the seed's daily snapshot of ``models/``.
 
 What a stack holds that a redeploy of template.yaml cannot recreate is data: the artifact bucket (bundles,
-team state, training snapshots, raw payloads, reports), the three DynamoDB tables (games, the prediction
-log, the registry) and the SSM parameters under ``/nbaml/{stage}/`` with their history (the audit trail of
-every promotion and rollback). This module copies exactly that, through the same boto3 calls on AWS and
-on the emulator, so the one runbook covers a lost AWS stack and a local ``stack down``.
+team state, training snapshots, raw payloads, reports), the DynamoDB tables (games, the prediction log,
+the registry, the retrain requests' outcomes) and the SSM parameters under ``/nbaml/{stage}/`` with their
+history (the audit trail of every promotion and rollback). This module copies exactly that, through the
+same boto3 calls on AWS and on the emulator, so the one runbook covers a lost AWS stack and a local
+``stack down``.
 
 A backup folder::
 

@@ -16,7 +16,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from infra import InfraError, tables
+from infra import InfraError, mlflow_server, tables
 from infra import emulator as emu
 from infra import stack as stk
 from infra import template as tpl
@@ -24,7 +24,14 @@ from infra import template as tpl
 EXIT_ERROR = 2
 Registrar = Callable[[Any], None]
 # The other command groups, each a module with its own register(subparsers).
-COMMAND_MODULES = ("infra.backfill", "infra.operator", "infra.backup", "infra.replay", "infra.samcli.cli")
+COMMAND_MODULES = (
+    "infra.backfill",
+    "infra.operator",
+    "infra.backup",
+    "infra.replay",
+    "infra.samcli.cli",
+    "infra.canary_cases",
+)
 
 
 def _key_values(pairs: Sequence[str] | None, what: str) -> dict[str, str]:
@@ -48,7 +55,11 @@ def _stack_up(args: argparse.Namespace) -> int:
     template_path = Path(args.template)
     stk.lint(template_path, parameters)  # before starting anything: a broken template leaves no emulator behind
     info = emu.start(port=args.port)
+    tracking_server = None
     try:
+        if args.mlflow:
+            tracking_server = mlflow_server.start(port=args.mlflow_port)
+            parameters["TrackingUri"] = tracking_server.url  # the retrain function logs its runs there
         stack = stk.deploy(info.endpoint, template_path, parameters)
         # moto keeps nothing on disk: the state the last `stack down` saved comes back (unless --fresh).
         restored = None
@@ -57,9 +68,13 @@ def _stack_up(args: argparse.Namespace) -> int:
 
             restored = restore_on_up(stack)
     except BaseException:
+        if tracking_server is not None:
+            mlflow_server.stop()
         emu.stop()
         raise
     print(f"emulator  {info.endpoint} (pid {info.pid}, log {info.log_file})")
+    if tracking_server is not None:
+        _print_tracking_server(tracking_server, stack)
     print(f"stack     {stack.stack_name}: {len(stack.resources)} resources, deployed in {stack.deploy_seconds:.1f} s\n")
     _print_resources(stack)
     print(f"\nfilled or patched by hand (moto's CloudFormation skipped or ignored them): {len(stack.fills)}")
@@ -75,6 +90,18 @@ def _stack_up(args: argparse.Namespace) -> int:
     return 0
 
 
+def _print_tracking_server(server: mlflow_server.BackgroundTrackingServer, stack: stk.LocalStack) -> None:
+    from nbaml.training.tracking import TrackingError, TrackingServer
+
+    experiment = stack.env_for("retrain", lambda_runtime=False)["MLFLOW_EXPERIMENT_NAME"]
+    try:  # created now, so its page exists before the first retrain logs to it
+        page = server.experiment_url(TrackingServer(server.url).experiment_id(experiment))
+    except TrackingError as exc:
+        page = f"(experiment {experiment} not created: {exc})"
+    print(f"mlflow    {server.url} (pid {server.pid}, store {server.backend_store_uri}, log {server.log_file})")
+    print(f"          retrain runs of experiment {experiment}: {page}")
+
+
 def _stack_down(args: argparse.Namespace) -> int:
     if not args.discard:
         from infra.backup import snapshot_on_down
@@ -83,6 +110,9 @@ def _stack_down(args: argparse.Namespace) -> int:
             folder = snapshot_on_down(stk.LocalStack.load())
             if folder:
                 print(f"state saved to {folder} (the next `stack up` restores it; `stack up --fresh` does not)")
+    tracking_server = mlflow_server.stop()
+    if tracking_server is not None:
+        print(f"mlflow server stopped (pid {tracking_server.pid}); its runs stay in {mlflow_server.data_dir()}")
     stopped = stk.teardown()
     print(f"emulator stopped (pid {stopped.pid})" if stopped else "no emulator was running")
     return 0
@@ -95,6 +125,10 @@ def _stack_status(args: argparse.Namespace) -> int:
         return 1
     reachable = emu.is_reachable(info.endpoint)
     print(f"emulator  {info.endpoint} (pid {info.pid}) {'answering' if reachable else 'NOT answering'}")
+    tracking_server = mlflow_server.status()
+    if tracking_server is not None:
+        answering = "answering" if mlflow_server.is_reachable(tracking_server.url) else "NOT answering"
+        print(f"mlflow    {tracking_server.url} (pid {tracking_server.pid}) {answering}")
     try:
         stack = stk.LocalStack.load()
     except stk.StackError:
@@ -120,8 +154,14 @@ def register_stack(subparsers: Any) -> None:
     up.add_argument("--param", action="append", metavar="KEY=VALUE", help="another template parameter")
     up.add_argument("--template", default=str(tpl.DEFAULT_TEMPLATE))
     up.add_argument("--fresh", action="store_true", help="start empty: do not restore what the last `stack down` saved")
+    up.add_argument(
+        "--mlflow", action="store_true", help="also start an MLflow tracking server; the retrain function logs to it"
+    )
+    up.add_argument("--mlflow-port", type=int, default=mlflow_server.DEFAULT_PORT)
     up.set_defaults(func=_stack_up)
-    down = actions.add_parser("down", help="save the stack's state to models/backups/, then stop the emulator")
+    down = actions.add_parser(
+        "down", help="save the stack's state to models/backups/, then stop the emulator (and the MLflow server)"
+    )
     down.add_argument("--discard", action="store_true", help="stop without saving the state")
     down.set_defaults(func=_stack_down)
     actions.add_parser("status", help="is the emulator up, what is deployed").set_defaults(func=_stack_status)

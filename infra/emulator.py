@@ -248,7 +248,7 @@ def _pid_is_moto(pid: int) -> bool:
     return True
 
 
-def _reap(pid: int) -> bool:
+def reap(pid: int) -> bool:
     """Collect ``pid`` if it is our exited child; True once it is gone (a zombie still answers kill -0)."""
     try:
         done, _ = os.waitpid(pid, os.WNOHANG)
@@ -325,7 +325,7 @@ def stop(state_dir: Path = STATE_DIR) -> BackgroundEmulator | None:
         os.kill(info.pid, signal.SIGTERM)
     deadline = time.monotonic() + _STOP_TIMEOUT_S
     killed = False
-    while not _reap(info.pid):
+    while not reap(info.pid):
         if time.monotonic() > deadline:
             if killed:
                 raise EmulatorError(f"the emulator (pid {info.pid}) survived SIGKILL; {path} is kept")

@@ -217,9 +217,17 @@ def _ambient_bucket(stage: str) -> str:
     return str(intrinsics.resolve(bucket["Properties"]["BucketName"]))
 
 
+CANARY_MOVES = ("pause", "resume", "advance", "abort")
+
+
 def _canary(args: argparse.Namespace) -> int:
+    move = next((m for m in CANARY_MOVES if getattr(args, m)), None)
+    if move is not None:
+        if args.version or args.clear or args.percent is not None:
+            raise InfraError(f"canary --{move} acts on the canary in flight: give no VERSION, --percent or --clear")
+        return _change_role(args, lambda deployment, by: _canary_move(deployment, move, by, args.reason))
     if args.clear == bool(args.version):
-        raise InfraError("canary: give VERSION --percent N, or --clear")
+        raise InfraError("canary: give VERSION --percent N, --clear, or one of --pause/--resume/--advance/--abort")
     if args.version and args.percent is None:
         raise InfraError("canary: --percent N (1-100) is required with a version")
     if args.clear:
@@ -227,6 +235,14 @@ def _canary(args: argparse.Namespace) -> int:
     return _change_role(
         args, lambda deployment, by: deployment.set_canary(args.version, args.percent, by=by, why=args.reason)
     )
+
+
+def _canary_move(deployment: Any, move: str, by: str, why: str) -> Any:
+    """The operator's moves on the canary's ladder, through the rule's own code (nbaml.promotion.canary)."""
+    from nbaml.promotion.canary import Rollout
+
+    rollout = Rollout(deployment, deployment.settings.steps)
+    return getattr(rollout, move)(by=by, why=why)
 
 
 def _shadow(args: argparse.Namespace) -> int:
@@ -264,14 +280,29 @@ def _retrain(args: argparse.Namespace) -> int:
         for result in results:
             for run in result.get("runs", []):
                 failed = failed or run.get("status") == "failed"
-                metrics = run.get("metrics") or {}
-                print(
-                    f"retrain {run.get('request_id')}: {run.get('status')} {run.get('version') or ''} "
-                    f"accuracy {tables.cell(metrics.get('accuracy'))} "
-                    f"roc_auc {tables.cell(metrics.get('roc_auc'))}"
-                    + (f" ({'; '.join(run['reasons'])})" if run.get("reasons") else "")
-                )
+                print(describe_run(run))
     return 1 if failed else 0
+
+
+def describe_run(run: Mapping[str, Any]) -> str:
+    """One retrain outcome as `nbaml retrain` prints it: status, version, scores, how it ran, where it was tracked."""
+    metrics = run.get("metrics") or {}
+    line = (
+        f"retrain {run.get('request_id')}: {run.get('status')} {run.get('version') or ''} "
+        f"accuracy {tables.cell(metrics.get('accuracy'))} "
+        f"roc_auc {tables.cell(metrics.get('roc_auc'))}"
+        + (f" ({'; '.join(run['reasons'])})" if run.get("reasons") else "")
+    )
+    if run.get("answered_from_record"):
+        line += "\n  a redelivery: answered with the outcome recorded when the request first ran"
+    elif run.get("resumed"):
+        line += "\n  resumed the version an earlier delivery of this request trained (not trained again)"
+    tracked = run.get("tracking") or {}
+    if tracked.get("error"):
+        line += f"\n  not tracked (the retrain's outcome stands): {tracked['error']}"
+    elif tracked.get("run_id"):
+        line += f"\n  tracked: MLflow run {tracked['run_id']} in experiment {tracked['experiment_id']}"
+    return line
 
 
 # ---------------------------------------------------------------- the parsers
@@ -313,10 +344,19 @@ def register(subparsers: Any) -> None:
     _common(rollback)
     rollback.set_defaults(func=_rollback)
 
-    canary = subparsers.add_parser("canary", help="serve a version to a share of games (stable hash), or --clear")
+    canary = subparsers.add_parser(
+        "canary",
+        help="serve a version to a share of games (stable hash), --clear it, or move it on its ladder "
+        "(--pause, --resume, --advance, --abort)",
+    )
     canary.add_argument("version", nargs="?")
     canary.add_argument("--percent", type=int, help="share of games, 1-100")
     canary.add_argument("--clear", action="store_true", help="stop the canary")
+    moves = canary.add_mutually_exclusive_group()
+    moves.add_argument("--pause", action="store_true", help="stop the drift check's automatic steps and aborts")
+    moves.add_argument("--resume", action="store_true", help="let the drift check step the canary again")
+    moves.add_argument("--advance", action="store_true", help="move the canary one step now (the last promotes)")
+    moves.add_argument("--abort", action="store_true", help="clear the canary and reject its version")
     canary.add_argument("--reason", required=True)
     _common(canary)
     canary.set_defaults(func=_canary)

@@ -39,8 +39,8 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from infra import dashboard, runtime, tables
 from infra import emulator as emu
-from infra import runtime, tables
 from infra import stack as stk
 from infra import template as tpl
 from infra.clock import Firing, ScheduleClock
@@ -91,6 +91,9 @@ class Hooks:
     def before_firing(self, replay: SeasonReplay, firing: Firing) -> None: ...
 
     def before_slate(self, replay: SeasonReplay, day: dt.date) -> None: ...
+
+    def before_report(self, replay: SeasonReplay) -> None:
+        """Called once after the last day, while the stack still runs (to look inside it)."""
 
 
 # ---------------------------------------------------------------- the source of games
@@ -460,6 +463,8 @@ class SeasonReplay:
         from nbaml.storage.predictions import PredictionLog
         from nbaml.storage.registry import ModelRegistry
 
+        self.hooks.before_report(self)
+
         with runtime.function_environment(self.stack.env_for("drift_check") | QUIET):
             settings = load_settings(CommonSettings)
             versions = ModelRegistry(settings.model_versions_table).versions()
@@ -467,11 +472,16 @@ class SeasonReplay:
             store = ArtifactStore(settings.nbaml_bucket)
             latest = layout.report_key(layout.DRIFT_HTML)
             drift_html = store.get_bytes(latest) if store.exists(latest) else None
-        live = live_metrics(items, self.source.history, self.source.season_games)
+        elo, home_rate = baselines(self.source.history, self.source.season_games)
+        live = live_metrics(items, elo, home_rate)
         out = Path(self.options.out_dir)
         out.mkdir(parents=True, exist_ok=True)
         if drift_html is not None:
             (out / "drift.html").write_bytes(drift_html)
+        season = self.source.season_games[0].season
+        weeks = dashboard.weekly_log_loss(served(items), elo, home_rate)
+        page = dashboard.render_dashboard(season, weeks, self.drift_events, self.retrains, live.get("overall"))
+        (out / "dashboard.html").write_text(page)
         result = ReplayResult(
             season=self.source.season_games[0].season,
             days=len(days),
@@ -494,22 +504,29 @@ class SeasonReplay:
 
 
 # ---------------------------------------------------------------- metrics and rendering
-def live_metrics(items: list[dict[str, Any]], history: list[Any], season_games: list[Any]) -> dict[str, dict[str, Any]]:
-    """Served predictions per version and overall, with always-home and Elo on exactly the same games.
-
-    Always-home plays at the home-win rate of the history (the games the first model learned from).
-    """
+def baselines(history: list[Any], season_games: list[Any]) -> tuple[dict[str, float], float]:
+    """Elo's probability of every game, and always-home's: the home-win rate of the history (the games the
+    first model learned from)."""
     from nbaml.features import FEATURE_NAMES, build_features
     from nbaml.metrics import elo_baseline, home_win_rate
 
     table = build_features([*history, *season_games])
     elo = dict(zip(table.game_ids, elo_baseline(table.rows, FEATURE_NAMES), strict=True))
-    home_rate = home_win_rate(g.home_won for g in history if g.is_final)
-    served = [i for i in items if i.get("served", True) and i["role"] in ("champion", "canary")]
+    return elo, home_win_rate(g.home_won for g in history if g.is_final)
+
+
+def served(items: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The predictions users were given (champion and canary answers; shadow ones were only logged)."""
+    return [i for i in items if i.get("served", True) and i["role"] in ("champion", "canary")]
+
+
+def live_metrics(items: list[dict[str, Any]], elo: dict[str, float], home_rate: float) -> dict[str, dict[str, Any]]:
+    """Served predictions per version and overall, with always-home and Elo on exactly the same games."""
+    answered = served(items)
     groups: dict[str, list[dict[str, Any]]] = defaultdict(list)
-    for item in served:
+    for item in answered:
         groups[item["version"]].append(item)
-    groups["overall"] = served
+    groups["overall"] = answered
     result = {}
     for name, group in groups.items():
         outcomes = [bool(i["home_won"]) for i in group]
@@ -606,6 +623,7 @@ def render(result: ReplayResult) -> str:
         f"Reports: {result.report_dir / 'replay.md'}, {result.report_dir / 'replay.json'}, "
         f"function logs and metrics {result.report_dir / 'functions.log'}"
         + (f", drift report {result.report_dir / 'drift.html'}" if (result.report_dir / "drift.html").exists() else "")
+        + f", season dashboard {result.report_dir / 'dashboard.html'}"
     )
 
 

@@ -3,16 +3,20 @@
 moto runs no Lambda code without Docker, so the handler runs here, from the repository's sources, with
 the environment moto's Lambda holds for it (pointed at the emulator). Each function's module is imported
 once under its own name and kept, so a second invoke finds the caches and clients of the first, as a warm
-Lambda would; a new endpoint (a new stack) means a cold start.
+Lambda would; a new endpoint (a new stack) means a cold start. ``invoke_async`` adds what Lambda does
+around an asynchronous invocation (a schedule's): the retries, and the on-failure record.
 """
 
 from __future__ import annotations
 
 import contextlib
+import datetime as dt
 import importlib.util
+import json
 import os
 import sys
 import time
+import traceback
 import uuid
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
@@ -108,11 +112,19 @@ def _module_safe(name: str) -> str:
     return "".join(ch if ch.isalnum() else "_" for ch in name)
 
 
-def invoke(stack: stk.LocalStack, function: str, event: Any, *, extra_env: Mapping[str, str] | None = None) -> Any:
+def invoke(
+    stack: stk.LocalStack,
+    function: str,
+    event: Any,
+    *,
+    extra_env: Mapping[str, str] | None = None,
+    request_id: str | None = None,
+) -> Any:
     """Run ``function``'s handler on ``event`` in this process and return what it returns.
 
     ``function`` is a logical id (CollectFunction) or a short name (collect). The handler's exceptions
-    propagate: a scheduled handler that fails must fail here as it would fail in Lambda.
+    propagate: a scheduled handler that fails must fail here as it would fail in Lambda. ``request_id``
+    is the context's (a new one by default; Lambda keeps one across an asynchronous event's retries).
     """
     logical_id = stack.function_id(function)
     env = {**stack.env_for(logical_id), **(extra_env or {})}
@@ -126,8 +138,72 @@ def invoke(stack: stk.LocalStack, function: str, event: Any, *, extra_env: Mappi
             function_name=env["AWS_LAMBDA_FUNCTION_NAME"],
             memory_limit_in_mb=int(settings["MemorySize"]),
             timeout_s=int(settings["Timeout"]),
+            **({"aws_request_id": request_id} if request_id else {}),
         )
         return handler(event, context)
+
+
+# Lambda's default for an asynchronous event without an EventInvokeConfig: two retries.
+DEFAULT_ASYNC_RETRIES = 2
+
+
+def invoke_async(
+    stack: stk.LocalStack, function: str, event: Any, *, extra_env: Mapping[str, str] | None = None
+) -> Any:
+    """An asynchronous invocation (what a schedule makes) as Lambda runs it, in this process.
+
+    The handler runs, and on an error runs again up to the function's ``MaximumRetryAttempts`` (its
+    EventInvokeConfig, deployed; Lambda waits a minute or two between tries, this does not), under one
+    request id. A run that fails every try is sent as Lambda's on-failure record (the event, the error and
+    its stack) to the function's OnFailure queue, signed with the function's own execution role as Lambda
+    sends it; then its last error is raised. Without a destination the event is dropped, as on AWS.
+    """
+    logical_id = stack.function_id(function)
+    config = stack.function_settings[logical_id].get("EventInvokeConfig") or {}
+    tries = 1 + int(config.get("MaximumRetryAttempts", DEFAULT_ASYNC_RETRIES))
+    request_id, error = str(uuid.uuid4()), None
+    for _ in range(tries):
+        try:
+            return invoke(stack, logical_id, event, extra_env=extra_env, request_id=request_id)
+        except Exception as exc:  # the handler's error: Lambda retries it
+            error = exc
+    assert error is not None  # tries >= 1, and every try raised
+    if destination := config.get("OnFailure"):
+        record = on_failure_record(stack, logical_id, event, error, request_id=request_id, tries=tries)
+        _send_with_role(stack, logical_id, destination["QueueUrl"], record)
+    raise error
+
+
+def on_failure_record(
+    stack: stk.LocalStack, logical_id: str, event: Any, error: BaseException, *, request_id: str, tries: int
+) -> dict[str, Any]:
+    """Lambda's on-failure destination record of an asynchronous event whose retries all failed."""
+    function_arn = f"arn:aws:lambda:{emu.LOCAL_REGION}:{emu.LOCAL_ACCOUNT_ID}:function:{stack.resource(logical_id)}"
+    return {
+        "version": "1.0",
+        "timestamp": dt.datetime.now(dt.UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z"),
+        "requestContext": {
+            "requestId": request_id,
+            "functionArn": f"{function_arn}:$LATEST",
+            "condition": "RetriesExhausted",
+            "approximateInvokeCount": tries,
+        },
+        "requestPayload": event,
+        "responseContext": {"statusCode": 200, "executedVersion": "$LATEST", "functionError": "Unhandled"},
+        "responsePayload": {
+            "errorMessage": str(error),
+            "errorType": type(error).__name__,
+            "requestId": request_id,
+            "stackTrace": traceback.format_tb(error.__traceback__),
+        },
+    }
+
+
+def _send_with_role(stack: stk.LocalStack, logical_id: str, queue_url: str, record: Mapping[str, Any]) -> None:
+    import boto3
+
+    with function_environment(stack.env_for(logical_id)):
+        boto3.client("sqs").send_message(QueueUrl=queue_url, MessageBody=json.dumps(record, default=str))
 
 
 def forget_warm_modules() -> None:
@@ -152,7 +228,9 @@ def deliver_queue(queue_url: str, handle: Callable[[dict[str, Any]], Any], env: 
     """The local twin of Lambda's SQS event source mapping, which moto cannot run without Docker.
 
     Each queued message is handed to ``handle`` as an SQS event of one record and deleted only after
-    ``handle`` returned (an exception leaves it queued, to be delivered again). Returns the results.
+    ``handle`` returned without reporting it in ``batchItemFailures`` (the mapping's
+    ReportBatchItemFailures); an exception or a reported failure leaves it in flight, to be delivered
+    again once its visibility timeout passes, as SQS does. Returns the results.
     ``env`` is the receiving function's environment: the mapping polls and deletes with that function's
     execution role, as Lambda's does.
     """
@@ -165,8 +243,11 @@ def deliver_queue(queue_url: str, handle: Callable[[dict[str, Any]], Any], env: 
     results = []
     while records := polled(lambda: receive_retrain_requests(queue_url)):
         for record in records:
-            results.append(handle({"Records": [record]}))
-            polled(lambda record=record: delete_retrain_request(queue_url, record["receiptHandle"]))
+            result = handle({"Records": [record]})
+            results.append(result)
+            failed = {f.get("itemIdentifier") for f in (result or {}).get("batchItemFailures", [])}
+            if record["messageId"] not in failed:
+                polled(lambda record=record: delete_retrain_request(queue_url, record["receiptHandle"]))
     return results
 
 

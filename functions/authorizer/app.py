@@ -1,6 +1,8 @@
 """authorizer - HTTP API Lambda authorizer (simple responses) guarding the /admin routes on AWS.
 
 The same token check the app applies locally (nbaml.serving.auth), so both paths accept the same token.
+An allowed request carries the caller in its context (``caller``: which version of the admin token), which
+the HTTP API's access log records as ``$context.authorizer.caller``.
 """
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ from aws_lambda_powertools import Logger
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from nbaml.config import AuthorizerSettings, load_settings
-from nbaml.serving.auth import is_authorized
+from nbaml.serving.auth import admin_caller
 
 logger = Logger()
 
@@ -30,5 +32,8 @@ def authorization_header(event: dict[str, Any]) -> str:
 
 
 @logger.inject_lambda_context(log_event=False)
-def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, bool]:
-    return {"isAuthorized": is_authorized(authorization_header(event), settings().admin_token_param)}
+def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    caller = admin_caller(authorization_header(event), settings().admin_token_param)
+    if caller is None:
+        return {"isAuthorized": False}
+    return {"isAuthorized": True, "context": {"caller": caller}}

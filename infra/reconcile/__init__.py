@@ -5,8 +5,9 @@ API, alarms, queue policies) and ignores properties (bucket versioning, table PI
 managed policies) while reporting CREATE_COMPLETE. So the stack's status proves nothing. After the
 stack exists, every resource of the translated template goes through the reconciler of its type, which
 reads it back, creates or patches what is missing with boto3, and reads it back again. A resource type
-without a reconciler, or a property that stays wrong, fails the deploy: a local stack that silently
-differs from the template would make every test run against it a lie.
+without a reconciler, a property that stays wrong, or (for the types that name what they handle, with
+``handled``) a property no reconciler knows, fails the deploy: a local stack that silently differs from
+the template would make every test run against it a lie.
 
 The reconcilers live by what they fill or verify: ``storage`` (bucket, tables, parameters, queues,
 secrets), ``functions`` (roles, layers, functions, permissions, event sources), ``http_api``,
@@ -49,6 +50,7 @@ _ORDER = [
     "AWS::ApiGatewayV2::Stage",
     "AWS::IAM::Role",
     "AWS::Lambda::Function",
+    "AWS::Lambda::EventInvokeConfig",
 ]
 # Fn::GetAtt of a resource moto created, read from the emulator (the attributes template.yaml uses).
 _ATTRIBUTES: dict[tuple[str, str], Callable[[Any, str], Any]] = {
@@ -63,6 +65,11 @@ _ATTRIBUTES: dict[tuple[str, str], Callable[[Any, str], Any]] = {
     ("AWS::DynamoDB::Table", "Arn"): lambda c, name: c("dynamodb").describe_table(TableName=name)["Table"]["TableArn"],
     ("AWS::IAM::Role", "Arn"): lambda c, name: c("iam").get_role(RoleName=name)["Role"]["Arn"],
     ("AWS::Events::Rule", "Arn"): lambda c, name: c("events").describe_rule(Name=name)["Arn"],
+    ("AWS::Logs::LogGroup", "Arn"): lambda c, name: next(
+        g["arn"]
+        for g in c("logs").describe_log_groups(logGroupNamePrefix=name)["logGroups"]
+        if g["logGroupName"] == name
+    ),
 }
 
 
@@ -77,6 +84,12 @@ def reconciles(resource_type: str) -> Callable[[Reconciler], Reconciler]:
 def check(condition: bool, message: str) -> None:
     if not condition:
         raise StackError(message)
+
+
+def handled(lid: str, props: dict[str, Any], known: set[str]) -> None:
+    """Fail on a property of ``lid`` that its reconciler neither fills nor verifies (``known``)."""
+    unknown = sorted(set(props) - known)
+    check(not unknown, f"{lid}: {', '.join(unknown)} neither filled nor verified locally (add it in infra/reconcile/)")
 
 
 def error_code(exc: ClientError) -> str:
@@ -103,6 +116,8 @@ class Deployment:
         self.physical: dict[str, str] = {}
         self.fills: list[Fill] = []
         self.api_id: str | None = None
+        # Function logical id -> how Lambda invokes it asynchronously (the runtime's retries, on-failure queue).
+        self.async_settings: dict[str, dict[str, Any]] = {}
         self.intrinsics = tpl.Intrinsics(
             parameters,
             {**emu.LOCAL_PSEUDO_PARAMETERS, "AWS::StackName": stack_name},
@@ -166,7 +181,9 @@ class Deployment:
             resource_types={lid: res["Type"] for lid, res in sorted(self.expected.items())},
             function_environments=environments,
             function_dirs={lid: str(path) for lid, path in functions.items()},
-            function_settings={lid: tpl.function_settings(self.sam, lid) for lid in functions},
+            function_settings={
+                lid: {**tpl.function_settings(self.sam, lid), **self.async_settings.get(lid, {})} for lid in functions
+            },
             api_id=self.api_id,
             admin_token_param=admin_param,
             secure_parameters=secure,

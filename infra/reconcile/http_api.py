@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from infra.reconcile import Deployment, check, reconciles
+from infra.reconcile import Deployment, check, handled, reconciles
 
 ANY_METHOD = "x-amazon-apigateway-any-method"
 # An authorizer's OpenAPI extension fields, as create_authorizer names and types them.
@@ -60,10 +60,15 @@ def _http_api(d: Deployment, lid: str, props: dict[str, Any]) -> str:
     return api_id
 
 
+_STAGE_PROPERTIES = {"ApiId", "StageName", "AutoDeploy", "DefaultRouteSettings", "AccessLogSettings", "Tags"}
+
+
 @reconciles("AWS::ApiGatewayV2::Stage")
 def _http_api_stage(d: Deployment, lid: str, props: dict[str, Any]) -> str:
+    """create_stage with the throttle and the access log settings (no API Gateway writes the log locally)."""
+    handled(lid, props, _STAGE_PROPERTIES)
     api = d.client("apigatewayv2")
-    arguments = {k: v for k, v in props.items() if k in ("ApiId", "StageName", "AutoDeploy", "DefaultRouteSettings")}
+    arguments = dict(props)
     if "DefaultRouteSettings" in arguments:
         settings = dict(arguments["DefaultRouteSettings"])
         if "ThrottlingRateLimit" in settings:
@@ -74,6 +79,8 @@ def _http_api_stage(d: Deployment, lid: str, props: dict[str, Any]) -> str:
     api.create_stage(**arguments)
     read = api.get_stage(ApiId=props["ApiId"], StageName=props["StageName"])
     check(read["StageName"] == props["StageName"], f"{lid}: stage did not read back")
+    for key in ("AccessLogSettings", "Tags"):
+        check(read.get(key) == props.get(key), f"{lid}: {key} did not read back")
     d.physical[lid] = props["StageName"]
     d.note(lid, "created: create_stage (moto's CloudFormation skips the type)")
     return str(props["StageName"])

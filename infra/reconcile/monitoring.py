@@ -5,11 +5,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from infra.reconcile import Deployment, check, reconciles
+from infra.reconcile import Deployment, check, handled, reconciles
 
 
 @reconciles("AWS::Logs::LogGroup")
 def _log_group(d: Deployment, lid: str, props: dict[str, Any]) -> str:
+    handled(lid, props, {"LogGroupName", "RetentionInDays"})
     name = d.ref(lid)
     groups = d.client("logs").describe_log_groups(logGroupNamePrefix=name)["logGroups"]
     group = next((g for g in groups if g["logGroupName"] == name), None)

@@ -1,5 +1,6 @@
 """Storage: the bucket's versioning, public access block, lifecycle and encryption; tables' keys, indexes,
-recovery and TTL; SSM parameters; queues and their policies; Secrets Manager secrets."""
+recovery and TTL; SSM parameters; queues (timeouts, retention, encryption, redrive) and their policies;
+Secrets Manager secrets."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
-from infra.reconcile import UNFILLABLE, Deployment, check, reconciles
+from infra.reconcile import UNFILLABLE, Deployment, check, handled, reconciles
 from infra.stack import StackError
 
 
@@ -160,13 +161,26 @@ def _parameter(d: Deployment, lid: str, props: dict[str, Any]) -> str:
     return name
 
 
+# Queue attributes set as the template writes them (KmsMasterKeyId: moto stores the key id and encrypts nothing).
+_QUEUE_ATTRIBUTES = (
+    "VisibilityTimeout",
+    "MessageRetentionPeriod",
+    "DelaySeconds",
+    "KmsMasterKeyId",
+    "KmsDataKeyReusePeriodSeconds",
+)
+
+
 @reconciles("AWS::SQS::Queue")
 def _queue(d: Deployment, lid: str, props: dict[str, Any]) -> str:
+    handled(lid, props, {*_QUEUE_ATTRIBUTES, "SqsManagedSseEnabled", "RedrivePolicy"})
     sqs, url = d.client("sqs"), d.ref(lid)
     attributes = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["All"])["Attributes"]
-    wanted = {k: str(props[k]) for k in ("VisibilityTimeout", "MessageRetentionPeriod", "DelaySeconds") if k in props}
+    wanted = {k: str(props[k]) for k in _QUEUE_ATTRIBUTES if k in props}
     if "SqsManagedSseEnabled" in props:
         wanted["SqsManagedSseEnabled"] = str(props["SqsManagedSseEnabled"]).lower()
+    elif "KmsMasterKeyId" in props:  # SSE-KMS replaces SSE-SQS, as SQS reports it (moto would say both)
+        wanted["SqsManagedSseEnabled"] = "false"
     if "RedrivePolicy" in props:
         redrive = json.loads(attributes.get("RedrivePolicy", "{}"))
         check(
@@ -178,6 +192,8 @@ def _queue(d: Deployment, lid: str, props: dict[str, Any]) -> str:
     if differing:
         sqs.set_queue_attributes(QueueUrl=url, Attributes=differing)
         d.note(lid, f"attributes {', '.join(sorted(differing))}")
+        read = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["All"])["Attributes"]
+        check(all(read.get(k) == v for k, v in wanted.items()), f"{lid}: attributes did not read back")
     return url
 
 

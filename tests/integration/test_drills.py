@@ -22,12 +22,12 @@ from fastapi.testclient import TestClient
 from infra import stack as stk
 from nbaml.backfill import load
 from nbaml.config import CollectSettings, CommonSettings, load_settings
-from nbaml.errors import StorageError
 from nbaml.games.feeds.base import FeedBatch, RawPayload
 from nbaml.games.records import Game
 from nbaml.games.teams import league_time
-from nbaml.storage.predictions import PredictionLog, PredictionRecord
+from nbaml.storage.predictions import PredictionLog
 from nbaml.training.search import TrainConfig
+from tests import faults
 from tests.conftest import off_season, prediction_of, scheduled_event, train_versions
 
 pytestmark = pytest.mark.integration
@@ -87,39 +87,38 @@ def _slate(day: dt.date) -> dict[str, Any]:
 
 
 # ---------------------------------------------------------------- drill 1: throttled prediction log
-class ThrottledLog(PredictionLog):
-    """The Predictions table while DynamoDB throttles: every write fails as boto3's retries give up."""
-
-    def __init__(self, table_name: str) -> None:
-        super().__init__(table_name)
-        self.throttled = True
-        self.refused = 0
-
-    def record(self, prediction: PredictionRecord) -> bool:
-        if self.throttled:
-            self.refused += 1
-            raise StorageError(f"log prediction {prediction.game_id}: ProvisionedThroughputExceededException")
-        return super().record(prediction)
+THROTTLED_ATTEMPTS = 2  # sends of one request, the production retry mode's: its throttling backoff is 1 s a retry
 
 
 def test_given_dynamodb_throttles_the_prediction_log_then_answers_return_and_records_land_later(two_models) -> None:
     from nbaml.serving.api import create_app
+    from nbaml.storage import aws
 
     settings, day = two_models
-    log = ThrottledLog(settings.predictions_table)
-    client = TestClient(create_app(sink=log))
-    # When: two slates are asked while every log write is throttled
-    first = client.post("/predictions", json=_slate(day))
-    second = client.post("/predictions", json=_slate(day + dt.timedelta(days=1)))
-    # Then: both are answered, by the champion, and the records wait in memory; each request tried the
-    # throttled table once, not once a record
-    assert first.status_code == second.status_code == 200
-    assert {p["version"] for r in (first, second) for p in r.json()["predictions"]} == {"v1"}
-    assert log.refused == 2 and PredictionLog(settings.predictions_table).all() == []
-    assert client.get("/health").json()["pending_log_writes"] == 8
-    # When: the throttling ends and one more request comes
-    log.throttled = False
-    third = client.post("/predictions", json=_slate(day + dt.timedelta(days=2)))
+    with faults.retries(THROTTLED_ATTEMPTS):
+        client = TestClient(create_app())
+        dynamodb = aws.resource("dynamodb").meta.client  # the client the prediction log writes with
+        # DynamoDB answers the log's PutItems with its throttling error; botocore retries, then gives up
+        throttle = faults.Throttled(dynamodb, "PutItem", table=settings.predictions_table)
+        attempts = faults.Attempts(dynamodb, "PutItem")
+        # When: two slates are asked while every log write is throttled
+        first = client.post("/predictions", json=_slate(day))
+        second = client.post("/predictions", json=_slate(day + dt.timedelta(days=1)))
+        # Then: both are answered, by the champion, and the records wait in memory; each request tried the
+        # throttled table for one record (all of botocore's attempts), not once a record
+        assert first.status_code == second.status_code == 200
+        assert {p["version"] for r in (first, second) for p in r.json()["predictions"]} == {"v1"}
+        assert throttle.throttled == attempts.count() == 2 * THROTTLED_ATTEMPTS
+        assert PredictionLog(settings.predictions_table).all() == []
+        assert client.get("/health").json()["pending_log_writes"] == 8
+        # and botocore's backoff is all the outage cost a write: its retry came within the throttling
+        # ceiling (1 s, full jitter) of the refusal, plus half a second for a loaded machine
+        sent = [at for _, at in attempts.sent]
+        gaps = [sent[i + 1] - sent[i] for i in range(0, len(sent), THROTTLED_ATTEMPTS)]
+        assert all(gap < 1.0 + 0.5 for gap in gaps), gaps
+        # When: the throttling ends and one more request comes
+        throttle.on = False
+        third = client.post("/predictions", json=_slate(day + dt.timedelta(days=2)))
     assert third.status_code == 200
     # Then: every prediction of the three slates is logged exactly once, as it was answered
     logged = {(i["game_id"], i["prediction_key"]): i for i in PredictionLog(settings.predictions_table).all()}
@@ -173,6 +172,42 @@ def _table_items(name: str) -> list[dict[str, Any]]:
     return sorted(scan_all(table(name)), key=lambda i: json.dumps(i, sort_keys=True, default=str))
 
 
+class Overlap:
+    """Records which thread sent which request on the Games table; holds each thread's first read of it until
+    the other thread's first read has come (a two-party barrier in botocore's before-send hook)."""
+
+    def __init__(self, games_table: str) -> None:
+        from nbaml.storage import aws
+
+        self.games_table = games_table
+        self.events: list[tuple[str, str]] = []
+        self._barrier = threading.Barrier(2)
+        self._lock = threading.Lock()
+        self._held: set[str] = set()
+        aws.resource("dynamodb").meta.client.meta.events.register("before-send.dynamodb", self._sent)
+
+    def _sent(self, request: Any, **kwargs: Any) -> None:
+        body = json.loads(request.body or b"{}")
+        if self.games_table not in {body.get("TableName"), *body.get("RequestItems", {})}:
+            return
+        operation = str(kwargs["event_name"]).rsplit(".", 1)[-1]
+        thread = threading.current_thread().name
+        with self._lock:
+            self.events.append((thread, operation))
+            first_read = operation == "BatchGetItem" and thread not in self._held
+            self._held.add(thread)
+        if first_read:
+            self._barrier.wait(timeout=30)
+
+    def assert_overlapped(self, threads: set[str]) -> None:
+        """Each thread's first read came before any write, and every thread then wrote."""
+        reads = [n for n, (_, op) in enumerate(self.events) if op == "BatchGetItem"]
+        writes = [n for n, (_, op) in enumerate(self.events) if op == "PutItem"]
+        first_reads = reads[: len(threads)]
+        assert {self.events[n][0] for n in first_reads} == threads and max(first_reads) < min(writes), self.events
+        assert {self.events[n][0] for n in writes} == threads, self.events
+
+
 def test_given_two_collect_runs_at_once_then_the_final_state_is_that_of_one_run(stack: Any, league: Any) -> None:
     from nbaml.collect import collect_recent_games
     from nbaml.features import build_features
@@ -188,23 +223,31 @@ def test_given_two_collect_runs_at_once_then_the_final_state_is_that_of_one_run(
     # A prediction waiting for its outcome
     game = window[0]
     PredictionLog(settings.predictions_table).record(prediction_of(game, 0.7))
-    # When: two runs of the same day start together
+    # When: two runs of the same day start together, and neither writes a game before both have read what the
+    # Games table holds (a barrier in botocore's before-send of their BatchGetItem): both find it empty
     barrier = threading.Barrier(2)
+    overlap = Overlap(settings.games_table)
     errors: list[BaseException] = []
+    reports: list[Any] = []
 
     def run() -> None:
         try:
             barrier.wait(timeout=10)
-            collect_recent_games(settings, at=league_time(run_date, dt.time(3)), feed=league)
+            reports.append(collect_recent_games(settings, at=league_time(run_date, dt.time(3)), feed=league))
         except BaseException as exc:  # reported below
             errors.append(exc)
 
-    threads = [threading.Thread(target=run) for _ in range(2)]
+    threads = [threading.Thread(target=run, name=f"collect-{n}") for n in (1, 2)]
     for thread in threads:
         thread.start()
     for thread in threads:
         thread.join(timeout=120)
     assert not errors, errors
+    # The runs overlapped: both read the empty table before either wrote, and then both wrote games
+    overlap.assert_overlapped({"collect-1", "collect-2"})
+    # and the conditional writes let one run insert each game, the other found it there (no overwrite)
+    assert sum(r.upserts["inserted"] for r in reports) == len(window) + len(today)
+    assert sum(r.upserts["updated"] for r in reports) == 0
     # Then: one item a game, the training snapshot and the state of one run, the outcome joined once
     games = _table_items(settings.games_table)
     assert sorted(i["game_id"] for i in games) == sorted(g.game_id for g in window + today)

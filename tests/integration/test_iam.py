@@ -4,9 +4,11 @@ The stack runs with moto's IAM evaluation on (``infra.iam``): each function sign
 role, so a call its policy does not allow is refused as it would be on AWS. A workload runs each
 function's every job through the local runtime (the handlers themselves, with the template's
 environment): collect on the synthetic league and on API-Basketball, predict on every public and admin
-route, drift_check with a drift that queues a retrain, retrain first, on drift and on demand, the
-authorizer allowing and denying. Every authorization moto decided is recorded; the audit then evaluates
-the record against each function's policies with moto's own evaluator, both ways.
+route, drift_check with a drift that queues a retrain and with a canary it aborts, retrain failing (no
+games yet), then first, on drift and on demand, the authorizer allowing and denying, and each scheduled
+function failing its retries (which sends Lambda's on-failure record under the function's role). Every
+authorization moto decided is recorded; the audit then evaluates the record against each function's
+policies with moto's own evaluator, both ways.
 """
 
 from __future__ import annotations
@@ -31,7 +33,7 @@ from tests.conftest import prediction_of
 
 pytestmark = pytest.mark.integration
 
-SEED = 11
+SEED = 13  # a league whose quick models (first on 1.5 seasons, then on drift) pass the gates, Elo included
 QUICK = {"TRAIN_PROFILE": "quick", "POWERTOOLS_LOG_LEVEL": "WARNING"}
 FEED_KEY = "local-iam-test-key"
 
@@ -69,6 +71,13 @@ class Workload:
         self.results.setdefault(function, []).append(result)
         return result
 
+    def invoke_async(self, function: str, event: Any) -> None:
+        """An asynchronous invocation (a schedule's) expected to fail every try: Lambda queues its record."""
+        from nbaml.events import MalformedEventError
+
+        with pytest.raises(MalformedEventError):
+            runtime.invoke_async(self.stack, function, event, extra_env={"POWERTOOLS_LOG_LEVEL": "CRITICAL"})
+
     def api(self, method: str, path: str, *, admin: bool = False, expect: int = 200, **kwargs: Any) -> dict[str, Any]:
         headers = {"authorization": f"Bearer {self.token}"} if admin else {}
         event = runtime.http_api_event(method, path, headers=headers, stage=self.stack.parameters["Stage"], **kwargs)
@@ -101,17 +110,28 @@ class Workload:
         with runtime.function_environment(self.operator_env()):  # `nbaml backfill` is an operator's tool
             load(load_settings(CommonSettings), FeedBatch(games=self.history), source="generator")
 
-    def first_model(self) -> None:
+    def first_model_event(self) -> dict[str, Any]:
         requested = dt.datetime.combine(self.day0, dt.time(1), tzinfo=dt.UTC).isoformat()
-        event = {
+        return {
             "trigger": "manual",
             "reason": "first model",
             "requested_by": "test",
             "force": True,
             "requested_at": requested,
+            "request_id": "iam-first-model",
         }
-        run = self.invoke("retrain", event, **QUICK)["runs"][0]
-        assert run["status"] == "promoted", run
+
+    def a_retrain_before_any_game_fails(self) -> None:
+        """No games yet: the run raises, and its request's in-progress record is deleted so a retry can run."""
+        from nbaml.errors import InsufficientDataError
+
+        with pytest.raises(InsufficientDataError):
+            self.invoke("retrain", self.first_model_event(), **QUICK)
+
+    def first_model(self) -> None:
+        """The same request again, once the history is loaded: it runs (a failed request is not recorded)."""
+        run = self.invoke("retrain", self.first_model_event(), **QUICK)["runs"][0]
+        assert run["status"] == "promoted" and not run["answered_from_record"], run
 
     def a_week_of_slates_then_collect(self) -> dt.date:
         self.api("GET", "/reports/latest", expect=404)  # no drift check has run yet: 404, not 403 nor 503
@@ -148,6 +168,8 @@ class Workload:
         self.api("GET", f"/models/{other}")
         self.api("GET", "/health")
         self.api("PUT", "/admin/canary", admin=True, body={"version": other, "percent": 50, "reason": "iam test"})
+        for move in ("pause", "resume"):
+            self.api("POST", f"/admin/canary/{move}", admin=True, body={"reason": "iam test"})
         self.api("PUT", "/admin/shadow", admin=True, body={"version": other, "reason": "iam test"})
         self.slate(day)
         self.api("GET", "/predictions", query={"date": day.isoformat()})
@@ -159,6 +181,26 @@ class Workload:
         self.api("GET", "/reports/latest.json")
         self.api("POST", "/admin/retrain", admin=True, body={"reason": "iam test: on demand"})
         self.deliver_retrains()
+
+    def a_canary_aborted_by_drift_check(self, run_date: dt.date) -> None:
+        """A canary confidently wrong on 60 resolved games: the drift check (same ISO week: no new retrain)
+        aborts it, writing the canary parameter and the registry."""
+        from nbaml.config import CommonSettings, load_settings
+        from nbaml.storage.predictions import PredictionLog
+
+        overview = self.api("GET", "/models")
+        active = overview["active"]
+        other = next(v["version"] for v in overview["versions"] if v["version"] != active and v["status"] != "rejected")
+        self.api("PUT", "/admin/canary", admin=True, body={"version": other, "percent": 10, "reason": "iam canary"})
+        games = self.history[-120:-60]
+        with runtime.function_environment(self.operator_env()):
+            log = PredictionLog(load_settings(CommonSettings).predictions_table)
+            for game in games:
+                log.record(prediction_of(game, 0.7 if game.home_won else 0.3, version=active))
+                log.record(prediction_of(game, 0.1 if game.home_won else 0.9, version=other, role="canary"))
+            log.resolve(games)
+        report = self.invoke("drift_check", self.scheduled("drift_check", run_date, 4))
+        assert report["canary"]["action"] == "aborted" and not report["retrain_requested"], report
 
     def collect_from_api_basketball(self, run_date: dt.date, server: Any, ca_file: str) -> None:
         with runtime.function_environment(self.operator_env()):
@@ -192,7 +234,21 @@ class Workload:
         for header, expected in ((f"Bearer {self.token}", True), ("Bearer wrong", False)):
             event = runtime.http_api_event("POST", "/admin/promote", headers={"authorization": header})
             event |= {"type": "REQUEST", "routeArn": "arn:aws:execute-api:us-east-1:123456789012:api/dev/POST/admin"}
-            assert self.invoke("authorizer", event) == {"isAuthorized": expected}
+            assert self.invoke("authorizer", event)["isAuthorized"] is expected
+
+    def scheduled_runs_that_fail(self, run_date: dt.date) -> None:
+        """Each scheduled function handed an event no retry can mend: after its retries, Lambda (here the
+        runtime, with the function's role) sends the record to the on-failure queue."""
+        functions = ("collect", "drift_check", "retrain")
+        for function in functions:
+            self.invoke_async(function, {**self.scheduled(function, run_date, 5), "time": "not a time"})
+        with runtime.function_environment(self.operator_env()):
+            sqs, queue = boto3.client("sqs"), self.stack.resource("FailedRunQueue")
+            messages = sqs.receive_message(QueueUrl=queue, MaxNumberOfMessages=10)["Messages"]
+            for message in messages:
+                sqs.delete_message(QueueUrl=queue, ReceiptHandle=message["ReceiptHandle"])
+        failed = sorted(json.loads(m["Body"])["requestContext"]["functionArn"].split(":")[-2] for m in messages)
+        assert failed == sorted(self.stack.resource(self.stack.function_id(f)) for f in functions)
 
 
 @pytest.fixture(scope="module")
@@ -208,11 +264,13 @@ def workload(local_stack: LocalStack, local_tls: Any) -> Iterator[Workload]:
         create_app = api.create_app
         patch.setattr(api, "create_app", lambda *args, **kwargs: create_app(*args, now=lambda: job.now, **kwargs))
         runtime.forget_warm_modules()  # a handler imported before the patch would keep the machine's clock
+        job.a_retrain_before_any_game_fails()
         job.backfill()
         job.first_model()
         run_date = job.a_week_of_slates_then_collect()
         job.drift_that_queues_a_retrain(run_date)
         job.every_route(run_date)  # its collect ran: every day before it is complete
+        job.a_canary_aborted_by_drift_check(run_date)
         server = HTTPServer(host="127.0.0.1", port=0, threaded=True, ssl_context=local_tls.server_context())
         server.start()
         try:
@@ -220,6 +278,7 @@ def workload(local_stack: LocalStack, local_tls: Any) -> Iterator[Workload]:
         finally:
             server.stop()
         job.authorize()
+        job.scheduled_runs_that_fail(run_date + dt.timedelta(days=2))
         job.collect_a_new_season()
         yield job
     runtime.forget_warm_modules()  # nor may one keep the workload's clock after it

@@ -248,7 +248,7 @@ def test_given_the_template_then_every_store_is_recoverable_and_every_log_group_
     assert bucket.get("DeletionPolicy") == "Retain" and bucket.get("UpdateReplacePolicy") == "Retain"
     # Every table: point-in-time recovery; deletion protection exactly in prod (the IsProd condition)
     tables = by_type["AWS::DynamoDB::Table"]
-    assert set(tables) == {"GamesTable", "PredictionsTable", "ModelVersionsTable"}
+    assert set(tables) == {"GamesTable", "PredictionsTable", "ModelVersionsTable", "RetrainRequestsTable"}
     for lid, table in tables.items():
         props = table["Properties"]
         assert props["PointInTimeRecoverySpecification"]["PointInTimeRecoveryEnabled"] is True, lid
@@ -259,7 +259,8 @@ def test_given_the_template_then_every_store_is_recoverable_and_every_log_group_
     groups = by_type["AWS::Logs::LogGroup"]
     assert groups
     for lid, group in groups.items():
-        assert int(group["Properties"]["RetentionInDays"]) == (90 if stage == "prod" else 14), lid
+        kept = 365 if lid == "HttpApiAccessLogGroup" else 90  # the access log: who called the admin routes, a year
+        assert int(group["Properties"]["RetentionInDays"]) == (kept if stage == "prod" else 14), lid
     names = {g["Properties"]["LogGroupName"] for g in groups.values()}
     for lid, function in by_type["AWS::Lambda::Function"].items():
         target = function["Properties"].get("LoggingConfig", {}).get("LogGroup")

@@ -35,6 +35,13 @@ def _queue_arn(aws: Any, stack: LocalStack, get_att: dict[str, Any]) -> str:
     return str(attributes["Attributes"]["QueueArn"])
 
 
+def _queue_arn_of(stack: LocalStack, get_att: dict[str, Any]) -> str:
+    """The ARN of the queue a ``!GetAtt Queue.Arn`` names, built from its URL (no call to the emulator)."""
+    logical_id, _ = get_att["Fn::GetAtt"]
+    name = stack.resource(logical_id).rsplit("/", 1)[-1]
+    return f"arn:aws:sqs:{emulator.LOCAL_REGION}:{emulator.LOCAL_ACCOUNT_ID}:{name}"
+
+
 # ---------------------------------------------------------------- every resource
 def test_given_the_translated_template_when_deployed_then_every_active_resource_exists(
     local_stack: LocalStack, translated: dict[str, Any]
@@ -227,6 +234,74 @@ def test_given_the_http_api_when_deployed_then_every_route_exists_and_admin_rout
         assert api.get_stage(ApiId=local_stack.api_id, StageName=stage)["StageName"] == stage
 
 
+def test_given_the_http_api_stage_when_read_back_then_it_writes_a_json_access_log_into_a_kept_log_group(
+    local_stack: LocalStack, sam_template: dict[str, Any], aws: Any
+) -> None:
+    intrinsics = tpl.Intrinsics(local_stack.parameters, {})
+    for resource in _of_type(sam_template, "AWS::Serverless::HttpApi").values():
+        props = resource["Properties"]
+        stage = intrinsics.resolve(props["StageName"])
+        # When
+        settings = aws("apigatewayv2").get_stage(ApiId=local_stack.api_id, StageName=stage)["AccessLogSettings"]
+        # Then: into the template's log group, which has a retention
+        group_id, _ = props["AccessLogSettings"]["DestinationArn"]["Fn::GetAtt"]
+        name = local_stack.resource(group_id)
+        groups = aws("logs").describe_log_groups(logGroupNamePrefix=name)["logGroups"]
+        (group,) = [g for g in groups if g["logGroupName"] == name]
+        assert settings["DestinationArn"] == group["arn"]
+        assert group["retentionInDays"] > 0
+        # one JSON object a request, naming the request, the route, the answer and (for /admin) the caller
+        line = json.loads(settings["Format"])
+        assert set(line.values()) >= {
+            "$context.requestId",
+            "$context.routeKey",
+            "$context.status",
+            "$context.responseLatency",
+            "$context.authorizer.caller",
+        }
+
+
+def test_given_the_functions_when_read_back_then_reserved_concurrency_and_async_handling_are_the_templates(
+    local_stack: LocalStack, sam_template: dict[str, Any], aws: Any
+) -> None:
+    lam = aws("lambda")
+    functions = _of_type(sam_template, "AWS::Serverless::Function")
+    for logical_id, resource in functions.items():
+        props, name = resource["Properties"], local_stack.resource(logical_id)
+        # Then: every function has its reserved concurrency
+        reserved = lam.get_function_concurrency(FunctionName=name)["ReservedConcurrentExecutions"]
+        assert reserved == props["ReservedConcurrentExecutions"], logical_id
+        # and each one a schedule invokes (asynchronously) retries, then sends the failed event to a queue
+        declared = props.get("EventInvokeConfig")
+        scheduled = any(e["Type"] in ("Schedule", "ScheduleV2") for e in props.get("Events", {}).values())
+        assert bool(declared) == scheduled, logical_id
+        if declared:
+            config = lam.get_function_event_invoke_config(FunctionName=name)
+            assert config["MaximumRetryAttempts"] == declared["MaximumRetryAttempts"]
+            assert config["MaximumEventAgeInSeconds"] == declared["MaximumEventAgeInSeconds"]
+            destination = declared["DestinationConfig"]["OnFailure"]["Destination"]
+            assert config["DestinationConfig"]["OnFailure"]["Destination"] == _queue_arn(aws, local_stack, destination)
+        for event_name, event in props.get("Events", {}).items():
+            if event["Type"] == "SQS" and "ScalingConfig" in event["Properties"]:
+                (mapping,) = lam.list_event_source_mappings(FunctionName=name)["EventSourceMappings"]
+                assert mapping["ScalingConfig"] == event["Properties"]["ScalingConfig"], event_name
+                # the poller's concurrency fits under the reservation, so it is never throttled
+                assert mapping["ScalingConfig"]["MaximumConcurrency"] < reserved
+
+
+def test_given_the_queues_when_read_back_then_each_is_encrypted_at_rest(
+    local_stack: LocalStack, sam_template: dict[str, Any], aws: Any
+) -> None:
+    for logical_id, resource in _of_type(sam_template, "AWS::SQS::Queue").items():
+        props = resource["Properties"]
+        attributes = aws("sqs").get_queue_attributes(QueueUrl=local_stack.resource(logical_id), AttributeNames=["All"])
+        read = attributes["Attributes"]
+        if "KmsMasterKeyId" in props:
+            assert read["KmsMasterKeyId"] == props["KmsMasterKeyId"], logical_id
+        else:
+            assert props["SqsManagedSseEnabled"] is True and read["SqsManagedSseEnabled"] == "true", logical_id
+
+
 def test_given_the_alarms_when_deployed_then_each_reads_back_with_its_metric(
     local_stack: LocalStack, sam_template: dict[str, Any], aws: Any
 ) -> None:
@@ -307,10 +382,17 @@ def test_given_each_function_when_evaluated_then_its_statements_are_exactly_the_
 ) -> None:
     for logical_id in local_stack.function_dirs:
         statements = _statements(local_stack, translated, logical_id)
-        declared = [
-            s for p in sam_template["Resources"][logical_id]["Properties"].get("Policies", []) for s in p["Statement"]
-        ]
-        assert [s.get("Sid") for s in statements] == [s.get("Sid") for s in declared]
+        props = sam_template["Resources"][logical_id]["Properties"]
+        declared = [s for p in props.get("Policies", []) for s in p["Statement"]]
+        # SAM adds one statement of its own for an on-failure destination: send to that queue, nothing else
+        on_failure = props.get("EventInvokeConfig", {}).get("DestinationConfig", {}).get("OnFailure")
+        added = statements[: len(statements) - len(declared)]
+        if on_failure:
+            queue = _queue_arn_of(local_stack, on_failure["Destination"])
+            assert added == [{"Action": "sqs:SendMessage", "Effect": "Allow", "Resource": queue}]
+        else:
+            assert added == []
+        assert [s.get("Sid") for s in statements[len(added) :]] == [s.get("Sid") for s in declared]
         assert not any(s.get("Effect") == "Allow" and "*" in json.dumps(s.get("Action")) for s in statements)
 
 
@@ -339,10 +421,26 @@ def test_given_the_admin_token_when_the_authorizer_is_invoked_then_it_reads_ssm_
     # Given: the token the deploy created; the handler finds it through ADMIN_TOKEN_PARAM and the endpoint
     event = {"headers": {"authorization": f"Bearer {local_stack.admin_token}"}}
     # When / Then
-    assert runtime.invoke(local_stack, "AuthorizerFunction", event) == {"isAuthorized": True}
+    # the caller it names is the admin token's SecureString version, what the HTTP API's access log records
+    version = emulator.client("ssm", local_stack.endpoint).get_parameter(Name=local_stack.admin_token_param)
+    caller = f"admin-token:v{version['Parameter']['Version']}"
+    assert runtime.invoke(local_stack, "AuthorizerFunction", event) == {
+        "isAuthorized": True,
+        "context": {"caller": caller},
+    }
     assert runtime.invoke(local_stack, "authorizer", {"headers": {"authorization": "Bearer wrong"}}) == {
         "isAuthorized": False
     }
+
+
+def _with_probe(stack: LocalStack, logical_id: str, code: str, tmp_path: Path) -> tuple[LocalStack, Path]:
+    """The stack with ``logical_id``'s code swapped for ``code`` (its deployment, environment and role kept)."""
+    probe_dir = tmp_path / Path(stack.function_dirs[logical_id]).name
+    probe_dir.mkdir()
+    (probe_dir / "app.py").write_text(code)
+    return LocalStack(
+        **{**stack.__dict__, "function_dirs": {**stack.function_dirs, logical_id: str(probe_dir)}}
+    ), probe_dir
 
 
 PROBE = """
@@ -369,12 +467,7 @@ def test_given_a_probe_function_when_invoked_twice_then_it_gets_the_env_and_stay
 ) -> None:
     # Given: the collect function's deployment, its code swapped for a probe
     logical_id = local_stack.function_id("collect")
-    probe_dir = tmp_path / Path(local_stack.function_dirs[logical_id]).name
-    probe_dir.mkdir()
-    (probe_dir / "app.py").write_text(PROBE)
-    probe = LocalStack(
-        **{**local_stack.__dict__, "function_dirs": {**local_stack.function_dirs, logical_id: str(probe_dir)}}
-    )
+    probe, _ = _with_probe(local_stack, logical_id, PROBE, tmp_path)
     keys = [*sorted(local_stack.function_environments[logical_id]), "AWS_ENDPOINT_URL"]
     # When
     first = runtime.invoke(probe, "collect", {"keys": keys})
@@ -387,6 +480,55 @@ def test_given_a_probe_function_when_invoked_twice_then_it_gets_the_env_and_stay
     assert 0 < first["remaining_ms"] <= local_stack.function_settings[logical_id]["Timeout"] * 1000
     assert first["request_id"] != second["request_id"]
     assert first["function_name"] == local_stack.resource(logical_id)
+
+
+FAILING_PROBE = """
+calls = []
+
+
+def handler(event, context):
+    calls.append(context.aws_request_id)
+    if event.get("fail"):
+        raise RuntimeError(f"probe failure {len(calls)}")
+    return {"calls": len(calls)}
+"""
+
+
+def test_given_a_scheduled_function_that_fails_when_invoked_async_then_lambda_retries_and_queues_the_failure(
+    local_stack: LocalStack, sam_template: dict[str, Any], tmp_path: Path, aws: Any
+) -> None:
+    # Given: the collect function's deployment, its code swapped for a probe that fails when asked
+    logical_id = local_stack.function_id("collect")
+    probe, probe_dir = _with_probe(local_stack, logical_id, FAILING_PROBE, tmp_path)
+    declared = sam_template["Resources"][logical_id]["Properties"]["EventInvokeConfig"]
+    queue_id = declared["DestinationConfig"]["OnFailure"]["Destination"]["Fn::GetAtt"][0]
+    queue = local_stack.resource(queue_id)
+    # When: an event that succeeds, then one that fails every try
+    assert runtime.invoke_async(probe, "collect", {"fail": False}) == {"calls": 1}
+    with pytest.raises(RuntimeError, match="probe failure 4"):
+        runtime.invoke_async(probe, "collect", {"fail": True, "id": "scheduled-event"})
+    # Then: the failing one ran 1 + MaximumRetryAttempts times under one request id
+    tries = 1 + declared["MaximumRetryAttempts"]
+    module = next(m for (endpoint, lid, path), m in runtime._WARM.items() if path == str(probe_dir))
+    assert len(module.calls) == 1 + tries and len(set(module.calls[1:])) == 1
+    # and its record (the event, the error, its stack) is the one message on the on-failure queue, sent by
+    # the function's own role
+    (message,) = aws("sqs").receive_message(QueueUrl=queue, MaxNumberOfMessages=10)["Messages"]
+    record = json.loads(message["Body"])
+    assert record["requestPayload"] == {"fail": True, "id": "scheduled-event"}
+    assert record["requestContext"]["condition"] == "RetriesExhausted"
+    assert record["requestContext"]["approximateInvokeCount"] == tries
+    assert record["requestContext"]["requestId"] == module.calls[-1]
+    assert record["responsePayload"]["errorType"] == "RuntimeError"
+    assert record["responsePayload"]["stackTrace"]
+    queue_arn = _queue_arn_of(local_stack, declared["DestinationConfig"]["OnFailure"]["Destination"])
+    sent = {
+        (c.principal, c.allowed)
+        for c in local_stack.iam.calls
+        if (c.action, c.resource) == ("sqs:SendMessage", queue_arn)
+    }
+    assert sent == {(logical_id, True)}
+    aws("sqs").delete_message(QueueUrl=queue, ReceiptHandle=message["ReceiptHandle"])
 
 
 def test_given_a_saved_stack_when_loaded_then_it_round_trips_without_the_token(

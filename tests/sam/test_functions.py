@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import re
 from pathlib import Path
 from typing import Any
 
@@ -65,8 +66,10 @@ def test_given_the_admin_token_when_the_authorizer_runs_in_its_container_then_on
     allowed = sam_stack.local.invoke("AuthorizerFunction", _authorizer_event(f"Bearer {admin_token}"))
     wrong = sam_stack.local.invoke("AuthorizerFunction", _authorizer_event("Bearer not-the-token"))
     missing = sam_stack.local.invoke("AuthorizerFunction", _authorizer_event(None))
-    # Then it allows the token only (a simple response, as the HTTP API is configured for)
-    assert allowed.result == {"isAuthorized": True}
+    # Then it allows the token only (a simple response, as the HTTP API is configured for), naming the caller
+    # for the access log: which version of the admin token's SecureString matched
+    assert allowed.result["isAuthorized"] is True
+    assert re.fullmatch(r"admin-token:v\d+", allowed.result["context"]["caller"]), allowed.result
     assert wrong.result == {"isAuthorized": False}
     assert missing.result == {"isAuthorized": False}
     _report_of(allowed, memory_mb=256)

@@ -5,14 +5,13 @@ from __future__ import annotations
 import json
 import math
 import struct
-import time
 
 import pytest
 
 np = pytest.importorskip("numpy")
 xgb = pytest.importorskip("xgboost")
 
-from nbaml.forest import Forest  # noqa: E402
+from nbaml.forest import MAX_COMPILED_DEPTH, Forest, float32_by_splitting  # noqa: E402
 
 TOLERANCE = 1e-6
 
@@ -40,6 +39,15 @@ def _assert_matches_xgboost(model, forest: Forest, x) -> None:
     expected = model.predict_proba(x)[:, 1]
     actual = np.array(forest.predict_many(x.tolist()))
     assert np.abs(expected - actual).max() < TOLERANCE
+    _assert_compiled_equals_walker(forest, x.tolist())
+
+
+def _assert_compiled_equals_walker(forest: Forest, rows) -> None:
+    """The generated function is what serves; the walker is the reference it must equal bit for bit."""
+    assert forest.compiled is not None
+    for row in rows:
+        x = [math.nan if v is None else float(v) for v in row]
+        assert forest.compiled(x) == forest.walk(x)
 
 
 @pytest.mark.parametrize(
@@ -148,10 +156,13 @@ def _float32_neighbours(value: float) -> list[float]:
 
 def test_given_inputs_on_and_around_thresholds_when_scored_then_float32_rounding_matches_xgboost():
     # Given a model and, for every threshold, float64 inputs that are on it, a float32 ulp away, and on the
-    # midpoints to its float32 neighbours (where float64 and float32 comparisons disagree)
-    x, y = _data(seed=5, n_features=4)
+    # midpoints to its float32 neighbours (where float64 and float32 comparisons disagree); trained with missing
+    # values, so that splits send them both ways (the compiled function writes the two kinds differently)
+    x, y = _data(seed=5, n_features=4, missing_rate=0.2)
     model = _classifier(n_estimators=30, max_depth=4).fit(x, y)
     doc = json.loads(_model_json(model))
+    directions = {d for tree in doc["learner"]["gradient_booster"]["model"]["trees"] for d in tree["default_left"]}
+    assert directions == {0, 1}
     probes: list[list[float]] = []
     base = [0.0, 0.0, 0.0, 0.0]
     for tree in doc["learner"]["gradient_booster"]["model"]["trees"]:
@@ -303,18 +314,107 @@ def test_given_a_tree_with_a_cycle_when_loaded_then_refused_not_looping():
         Forest.from_json(json.dumps(doc))
 
 
-def test_given_300_trees_of_depth_6_when_one_row_is_scored_then_it_takes_under_half_a_millisecond():
-    # Given a serving-sized model
-    x, y = _data(seed=15, n_rows=3000, n_features=20)
-    model = _classifier(n_estimators=300, max_depth=6, learning_rate=0.05).fit(x, y)
-    forest = Forest.from_json(_model_json(model))
-    row = x[0].tolist()
-    # When one row is scored many times (best of several runs, to ignore other load on the machine)
-    runs = []
-    for _ in range(5):
-        start = time.perf_counter()
-        for _ in range(200):
-            forest.predict_proba(row)
-        runs.append((time.perf_counter() - start) / 200)
-    # Then the best run is well under 0.5 ms a row
-    assert min(runs) < 0.5e-3
+def _single_tree_doc(left, right, feats, conds, default_left=None) -> dict:
+    """A trained one-tree model's document with its tree replaced by these arrays (a crafted file)."""
+    x, y = _data(seed=17)
+    doc = json.loads(_model_json(_classifier(n_estimators=1, max_depth=1).fit(x, y)))
+    tree = doc["learner"]["gradient_booster"]["model"]["trees"][0]
+    n = len(left)
+    tree.update(
+        left_children=left,
+        right_children=right,
+        split_indices=feats,
+        split_conditions=conds,
+        default_left=default_left or [0] * n,
+        split_type=[0] * n,
+        parents=[2147483647] * n,
+        base_weights=[0.0] * n,
+        loss_changes=[0.0] * n,
+        sum_hessian=[1.0] * n,
+    )
+    tree["tree_param"]["num_nodes"] = str(n)
+    return doc
+
+
+def _chain_doc(depth: int) -> dict:
+    """A tree that splits ``depth`` times in a row on feature 0 (node 2k splits, 2k+1 is its left leaf)."""
+    left, right, feats, conds = [], [], [], []
+    for k in range(depth):
+        left += [2 * k + 1, -1]
+        right += [2 * k + 2, -1]
+        feats += [0, 0]
+        conds += [float(k), 0.01 * (k + 1)]
+    left.append(-1), right.append(-1), feats.append(0), conds.append(-0.5)
+    return _single_tree_doc(left, right, feats, conds)
+
+
+def test_given_a_tree_deeper_than_the_compiled_limit_when_loaded_then_the_walker_scores_it_alike():
+    # Given crafted chains just within and just beyond the depth the generated function nests
+    within = Forest.from_json(json.dumps(_chain_doc(MAX_COMPILED_DEPTH)))
+    beyond = Forest.from_json(json.dumps(_chain_doc(MAX_COMPILED_DEPTH + 1)))
+    # When scored, Then the first is compiled and equals its walker; the second keeps the walker
+    pad = [0.0] * 7  # the model the crafted tree went into reads 8 features
+    values = [v / 2 for v in range(-2, 2 * MAX_COMPILED_DEPTH + 4)] + [math.nan, math.inf, -math.inf]
+    _assert_compiled_equals_walker(within, [[v, *pad] for v in values])
+    assert beyond.compiled is None
+    assert beyond.margin([MAX_COMPILED_DEPTH + 0.5, *pad]) == pytest.approx(beyond.base_margin - 0.5, abs=1e-6)
+    assert beyond.margin([0.5, *pad]) == pytest.approx(beyond.base_margin + 0.02, abs=1e-6)
+
+
+def test_given_two_splits_sharing_a_child_when_loaded_then_evaluated_by_the_walker():
+    # Given a crafted DAG: both children of the root point at the same split (each sub-tree is written out in
+    # source, so a chain of such nodes would grow the generated function exponentially)
+    doc = _single_tree_doc(left=[1, 2, -1, -1], right=[1, 3, -1, -1], feats=[0, 1, 0, 0], conds=[0.0, 0.0, 0.25, -0.75])
+    # When loaded, Then it still evaluates, through the walker
+    forest = Forest.from_json(json.dumps(doc))
+    assert forest.compiled is None
+    pad = [0.0] * 6
+    assert forest.margin([1.0, -1.0, *pad]) == pytest.approx(forest.base_margin + 0.25, abs=1e-6)
+    assert forest.margin([-1.0, 1.0, *pad]) == pytest.approx(forest.base_margin - 0.75, abs=1e-6)
+
+
+def test_given_leaves_whose_sum_could_overflow_float32_when_loaded_then_the_walker_scores_them():
+    # Given crafted leaves near float32's largest value, so a running total could round to infinity
+    doc = _single_tree_doc(left=[1, -1, -1], right=[2, -1, -1], feats=[0, 0, 0], conds=[0.0, 3e38, 3e38])
+    trees = doc["learner"]["gradient_booster"]["model"]["trees"]
+    trees.append(json.loads(json.dumps(trees[0])) | {"id": 1})
+    doc["learner"]["gradient_booster"]["model"]["tree_info"] = [0, 0]
+    doc["learner"]["gradient_booster"]["model"]["iteration_indptr"] = [0, 1, 2]
+    doc["learner"]["gradient_booster"]["model"]["gbtree_model_param"]["num_trees"] = "2"
+    # When loaded, Then the walker (a real float32 cell) scores it, giving XGBoost's infinity
+    forest = Forest.from_json(json.dumps(doc))
+    assert forest.compiled is None
+    assert forest.margin([1.0] * 8) == math.inf
+    assert forest.predict_proba([1.0] * 8) == 1.0
+
+
+def test_given_a_threshold_written_as_code_when_loaded_then_refused_before_anything_is_generated():
+    # Given a crafted split condition that is text rather than a number
+    doc = _single_tree_doc(
+        left=[1, -1, -1], right=[2, -1, -1], feats=[0, 0, 0], conds=["__import__('os').system('true')", 0.1, 0.2]
+    )
+    # When loaded, Then refused: the text is parsed as a number or not at all
+    with pytest.raises(ValueError, match="could not convert string to float"):
+        Forest.from_json(json.dumps(doc))
+
+
+def test_given_a_compiled_forest_when_inspected_then_it_has_no_builtins_to_call():
+    x, y = _data(seed=18)
+    forest = Forest.from_json(_model_json(_classifier(n_estimators=5, max_depth=3).fit(x, y)))
+    assert forest.compiled is not None
+    assert forest.compiled.__globals__["__builtins__"] == {}
+    assert set(forest.compiled.__code__.co_names) == set()  # every name it reads is a local (x0.., t, c)
+
+
+def test_given_float64_values_on_and_near_float32_ties_when_split_then_equal_to_a_float32_cast():
+    # Given every kind of value the margin's running total takes: sums of two float32 numbers of near and far
+    # magnitudes, and the exact midpoints between float32 neighbours (ties: round half to even), subnormals too
+    rng = np.random.default_rng(19)
+    values: list[float] = []
+    for a, b in rng.normal(scale=[[2.0, 0.05]], size=(20_000, 2)).astype(np.float32).tolist():
+        values += [a + b, a - b, a + b * 1e-7, a * 1e-30 + b * 1e-32]
+        for nb in _float32_neighbours(a):
+            values.append((a + nb) / 2)
+    values += [2.0**-149, 3 * 2.0**-149, 2.0**-126 - 2.0**-149, -(2.0**-127) - 2.0**-150 * 2, 0.0, -0.0]
+    # When rounded by splitting, Then exactly as struct's float32 cast
+    assert all(float32_by_splitting(v) == _float32(v) for v in values)

@@ -11,9 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from nbaml.games.defects import DefectKind
-from nbaml.games.feeds.base import GameFeed
-from nbaml.games.feeds.history_file import HistoryFileFeed, load_games
+from nbaml.games.defects import DefectKind, DefectReport
+from nbaml.games.feeds.base import GameFeed, RawPayload
+from nbaml.games.feeds.history_file import HistoryFileFeed, load_games, parse_rows
 from nbaml.games.records import GameStatus, Stage
 from nbaml.games.teams import league_time
 
@@ -60,12 +60,22 @@ def test_given_the_shared_file_when_loaded_then_defect_counts_match_the_pins(sha
 
 
 @needs_shared_file
-def test_given_the_shared_file_then_every_row_is_a_clean_game_or_a_rejected_row() -> None:
-    # The label defect keeps its rows (and they are then repeats), so it is not a rejection.
-    rejected = sum(n for kind, n in PINNED_DEFECTS.items() if kind is not DefectKind.SEASON_LABEL_MISMATCH)
+def test_given_the_shared_file_then_every_row_is_a_clean_game_or_a_rejected_row(shared_batch) -> None:
+    # Given: the file's data rows, and the row parser run over them with a report of its own
     rows = len(SHARED_FILE.read_text().splitlines()) - 1
-    assert rows == PINNED_ROWS
-    assert PINNED_CLEAN_GAMES + rejected == PINNED_ROWS
+    payload = RawPayload(source="test", key="games.csv", body=SHARED_FILE.read_bytes(), content_type="text/csv")
+    row_defects = DefectReport()
+    kept = parse_rows(payload, row_defects)
+    # Then: each row was either kept (once, at its own line) or counted as a rejection by the parser; the label
+    # defect keeps its rows (they are then repeats), so it is not a rejection
+    rejected_rows = sum(n for kind, n in row_defects.counts.items() if kind is not DefectKind.SEASON_LABEL_MISMATCH)
+    kept_lines = {where for _, where in kept}
+    assert len(kept_lines) == len(kept)
+    assert len(kept) + rejected_rows == rows == PINNED_ROWS
+    # and each kept row is a clean game or counted by the cross-row checks (duplicates, a team twice on a date)
+    cross_row = {kind: n - row_defects.count(kind) for kind, n in shared_batch.defects.counts.items()}
+    dropped = sum(n for kind, n in cross_row.items() if kind is not DefectKind.SEASON_LABEL_MISMATCH)
+    assert len(shared_batch.games) + dropped == len(kept)
 
 
 @needs_shared_file

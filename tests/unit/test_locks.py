@@ -15,7 +15,8 @@ ROOT = Path(__file__).resolve().parents[2]
 LAYER_LOCKS = sorted(ROOT.glob("layers/*/requirements.txt"))
 RUNTIME_LOCKS = [*LAYER_LOCKS, ROOT / "requirements/lambda-runtime.txt", ROOT / "requirements/emulator.txt"]
 DEV_LOCK = ROOT / "requirements/dev.txt"
-ALL_LOCKS = [*RUNTIME_LOCKS, DEV_LOCK, ROOT / "requirements/sam.txt"]
+# The SAM CLI and Checkov have environments of their own (each pins what the others cannot share).
+ALL_LOCKS = [*RUNTIME_LOCKS, DEV_LOCK, ROOT / "requirements/sam.txt", ROOT / "requirements/checkov.txt"]
 # The runtime interface client and what only it needs run in the Lambda image alone, never in-process.
 RUNTIME_CLIENT_ONLY = {"awslambdaric", "simplejson", "snapshot-restore-py"}
 _PIN = re.compile(r"^([A-Za-z0-9][A-Za-z0-9._-]*)==([^\s;\\]+)")
@@ -78,7 +79,7 @@ def test_every_declared_package_is_in_its_lock(source: Path) -> None:
 
 
 def test_a_package_has_one_version_in_every_lock_it_appears_in() -> None:
-    # Given the locks of what runs in a container and of the development environment (the SAM CLI has its own)
+    # Given the locks of what runs in a container and of the development environment (the tools have their own)
     versions: dict[str, dict[str, set[str]]] = {}
     for lock in [*RUNTIME_LOCKS, DEV_LOCK]:
         for name, pinned in pins(lock).items():

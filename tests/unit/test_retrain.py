@@ -45,6 +45,14 @@ def test_given_history_when_retrained_twice_then_v1_is_active_and_the_second_is_
     record = ModelRegistry(settings.model_versions_table).get(second.version)
     assert record["evaluation"]["champion"]["version"] == "v1"
     assert record["gates"]["checks"]["log_loss_vs_champion"]["ok"] in (True, False)  # compared, never skipped
+    # judged against v1 for real: both scored on the holdout games v1 never saw, and the gate compared the two
+    comparison = record["evaluation"]["champion"]
+    assert "unavailable" not in comparison, comparison
+    champion, candidate = comparison["champion"], comparison["candidate"]
+    assert comparison["n"] > 0 and 0.0 < champion["log_loss"] < 1.0
+    check = record["gates"]["checks"]["log_loss_vs_champion"]  # the champion's log-loss + the tolerance
+    assert champion["log_loss"] <= check["limit"] <= champion["log_loss"] + 0.05, (check, champion)
+    assert check["value"] == pytest.approx(candidate["log_loss"], abs=1e-6)
 
 
 def test_given_impossible_floors_when_retrained_then_the_candidate_is_rejected_and_nothing_served_changes(
@@ -65,10 +73,10 @@ def test_given_impossible_floors_when_retrained_then_the_candidate_is_rejected_a
 def test_given_a_promotion_mode_when_a_candidate_passes_then_it_takes_that_role_and_the_champion_stays(
     stack, loaded_history, fast_config, monkeypatch, mode: str
 ) -> None:
-    # Given v1 active, and PromotionMode canary (at 25 %) or shadow
+    # Given v1 active, and PromotionMode canary (first step 25 %) or shadow
     pipeline.retrain(load_settings(RetrainSettings), request("first"), config=fast_config)
     monkeypatch.setenv("PROMOTION_MODE", mode)
-    monkeypatch.setenv("CANARY_PERCENT", "25")
+    monkeypatch.setenv("CANARY_STEPS", "25,100")
     settings = load_settings(RetrainSettings)
     # When a candidate that passes its gates is trained
     outcome = pipeline.retrain(settings, request("next", dt.datetime(2021, 6, 1, tzinfo=dt.UTC)), config=fast_config)
@@ -78,7 +86,8 @@ def test_given_a_promotion_mode_when_a_candidate_passes_then_it_takes_that_role_
     role = settings.canary_model_param if mode == "canary" else settings.shadow_model_param
     expected = parameters.Canary(outcome.version, 25).encode() if mode == "canary" else outcome.version
     assert parameters.read(role) == expected
-    assert ModelRegistry(settings.model_versions_table).get(outcome.version)["status"] == "candidate"
+    status = ModelRegistry(settings.model_versions_table).get(outcome.version)["status"]
+    assert status == {"canary": "canary", "shadow": "candidate"}[mode]
 
 
 def test_given_no_champion_when_the_mode_is_canary_then_the_first_model_becomes_active(

@@ -136,9 +136,12 @@ def test_given_the_bucket_when_evaluated_then_no_function_deletes_or_rewrites_it
         assert _who(action, _s3("models/")) == set() and _who(action, bucket) == set(), action
 
 
-def test_given_the_role_parameters_then_only_retrain_and_predict_write_them() -> None:
+def test_given_the_role_parameters_then_only_retrain_predict_and_the_canary_s_drift_check_write_them() -> None:
+    # drift_check steps the canary (nbaml.promotion.canary): its parameter, and the active one at 100 %. The
+    # grant covers model/* (shadow too): an exact list would leave the active ARN unused in the IAM workload,
+    # where no canary reaches 100 %.
     for role in ("active", "canary", "shadow"):
-        assert _who("ssm:PutParameter", _ssm(f"model/{role}")) == {"predict", "retrain"}
+        assert _who("ssm:PutParameter", _ssm(f"model/{role}")) == {"drift_check", "predict", "retrain"}
     assert _who("ssm:PutParameter", _ssm("feed/api-key")) == set()
     assert _who("ssm:PutParameter", _ssm("admin/token")) == set()
 
@@ -154,11 +157,12 @@ def test_given_the_tables_then_writes_stay_with_their_owners() -> None:
     assert _who("dynamodb:PutItem", _table("GamesTable")) == {"collect"}
     assert _who("dynamodb:PutItem", _table("PredictionsTable")) == {"predict"}
     assert _who("dynamodb:UpdateItem", _table("PredictionsTable")) == {"collect"}  # joins outcomes
-    assert _who("dynamodb:UpdateItem", _table("ModelVersionsTable")) == {"predict", "retrain"}
+    # drift_check records the canary's checks and steps on its version
+    assert _who("dynamodb:UpdateItem", _table("ModelVersionsTable")) == {"drift_check", "predict", "retrain"}
     for lid in ("GamesTable", "PredictionsTable"):
         assert _who("dynamodb:DeleteItem", _table(lid)) == set(), lid
-    # the retrain lock, and the roles lock every admin change holds (predict serves the admin API)
-    assert _who("dynamodb:DeleteItem", _table("ModelVersionsTable")) == {"predict", "retrain"}
+    # the retrain lock, and the roles lock every admin change (and each canary step) holds
+    assert _who("dynamodb:DeleteItem", _table("ModelVersionsTable")) == {"drift_check", "predict", "retrain"}
     for action in ("dynamodb:DeleteTable", "dynamodb:UpdateTable", "dynamodb:Scan"):
         assert all(_who(action, _table(lid)) == set() for lid in ("GamesTable", "PredictionsTable")), action
 

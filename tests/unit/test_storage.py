@@ -177,8 +177,16 @@ def test_given_a_held_lock_when_a_second_run_asks_then_it_is_told_who_holds_it(s
 
 def test_given_an_expired_lock_when_another_run_asks_then_it_takes_over(stack) -> None:
     registry = ModelRegistry(stack.tables["ModelVersionsTable"])
+    # Given: a run that crashed holding the lock, whose expiry has passed
     registry.acquire_lock("retrain", "crashed", ttl_seconds=-1)
+    # When: another run asks, Then: it gets the lock (no ConflictError) ...
     registry.acquire_lock("retrain", "run-b", ttl_seconds=600)
+    # ... and holds it: a third run is told run-b holds it, and the crashed run, coming back, cannot release it
+    with pytest.raises(ConflictError, match="held by run run-b"):
+        registry.acquire_lock("retrain", "run-c", ttl_seconds=600)
+    registry.release_lock("retrain", "crashed")
+    with pytest.raises(ConflictError, match="held by run run-b"):
+        registry.acquire_lock("retrain", "crashed", ttl_seconds=600)
 
 
 def test_given_a_marker_when_marked_twice_then_only_the_first_counts(stack) -> None:

@@ -7,6 +7,7 @@ Layout (each subpackage owns one stage of the model's life):
     training/    training, evaluation, gates, bundles and the retrain pipeline
     serving/     the FastAPI app, the pure-Python XGBoost evaluator, canary/shadow routing
     monitoring/  drift detection and reports
+    promotion/   the canary's steps on live evidence: the sequential test and the rule that acts on it
 """
 
 __version__ = "0.1.0"

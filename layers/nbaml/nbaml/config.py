@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Literal, TypeVar
 
-from pydantic import Field, ValidationError
+from pydantic import Field, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from nbaml.errors import ConfigurationError
@@ -29,6 +29,23 @@ class CommonSettings(BaseSettings):
     active_model_param: str = Field(min_length=1)
     canary_model_param: str = Field(min_length=1)
     shadow_model_param: str = Field(min_length=1)
+    # The canary's ladder (nbaml.promotion.canary): the retrain starts a candidate at the first share, the
+    # drift check (or an operator) moves it up one step at a time, and 100 makes it active.
+    canary_steps: str = "10,50,100"
+
+    @field_validator("canary_steps")
+    @classmethod
+    def _steps(cls, value: str) -> str:
+        from nbaml.promotion.steps import parse_steps
+
+        parse_steps(value)
+        return value
+
+    @property
+    def steps(self) -> tuple[int, ...]:
+        from nbaml.promotion.steps import parse_steps
+
+        return parse_steps(self.canary_steps)
 
 
 class FeedSettings(BaseSettings):
@@ -61,11 +78,22 @@ class DriftSettings(CommonSettings):
     drift_window: int = Field(default=50, ge=10)
     drift_threshold: float = Field(default=0.05, gt=0, lt=1)
     psi_alarm: float = Field(default=0.2, gt=0)
+    # The canary's sequential test (nbaml.promotion.evidence: what each number bounds).
+    canary_margin: float = Field(default=0.01, gt=0, lt=1)
+    canary_alpha_promote: float = Field(default=0.01, gt=0, lt=0.5)
+    canary_alpha_abort: float = Field(default=0.05, gt=0, lt=0.5)
+    canary_min_games: int = Field(default=50, ge=2)
+    canary_max_games: int = Field(default=100, ge=2)
+    canary_step_games: int = Field(default=25, ge=1)
 
 
 class RetrainSettings(CommonSettings):
+    # Each request's outcome by its id (Powertools Idempotency): a redelivered request runs once.
+    retrain_requests_table: str = Field(min_length=1)
+    # An MLflow tracking server's URL (template parameter TrackingUri); empty: runs are not tracked.
+    mlflow_tracking_uri: str = ""
+    mlflow_experiment_name: str = Field(default="nbaml", min_length=1)
     promotion_mode: Literal["active", "canary", "shadow"] = "active"
-    canary_percent: int = Field(default=10, ge=1, le=100)
     retrain_lock_ttl_seconds: int = Field(default=1800, ge=60)
     gate_min_accuracy: float = Field(default=0.60, ge=0, le=1)
     gate_min_roc_auc: float = Field(default=0.62, ge=0, le=1)

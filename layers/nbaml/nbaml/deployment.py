@@ -36,6 +36,11 @@ ROLES_LOCK_TTL_SECONDS = 60  # a role change takes well under a second; a crashe
 ROLES_LOCK_WAIT_SECONDS = 10.0  # within the HTTP API's 29 s timeout
 
 
+def fresh_canary_state() -> dict[str, Any]:
+    """A canary's rollout record when a version takes the role: no checks yet, every pair counts toward its step."""
+    return {"paused": False, "pairs_at_step": 0, "checks": [], "moves": []}
+
+
 class SupersededError(ConflictError):
     """The active version changed since a retrain read it: an operator's change wins over the candidate."""
 
@@ -174,10 +179,17 @@ class Deployment:
         return RoleChange("active", before, version, by, why)
 
     def rollback(self, to: str = PREVIOUS, *, by: str, why: str) -> RoleChange:
-        """Serve ``to`` again, or with "previous" the last different version the active parameter held."""
+        """Serve ``to`` again, or with "previous" the last different version the active parameter held.
+
+        A rollback also clears any canary in flight: it was judged against the champion being replaced, and
+        whoever rolls back wants fewer models serving, not a challenger stepping up meanwhile.
+        """
         with self.changing_roles(by):
             target = self.previous_active() if to == PREVIOUS else to
-            return self._promote(target, by=by, why=f"rollback: {why}")
+            change = self._promote(target, by=by, why=f"rollback: {why}")
+            if self.canary() is not None:
+                self._clear_canary(by=by, why=f"rollback to {target} clears the canary: {why}")
+            return change
 
     def previous_active(self) -> str:
         """The most recent earlier value of the active parameter that differs from the current one."""
@@ -200,14 +212,58 @@ class Deployment:
             self.verify(version)
             value = parameters.Canary(version, percent).encode()
             before = parameters.read(self.settings.canary_model_param)
+            running = parameters.Canary.decode(before)
             parameters.write(self.settings.canary_model_param, value, why=f"{by}: {why}")
+            # A version new to the role starts a fresh rollout record; the one it replaces is a candidate again.
+            fresh = None if running and running.version == version else {"canary": fresh_canary_state()}
+            self.registry.set_status(
+                version, VersionStatus.CANARY, by=by, why=f"canary {percent} %: {why}", extra=fresh
+            )
+            if running and running.version != version:
+                self._demote_canary(running.version, by=by, why=f"replaced as canary by {version}: {why}")
             return RoleChange("canary", before, value, by, why)
 
-    def clear_canary(self, *, by: str, why: str) -> RoleChange:
+    def clear_canary(
+        self,
+        *,
+        by: str,
+        why: str,
+        status: VersionStatus = VersionStatus.CANDIDATE,
+        extra: dict[str, Any] | None = None,
+    ) -> RoleChange:
+        """Stop the canary; its version becomes ``status`` (a candidate again, or rejected by an abort)."""
         with self.changing_roles(by):
-            before = parameters.read(self.settings.canary_model_param)
-            parameters.write(self.settings.canary_model_param, parameters.NONE, why=f"{by}: {why}")
-            return RoleChange("canary", before, parameters.NONE, by, why)
+            return self._clear_canary(by=by, why=why, status=status, extra=extra)
+
+    def _clear_canary(
+        self,
+        *,
+        by: str,
+        why: str,
+        status: VersionStatus = VersionStatus.CANDIDATE,
+        extra: dict[str, Any] | None = None,
+    ) -> RoleChange:
+        before = parameters.read(self.settings.canary_model_param)
+        running = parameters.Canary.decode(before)
+        parameters.write(self.settings.canary_model_param, parameters.NONE, why=f"{by}: {why}")
+        if running is not None:
+            self._demote_canary(running.version, by=by, why=why, status=status, extra=extra)
+        return RoleChange("canary", before, parameters.NONE, by, why)
+
+    def _demote_canary(
+        self,
+        version: str,
+        *,
+        by: str,
+        why: str,
+        status: VersionStatus = VersionStatus.CANDIDATE,
+        extra: dict[str, Any] | None = None,
+    ) -> None:
+        """Record that ``version`` left the canary role (only if the registry still has it as the canary)."""
+        with contextlib.suppress(NotFoundError):
+            current = self.registry.get(version).get("status")
+            if current == VersionStatus.CANARY.value or (status is VersionStatus.REJECTED and current != "active"):
+                self.registry.set_status(version, status, by=by, why=why, extra=extra)
 
     def set_shadow(self, version: str, *, by: str, why: str, expect: ActiveState | None = None) -> RoleChange:
         with self.changing_roles(by):

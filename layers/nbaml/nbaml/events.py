@@ -14,6 +14,7 @@ import datetime as dt
 import json
 import uuid
 from collections.abc import Mapping
+from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
 
@@ -75,25 +76,47 @@ class RetrainRequest(BaseModel):
         return self.model_dump_json()
 
 
+@dataclass(frozen=True)
+class RetrainDelivery:
+    """One retrain request as it arrived: from an SQS message (its id, for a partial batch failure) or not."""
+
+    request: RetrainRequest
+    message_id: str | None = None
+
+
 def retrain_requests(event: Mapping[str, Any]) -> list[RetrainRequest]:
     """Every retrain request an event carries: one per SQS record, or one for a schedule or a direct call."""
+    return [delivery.request for delivery in retrain_deliveries(event)]
+
+
+def retrain_deliveries(event: Mapping[str, Any]) -> list[RetrainDelivery]:
+    """``retrain_requests``, each with the SQS message that carried it (None for a schedule or a direct call).
+
+    A scheduled event's request id is the event's id, which EventBridge keeps when it retries a failed
+    invocation; an SQS message carries the id its sender gave the request.
+    """
     if not isinstance(event, Mapping):
         raise MalformedEventError("retrain event must be a JSON object")
     if event.get("detail-type") == SCHEDULED_EVENT:
         fired = scheduled_run_date(event)
         return [
-            RetrainRequest(
-                trigger=RetrainTrigger.SCHEDULE,
-                reason=f"monthly forced retrain ({fired:%Y-%m})",
-                requested_by=str((event.get("resources") or ["eventbridge"])[0]),
-                request_id=str(event.get("id") or uuid.uuid4().hex),
-                requested_at=scheduled_time(event),
-                force=True,
+            RetrainDelivery(
+                RetrainRequest(
+                    trigger=RetrainTrigger.SCHEDULE,
+                    reason=f"monthly forced retrain ({fired:%Y-%m})",
+                    requested_by=str((event.get("resources") or ["eventbridge"])[0]),
+                    request_id=str(event.get("id") or uuid.uuid4().hex),
+                    requested_at=scheduled_time(event),
+                    force=True,
+                )
             )
         ]
     try:
         if "Records" in event:
-            return [RetrainRequest.model_validate(json.loads(record["body"])) for record in event["Records"]]
-        return [RetrainRequest.model_validate(event)]
+            return [
+                RetrainDelivery(RetrainRequest.model_validate(json.loads(record["body"])), str(record["messageId"]))
+                for record in event["Records"]
+            ]
+        return [RetrainDelivery(RetrainRequest.model_validate(event))]
     except (KeyError, TypeError, json.JSONDecodeError, ValidationError) as exc:
         raise MalformedEventError(f"not a retrain request: {exc}") from exc

@@ -26,6 +26,21 @@ Iterations: a model trained with early stopping keeps every tree it grew plus a 
 ``XGBClassifier.predict_proba`` (freshly trained or reloaded from JSON) uses only the trees up to and including
 ``best_iteration``, whereas ``Booster.predict``/``inplace_predict`` use every tree. We match ``predict_proba``,
 the call the training code evaluates the model with; pass ``use_best_iteration=False`` to use every tree.
+
+Compiled evaluation, and why it is safe: walking linked tuples costs the interpreter about 0.4 µs a tree
+(unpacking nodes, following them, the ``array('f')`` cell), so 400 trees of depth 3 cost 0.16 ms of CPU a
+game, and a 15-game slate 2 ms. Once a model is parsed and checked, the same decisions are written out as
+one Python function, a statement per tree of nested conditional expressions (``x3 < 0.25``) whose value is
+the leaf, with the float32 rounding done in float64 arithmetic (``float32_by_splitting``): 59 µs a game,
+2.7 times faster (CPU time on a busy 2-core machine), for about 50 ms more CPU when the model loads. The
+source is built only from values this module has already parsed and checked, never from text in the file:
+feature indices are Python ``int`` objects checked to lie in ``range(num_feature)`` and written as ``x{index}``;
+thresholds and leaf values are Python ``float`` objects written with ``repr`` (or ``1e999`` for infinity),
+and each literal is matched against a number-only pattern and parsed back to the same float before use. The
+function runs with empty builtins and reads no global name. So a crafted ``model.json`` can change
+which numbers the function compares, exactly as it can change the tuples the walker follows, but never what
+code runs. Trees deeper than ``MAX_COMPILED_DEPTH`` (Python's parser limits nesting) or shared sub-trees (a
+DAG, whose source would grow exponentially) keep the walker; both paths give the same bits.
 """
 
 from __future__ import annotations
@@ -33,15 +48,22 @@ from __future__ import annotations
 import itertools
 import json
 import math
+import re
 import struct
 from array import array
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 _SUPPORTED_OBJECTIVES = frozenset({"binary:logistic", "reg:logistic"})
 # A node of the evaluation tree: (feature, threshold or leaf value, left, right, missing). Leaves have feature -1.
 _Node = tuple[int, float, Any, Any, Any]
+# Deepest tree compiled: each level nests one conditional expression, and CPython's parser refuses 200
+# nested parentheses (and recurses in C for each). Deeper trees keep the walker.
+MAX_COMPILED_DEPTH = 32
+_SPLITTER = 536870913.0  # 2**29 + 1: float64's 53 bits split into float32's 24 and 29 more
+# What a number may look like in generated source: repr() of a finite float, or 1e999 for an infinity.
+_LITERAL = re.compile(r"-?[0-9]+(?:\.[0-9]+)?(?:e[-+][0-9]+)?")
 
 
 def _float32(x: float) -> float:
@@ -223,6 +245,92 @@ def _iteration_indptr(model: Mapping[str, Any], n_trees: int) -> list[int]:
     return indptr
 
 
+class _NotCompilable(Exception):
+    """A forest the generated function cannot express within its limits; the walker evaluates it instead."""
+
+
+def float32_by_splitting(x: float) -> float:
+    """``x`` rounded to float32 with float64 arithmetic alone (Veltkamp's splitting), as the compiled function does.
+
+    ``c = x * (2**29 + 1); c - (c - x)`` keeps the 24 leading bits of ``x``, rounded to nearest with ties to even
+    in binary (the tests check it against a real float32 cast on every tie they construct). It equals the cast
+    for each running total the margin takes: the sum of two float32 values is exact in float64 whenever rounding
+    could matter, is a multiple of 2**-149 (so float32's subnormals need no special case), and stays below
+    2**127 when ``_compile_margin`` agrees to compile (so it never overflows float32). Three float operations
+    instead of an ``array('f')`` store and load, which cost five times as much.
+    """
+    c = x * _SPLITTER
+    return c - (c - x)
+
+
+def _literal(value: float) -> str:
+    """A checked float as source text: the only way a number from a model reaches the generated function."""
+    if type(value) is not float or math.isnan(value):
+        raise ValueError(f"not a number to compile: {value!r}")
+    if math.isinf(value):
+        return "1e999" if value > 0 else "-1e999"  # the literal overflows to the infinity itself
+    text = repr(value)
+    if not _LITERAL.fullmatch(text) or float(text) != value:
+        raise ValueError(f"float repr {text!r} is not a plain number")
+    return text
+
+
+def _tree_expression(node: _Node, num_feature: int, depth: int, budget: list[int], leaves: list[float]) -> str:
+    """One tree as nested conditional expressions on ``x{feature}``, whose value is the leaf the row reaches.
+
+    A missing value (NaN) compares false, so the test is written so that false leads the default way:
+    ``x < b`` when missing goes right, ``x >= b`` when it goes left. ``budget`` counts the nodes still allowed;
+    ``leaves`` receives each leaf's magnitude.
+    """
+    budget[0] -= 1
+    if budget[0] < 0:
+        raise _NotCompilable("shared sub-trees")
+    feature, value, left, right, missing = node
+    if feature < 0:
+        leaves.append(abs(value))
+        return _literal(value)
+    if depth >= MAX_COMPILED_DEPTH:
+        raise _NotCompilable(f"deeper than {MAX_COMPILED_DEPTH}")
+    if type(feature) is not int or not 0 <= feature < num_feature:
+        raise ValueError(f"feature index {feature!r} outside the model's {num_feature}")
+    if missing is left:
+        test, first, second = f"x{feature} >= {_literal(value)}", right, left
+    else:
+        test, first, second = f"x{feature} < {_literal(value)}", left, right
+    a = _tree_expression(first, num_feature, depth + 1, budget, leaves)
+    b = _tree_expression(second, num_feature, depth + 1, budget, leaves)
+    return f"({a} if {test} else {b})"
+
+
+def _compile_margin(
+    trees: Sequence[_Node], base_margin: float, num_feature: int, node_count: int
+) -> Callable[[list[float]], float] | None:
+    """One function computing ``walk``'s margin for a row of floats, or None when the forest is not compilable.
+
+    Each tree is one statement, ``t += (leaf if x3 < b else ...)``, then ``t`` is rounded to float32 by
+    ``float32_by_splitting`` inlined. ``node_count`` is how many nodes the file's trees hold: emitting more
+    means a node is reached twice. The module docstring says why running the function is safe.
+    """
+    names = "".join(f"x{i}, " for i in range(num_feature))
+    lines = ["def margin(x):", f" {names}= x", f" t = {_literal(base_margin)}"]
+    rounding = f" c = t * {_literal(_SPLITTER)}\n t = c - (c - t)"
+    budget, bound = [node_count], abs(base_margin)
+    try:
+        for tree in trees:
+            leaves: list[float] = []
+            lines.append(f" t += {_tree_expression(tree, num_feature, 0, budget, leaves)}\n{rounding}")
+            bound += max(leaves)
+    except _NotCompilable:
+        return None
+    if bound >= 2.0**127:
+        return None  # a running total could overflow float32, where the splitting no longer equals the cast
+    lines.append(" return t")
+    namespace: dict[str, Any] = {"__builtins__": {}}
+    code = compile("\n".join(lines) + "\n", f"<nbaml.forest: {len(trees)} trees>", "exec")
+    exec(code, namespace)  # noqa: S102  # nosec B102 - built only from checked ints and floats (FINDINGS F-10)
+    return namespace["margin"]
+
+
 @dataclass(frozen=True, slots=True)
 class Forest:
     """A loaded binary-logistic XGBoost tree ensemble, ready to score rows of floats in feature order."""
@@ -234,13 +342,16 @@ class Forest:
     objective: str
     best_iteration: int | None
     total_trees: int
+    # The same trees as one generated function (None: the walker evaluates them); see the module docstring.
+    compiled: Callable[[list[float]], float] | None = field(default=None, repr=False, compare=False)
 
     @classmethod
-    def from_json(cls, data: bytes | str, *, use_best_iteration: bool = True) -> Forest:
+    def from_json(cls, data: bytes | str, *, use_best_iteration: bool = True, compile_trees: bool = True) -> Forest:
         """Parse and validate a model saved by ``save_model("*.json")``; raises ValueError for anything else.
 
         ``use_best_iteration`` (default) uses the trees up to ``best_iteration`` when the model was trained with
         early stopping, as ``XGBClassifier.predict_proba`` does; False uses every tree, as ``Booster.predict``.
+        ``compile_trees`` False keeps the walker alone (the tests compare the two).
         """
         if isinstance(data, bytes | bytearray | memoryview):
             try:
@@ -253,19 +364,19 @@ class Forest:
             doc = json.loads(text)
         except json.JSONDecodeError as exc:
             raise ValueError(f"not an XGBoost JSON model: invalid JSON ({exc})") from exc
-        return cls.from_dict(doc, use_best_iteration=use_best_iteration)
+        return cls.from_dict(doc, use_best_iteration=use_best_iteration, compile_trees=compile_trees)
 
     @classmethod
-    def from_dict(cls, doc: Any, *, use_best_iteration: bool = True) -> Forest:
+    def from_dict(cls, doc: Any, *, use_best_iteration: bool = True, compile_trees: bool = True) -> Forest:
         """Validate an already-parsed model document; see ``from_json``."""
         try:
-            return cls._from_dict(doc, use_best_iteration)
+            return cls._from_dict(doc, use_best_iteration, compile_trees)
         except (TypeError, KeyError, IndexError, AttributeError, OverflowError) as exc:
             # A crafted or truncated file fails as a ValueError like every other refusal, never as a crash.
             raise ValueError(f"not an XGBoost JSON model: malformed ({type(exc).__name__}: {exc})") from exc
 
     @classmethod
-    def _from_dict(cls, doc: Any, use_best_iteration: bool) -> Forest:
+    def _from_dict(cls, doc: Any, use_best_iteration: bool, compile_trees: bool) -> Forest:
         learner = _require(doc, "learner", "model")
         booster = _require(learner, "gradient_booster", "learner")
         booster_name = _require(booster, "name", "learner.gradient_booster")
@@ -283,15 +394,19 @@ class Forest:
                 raise ValueError(f"best_iteration {best_iteration} is outside the model's iterations")
             used = indptr[best_iteration + 1]
 
+        trees = tuple(_build_tree(raw_trees[i], i, num_feature) for i in range(used))
+        # For logistic objectives base_score is a probability; boosting starts from its logit.
+        base_margin = _float32(math.log(base_score / (1.0 - base_score)))
+        node_count = sum(len(raw_trees[i]["left_children"]) for i in range(used))
         return cls(
-            trees=tuple(_build_tree(raw_trees[i], i, num_feature) for i in range(used)),
-            # For logistic objectives base_score is a probability; boosting starts from its logit.
-            base_margin=_float32(math.log(base_score / (1.0 - base_score))),
+            trees=trees,
+            base_margin=base_margin,
             num_feature=num_feature,
             feature_names=tuple(str(n) for n in learner.get("feature_names") or []),
             objective=objective,
             best_iteration=best_iteration,
             total_trees=len(raw_trees),
+            compiled=_compile_margin(trees, base_margin, num_feature, node_count) if compile_trees else None,
         )
 
     def margin(self, row: Sequence[float | None]) -> float:
@@ -299,6 +414,10 @@ class Forest:
         if len(row) != self.num_feature:
             raise ValueError(f"row has {len(row)} features, model expects {self.num_feature}")
         x = [math.nan if v is None else float(v) for v in row]
+        return self.compiled(x) if self.compiled is not None else self.walk(x)
+
+    def walk(self, x: list[float]) -> float:
+        """``margin`` by following the linked nodes: the reference the compiled function must equal bit for bit."""
         total = array("f", (self.base_margin,))
         for node in self.trees:
             feature, threshold, left, right, missing = node

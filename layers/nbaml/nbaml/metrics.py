@@ -68,6 +68,12 @@ def game_log_loss(y: bool | int, p: float) -> float:
     return -math.log(q if y else 1 - q)
 
 
+def expected_log_loss(p: float) -> float:
+    """The log-loss a calibrated forecaster expects on a game it gives ``p``, outcome unseen: its entropy."""
+    q = min(max(float(p), CLIP), 1 - CLIP)
+    return -(q * math.log(q) + (1 - q) * math.log(1 - q))
+
+
 # ---------------------------------------------------------------- many games
 def log_loss(y: Iterable[bool | int], p: Iterable[float]) -> float:
     labels, probabilities = _checked(y, p)

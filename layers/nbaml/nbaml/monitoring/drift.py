@@ -1,13 +1,18 @@
 """The weekly drift check (drift_check function): how the live model is doing on games that have ended.
 
 Reads the prediction log joined to outcomes and reports, for the active version:
-- the performance rule (DRIFT_RULE): "sequential" (CUSUM on log-loss, the default) or "seed" (the seed's
-  accuracy drop over the last 50), with the other rule's verdict beside it for comparison;
+- the performance rule (DRIFT_RULE): "sequential" (the default: CUSUMs on observed minus expected log-loss
+  and on the model's expected log-loss, ``rules``) or "seed" (the seed's accuracy drop over the last 50),
+  with the other rule's verdict beside it for comparison, both on the games since the evidence last
+  restarted (after the version's last firing, so a rejected retrain does not re-queue every week);
 - calibration (ECE and reliability bins) on every resolved champion prediction of the version;
-- feature drift: PSI of each feature over the last 28 days of resolved requests against the training
-  distribution stored in the bundle (alarm at PSI_ALARM);
+- feature drift: PSI of each feature over the last 28 days of resolved requests against the 28 days
+  before them, each feature alarmed above the higher of PSI_ALARM and its normal level on the training
+  seasons (``rules.feature_drift``; no verdict until both windows hold MIN_PSI_ROWS requests);
 - coverage (share of the week's finished games predicted before tip-off) and latency p50/p99;
-- champion against canary and shadow on the same resolved games.
+- champion against canary and shadow on the same resolved games;
+- the canary's step (``nbaml.promotion.canary``): the sequential test on its paired games, and the advance,
+  hold or abort it allows, acted on here.
 Only complete days count (the league calendar's ``complete_through``): a prediction of a night collect has
 not seen whole is left out, since its night's late games would be missing from every statistic, and the
 report names the days it skipped and why ("completeness").
@@ -36,6 +41,8 @@ from nbaml.layout import DRIFT_HTML, DRIFT_JSON, report_key
 from nbaml.metrics import DIGITS, accuracy, log_loss, percentile, score
 from nbaml.monitoring import rules
 from nbaml.monitoring.report import render_html
+from nbaml.monitoring.rules import PSI_DAYS
+from nbaml.promotion.canary import judge_canary
 from nbaml.storage import parameters
 from nbaml.storage.artifacts import ArtifactStore
 from nbaml.storage.games import GameStore
@@ -44,10 +51,8 @@ from nbaml.storage.queue import send_retrain_request
 from nbaml.storage.registry import ModelRegistry
 
 logger = Logger(child=True)
-PSI_DAYS = 28  # feature drift compares the last four weeks of requests with the training distribution
 ROLLING_DAYS = 56  # the weekly-accuracy plot shows eight more weeks before that
 ROLES = ("champion", "canary", "shadow")
-MIN_PSI_ROWS = 100
 
 
 @dataclass
@@ -72,6 +77,7 @@ class DriftReport:
             "n": rule.get("n"),
             "feature_drift": self.sections.get("psi", {}).get("alarm", []),
             "skipped_days": self.sections.get("completeness", {}).get("skipped_days", {}),
+            "canary": {k: self.sections.get("canary", {}).get(k) for k in ("version", "percent", "action")},
             "reports": self.report_keys,
         }
 
@@ -100,19 +106,7 @@ def check_drift(settings: DriftSettings, *, run_date: dt.date, metrics: Metrics 
     pairs = [(float(i["probability"]), bool(i["home_won"])) for i in resolved]
     scores = score([w for _, w in pairs], [p for p, _ in pairs]).as_dict() if pairs else None
     report.sections["performance"] = _performance(scores, meta)
-    seed = rules.seed_rule(
-        [bool(i["correct"]) for i in resolved],
-        meta.get("baseline_accuracy", meta["metrics"]["accuracy"]),
-        settings.drift_threshold,
-        settings.drift_window,
-    )
-    sequential = rules.cusum_rule(pairs, meta["metrics"]["log_loss"])
-    chosen, other = (sequential, seed) if settings.drift_rule == "sequential" else (seed, sequential)
-    report.sections["rule"] = chosen.__dict__
-    report.sections["other_rule"] = other.__dict__
-    if chosen.fired:
-        report.drift = True
-        report.reasons.append(f"{chosen.rule} rule: {chosen.detail}")
+    _apply_rule(settings, report, resolved, meta)
 
     report.sections["calibration"] = {
         "n": len(pairs),
@@ -121,12 +115,13 @@ def check_drift(settings: DriftSettings, *, run_date: dt.date, metrics: Metrics 
     }
 
     recent = [i for i in by_role["champion"] if i["game_date"] >= since.isoformat()]
-    report.sections["psi"] = _feature_drift(recent, bundle, settings.psi_alarm)
+    report.sections["psi"] = _feature_drift(by_role["champion"], run_date, bundle, settings.psi_alarm)
     report.sections["coverage"] = _coverage(settings, by_role["champion"], run_date, complete)
     report.sections["latency"] = _latency(recent, run_date)
     report.sections["challengers"] = _challengers(by_role, active, since)
-    report.sections["rolling"] = _rolling_accuracy(by_role)
     report.sections["completeness"] = complete.record()
+    # The canary is judged (and stepped, promoted or aborted) before the report is written, so it says what was done.
+    report.sections |= {"rolling": _rolling_accuracy(by_role), "canary": judge_canary(settings, run_date).as_dict()}
 
     if report.drift:
         report.retrain_requested = _request_retrain(settings, run_date, report.reasons)
@@ -161,6 +156,59 @@ def _resolved(
 
 def _day_of(item: dict[str, Any]) -> dt.date:
     return dt.date.fromisoformat(item["game_date"])
+
+
+def _apply_rule(settings: DriftSettings, report: DriftReport, resolved: list[dict[str, Any]], meta: dict) -> None:
+    """The chosen performance rule and the other one, on the games since the evidence last restarted."""
+    registry = ModelRegistry(settings.model_versions_table)
+    start = _evidence_start(registry, report.active, report.run_date, resolved)
+    seed = rules.seed_rule(
+        [bool(i["correct"]) for i in resolved[start:]],
+        meta.get("baseline_accuracy", meta["metrics"]["accuracy"]),
+        settings.drift_threshold,
+        settings.drift_window,
+    )
+    sequential = rules.sequential_rule([(float(i["probability"]), bool(i["home_won"])) for i in resolved], start)
+    chosen, other = (sequential, seed) if settings.drift_rule == "sequential" else (seed, sequential)
+    since = resolved[start]["game_date"] if start < len(resolved) else None
+    report.sections["rule"] = chosen.__dict__ | {"evidence_since": since}
+    report.sections["other_rule"] = other.__dict__
+    if chosen.fired:
+        report.drift = True
+        report.reasons.append(f"{chosen.rule} rule: {chosen.detail}")
+        _restart_evidence(registry, report.active, report.run_date, resolved)
+
+
+def _evidence_marker(version: str) -> str:
+    return f"drift-evidence#{version}"
+
+
+def _evidence_start(registry: ModelRegistry, version: str, run_date: dt.date, resolved: list[dict[str, Any]]) -> int:
+    """Index of the first game the rule may count: the one after the last firing's newest game.
+
+    A re-run of a check that fired (same or earlier run date) counts from where that check counted, so a
+    redelivered event gives the same verdict.
+    """
+    marker = registry.marker(_evidence_marker(version)) or {}
+    after = marker.get("after", "")
+    if marker and run_date.isoformat() <= str(marker.get("run_date")):
+        after = marker.get("previous_after", "")
+    return sum(1 for i in resolved if i["resolved_key"] <= after) if after else 0
+
+
+def _restart_evidence(registry: ModelRegistry, version: str, run_date: dt.date, resolved: list[dict[str, Any]]) -> None:
+    """After a firing the evidence restarts (rules module docstring): the next check counts newer games only."""
+    marker = registry.marker(_evidence_marker(version)) or {}
+    if marker and run_date.isoformat() <= str(marker.get("run_date")):
+        return  # a re-run: the restart was recorded by the check that fired first
+    registry.put_marker(
+        _evidence_marker(version),
+        {
+            "after": resolved[-1]["resolved_key"],
+            "run_date": run_date.isoformat(),
+            "previous_after": marker.get("after", ""),
+        },
+    )
 
 
 def _latency(recent: list[dict[str, Any]], run_date: dt.date) -> dict[str, Any]:
@@ -199,30 +247,27 @@ def _performance(scores: dict[str, Any] | None, meta: dict[str, Any]) -> dict[st
     }
 
 
-def _feature_drift(recent: list[dict[str, Any]], bundle: ModelBundle, alarm: float) -> dict[str, Any]:
-    """PSI of each feature over the window's requests against the champion's training distribution.
+def _feature_drift(champion: list[dict[str, Any]], run_date: dt.date, bundle: ModelBundle, alarm: float) -> dict:
+    """PSI of each feature over the last PSI_DAYS of requests against the PSI_DAYS before (``rules.feature_drift``).
 
-    Inputs do not depend on which version served them, so every champion request of the window counts
-    (the features are logged in the serving feature order, the bundle's). Below MIN_PSI_ROWS requests PSI
-    is noise (most of its ten bins would be empty, and an empty bin weighs heavily), so it is not computed.
+    Inputs do not depend on which version served them, so every champion request counts (the features are
+    logged in the serving feature order, the bundle's); rows logged for another feature list (an older
+    version's) cannot be binned against this reference.
     """
-    reference = bundle.metadata.get("feature_distribution", {})
-    # Rows logged for another feature list (an older version's) cannot be binned against this reference.
     width = len(bundle.feature_names)
-    rows = [i["features"] for i in recent if i.get("role") == "champion" and len(i.get("features") or ()) == width]
-    values: dict[str, float] = {}
-    if len(rows) >= MIN_PSI_ROWS:
-        for j, name in enumerate(bundle.feature_names):
-            ref = reference.get(name)
-            if ref:
-                values[name] = round(rules.psi(ref["shares"], ref["edges"], [float(r[j]) for r in rows]), 4)
-    return {
-        "n": len(rows),
-        "days": PSI_DAYS,
-        "threshold": alarm,
-        "values": values,
-        "alarm": sorted(name for name, v in values.items() if v >= alarm),
-    }
+    since = (run_date - dt.timedelta(days=PSI_DAYS)).isoformat()
+    before_since = (run_date - dt.timedelta(days=2 * PSI_DAYS)).isoformat()
+    usable = [i for i in champion if len(i.get("features") or ()) == width]
+    recent = [i for i in usable if i["game_date"] >= since]
+    before = [i for i in usable if before_since <= i["game_date"] < since]
+    result = rules.feature_drift(
+        [[float(v) for v in i["features"]] for i in recent],
+        [[float(v) for v in i["features"]] for i in before],
+        bundle.feature_names,
+        bundle.metadata.get("feature_distribution", {}),
+        alarm,
+    )
+    return result | {"days": PSI_DAYS, "threshold": alarm}
 
 
 def _coverage(
@@ -317,6 +362,11 @@ def _emit(metrics: Metrics | None, report: DriftReport) -> None:
     performance = report.sections["performance"]
     if performance["accuracy"] is not None:
         metrics.add_metric(name="LiveAccuracy", unit=MetricUnit.Percent, value=performance["accuracy"] * 100)
+    canary = report.sections["canary"]
+    if canary["version"] is not None:
+        metrics.add_metric(name="CanaryAborted", unit=MetricUnit.Count, value=int(canary["action"] == "aborted"))
+        if canary["evidence"] and canary["evidence"]["mean"] is not None:
+            metrics.add_metric(name="CanaryLogLossDifference", unit=MetricUnit.NoUnit, value=canary["evidence"]["mean"])
     coverage = report.sections["coverage"]["share"]
     if coverage is not None:
         metrics.add_metric(name="PredictionCoverage", unit=MetricUnit.Percent, value=coverage * 100)

@@ -1,90 +1,66 @@
-"""The drift report as one self-contained HTML page with inline SVG plots (no plotting library: the
-drift_check function stays lean): the calibration curve, weekly accuracy per version, and PSI per feature.
+"""The drift report as one self-contained HTML page (``charts``' inline SVG, no plotting library: the
+drift_check function stays lean): a summary table (verdict, both rules, live against baseline,
+calibration, coverage, latency), the calibration curve, weekly accuracy per version and role, the PSI
+of every feature by name against its own alarm level, and the canary's evidence at each check (its steps,
+and the confidence sequence against the margin).
 """
 
 from __future__ import annotations
 
 import html
-import json
 from collections.abc import Sequence
 from typing import Any
 
-WIDTH, HEIGHT, PAD = 420, 260, 36
-COLORS = ("#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b")
+from nbaml.monitoring.charts import Axis, Series, bar_chart, line_chart
+from nbaml.monitoring.rules import MIN_PSI_ROWS
 
-
-def _x(value: float, lo: float, hi: float) -> float:
-    return PAD + (value - lo) / ((hi - lo) or 1) * (WIDTH - 2 * PAD)
-
-
-def _y(value: float, lo: float, hi: float) -> float:
-    return HEIGHT - PAD - (value - lo) / ((hi - lo) or 1) * (HEIGHT - 2 * PAD)
-
-
-def _frame(title: str, body: str, x_label: str, y_label: str) -> str:
-    return (
-        f'<svg xmlns="http://www.w3.org/2000/svg" width="{WIDTH}" height="{HEIGHT}" role="img" '
-        f'aria-label="{html.escape(title)}"><rect width="100%" height="100%" fill="white"/>'
-        f'<text x="{WIDTH / 2}" y="16" text-anchor="middle" font-size="13">{html.escape(title)}</text>'
-        f'<line x1="{PAD}" y1="{HEIGHT - PAD}" x2="{WIDTH - PAD}" y2="{HEIGHT - PAD}" stroke="#444"/>'
-        f'<line x1="{PAD}" y1="{PAD}" x2="{PAD}" y2="{HEIGHT - PAD}" stroke="#444"/>'
-        f'<text x="{WIDTH / 2}" y="{HEIGHT - 6}" text-anchor="middle" font-size="11">{html.escape(x_label)}</text>'
-        f'<text x="12" y="{HEIGHT / 2}" font-size="11" transform="rotate(-90 12 {HEIGHT / 2})" '
-        f'text-anchor="middle">{html.escape(y_label)}</text>{body}</svg>'
-    )
+STYLE = (
+    "body{font-family:sans-serif;margin:2em;color:#222}table{border-collapse:collapse;margin:1em 0}"
+    "td,th{border:1px solid #ccc;padding:4px 8px;text-align:left;vertical-align:top}th{background:#f4f4f4}"
+    ".plots svg{margin:0 1em 1em 0;border:1px solid #eee}.drift{color:#b00}.ok{color:#070}"
+)
 
 
 def calibration_svg(curve: Sequence[dict[str, float]]) -> str:
-    diagonal = f'x1="{_x(0, 0, 1)}" y1="{_y(0, 0, 1)}" x2="{_x(1, 0, 1)}" y2="{_y(1, 0, 1)}"'
-    body = f'<line {diagonal} stroke="#aaa" stroke-dasharray="4"/>'
-    points = [(_x(b["mean_probability"], 0, 1), _y(b["win_rate"], 0, 1), b["n"]) for b in curve]
-    if points:
-        body += (
-            '<polyline fill="none" stroke="#1f77b4" stroke-width="2" points="'
-            + " ".join(f"{x:.1f},{y:.1f}" for x, y, _ in points)
-            + '"/>'
-        )
-        body += "".join(
-            f'<circle cx="{x:.1f}" cy="{y:.1f}" r="3" fill="#1f77b4"><title>n={n}</title></circle>'
-            for x, y, n in points
-        )
-    return _frame("Calibration (champion)", body, "predicted home-win probability", "observed home-win rate")
+    points = [(b["mean_probability"], b["win_rate"]) for b in curve]
+    return line_chart(
+        "Calibration of the champion (all its resolved games)",
+        [
+            Series("perfectly calibrated", [(0.0, 0.0), (1.0, 1.0)], color="#999", dashed=True, markers=False),
+            Series("champion (one point per probability bin)", points),
+        ],
+        Axis("predicted home-win probability", 0.0, 1.0, "{:.1f}"),
+        Axis("observed home-win rate", 0.0, 1.0, "{:.1f}"),
+        height=360,
+    )
 
 
 def rolling_svg(series: dict[str, list[dict[str, Any]]]) -> str:
     weeks = sorted({p["week"] for points in series.values() for p in points})
-    if not weeks:
-        return _frame("Weekly accuracy per version", "", "week", "accuracy")
     index = {w: i for i, w in enumerate(weeks)}
-    hi = max(len(weeks) - 1, 1)
-    body = ""
-    for k, (name, points) in enumerate(sorted(series.items())):
-        color = COLORS[k % len(COLORS)]
-        coords = " ".join(f"{_x(index[p['week']], 0, hi):.1f},{_y(p['accuracy'], 0.3, 0.9):.1f}" for p in points)
-        body += f'<polyline fill="none" stroke="{color}" stroke-width="2" points="{coords}"/>'
-        label = f'x="{WIDTH - PAD}" y="{PAD + 12 * k}" font-size="10" fill="{color}" text-anchor="end"'
-        body += f"<text {label}>{html.escape(name)}</text>"
-    return _frame("Weekly accuracy per version", body, f"weeks {weeks[0]} .. {weeks[-1]}", "accuracy (0.3-0.9)")
-
-
-def psi_svg(values: dict[str, float], threshold: float) -> str:
-    names = list(values)
-    if not names:
-        return _frame("Feature PSI", "", "feature", "PSI")
-    hi = max(max(values.values()), threshold) * 1.1
-    bar = (WIDTH - 2 * PAD) / len(names)
-    level = _y(threshold, 0, hi)
-    body = (
-        f'<line x1="{PAD}" y1="{level:.1f}" x2="{WIDTH - PAD}" y2="{level:.1f}" stroke="#d62728" stroke-dasharray="4"/>'
+    lines = [
+        Series(f"{name}", [(float(index[p["week"]]), 100.0 * p["accuracy"]) for p in points])
+        for name, points in sorted(series.items())
+    ]
+    return line_chart(
+        "Weekly accuracy per version (role)",
+        lines,
+        Axis("ISO week of the games", categories=[w[2:] for w in weeks]),
+        Axis("accuracy (% of games picked right)", 0.0, 100.0, "{:.0f}"),
+        references=[(50.0, "coin flip (50 %)")],
     )
-    for i, name in enumerate(names):
-        top = _y(values[name], 0, hi)
-        color = "#d62728" if values[name] >= threshold else "#1f77b4"
-        body += (
-            f'<rect x="{PAD + i * bar + 1:.1f}" y="{top:.1f}" width="{bar - 2:.1f}" height="{HEIGHT - PAD - top:.1f}" '
-            f'fill="{color}"><title>{html.escape(name)}: {values[name]}</title></rect>'
-        )
-    return _frame(f"Feature PSI (alarm at {threshold})", body, "features in bundle order (hover for names)", "PSI")
+
+
+def psi_svg(psi: dict[str, Any]) -> str:
+    n, days = psi.get("n"), psi.get("days")
+    window = f" over {n} requests of the last {days} days" if n and days else ""
+    return bar_chart(
+        f"Feature drift: PSI per feature{window}",
+        list(psi.get("values", {}).items()),
+        Axis("PSI against the four weeks before (unitless; 0 = the same distribution)", fmt="{:.2f}"),
+        threshold=psi.get("threshold", 0.2),
+        limits=psi.get("limits"),
+    )
 
 
 def _table(rows: Sequence[dict[str, Any]]) -> str:
@@ -96,50 +72,129 @@ def _table(rows: Sequence[dict[str, Any]]) -> str:
     return f"<table><tr>{head}</tr>{body}</table>"
 
 
-def render_html(document: dict[str, Any]) -> str:
-    """The whole report; ``document`` is the drift report's JSON document."""
-    rule = document.get("rule", {})
-    other = document.get("other_rule", {})
+def _pct(value: float | None) -> str:
+    return "n/a" if value is None else f"{100 * value:.1f} %"
+
+
+def _num(value: float | None) -> str:
+    return "n/a" if value is None else f"{value:.4f}"
+
+
+def _ms(value: float | None) -> str:
+    return "n/a" if value is None else f"{value:.3f} ms"
+
+
+def _rule_rows(document: dict[str, Any]) -> list[dict[str, Any]]:
+    rows = []
+    for label, rule in (("rule (decides)", document.get("rule", {})), ("other rule", document.get("other_rule", {}))):
+        verdict = "fired" if rule.get("fired") else "quiet"
+        rows.append({"what": f"{label}: {rule.get('rule')}", "value": f"{verdict}: {rule.get('detail')}"})
+    since = document.get("rule", {}).get("evidence_since")
+    rows.append({"what": "evidence counted since", "value": since or "the version's first game"})
+    return rows
+
+
+def _psi_verdict(psi: dict[str, Any]) -> str:
+    if not psi.get("judged", bool(psi.get("values"))):
+        return (
+            f"no verdict: {psi.get('n')} requests in the last {psi.get('days')} days and {psi.get('n_before')} in "
+            f"the four weeks before (each window needs {MIN_PSI_ROWS})"
+        )
+    over = ", ".join(
+        f"{name} {psi['values'][name]} > {psi.get('limits', {}).get(name)}" for name in psi.get("alarm", [])
+    )
+    return (over or "none") + f" (against the {psi.get('n_before')} requests of the four weeks before)"
+
+
+def summary_rows(document: dict[str, Any]) -> list[dict[str, Any]]:
     perf = document.get("performance", {})
     psi = document.get("psi", {})
+    coverage = document.get("coverage") or {}
+    latency = document.get("latency") or {}
     status = "DRIFT" if document.get("drift") else "no drift"
-    summary = [
+    return [
         {"what": "active version", "value": document.get("active")},
         {"what": "verdict", "value": status + ("; retrain requested" if document.get("retrain_requested") else "")},
-        {"what": f"rule ({rule.get('rule')})", "value": rule.get("detail")},
-        {
-            "what": f"other rule ({other.get('rule')})",
-            "value": f"{'fired' if other.get('fired') else 'quiet'}: {other.get('detail')}",
-        },
+        *_rule_rows(document),
         {
             "what": "live accuracy / log-loss",
-            "value": f"{perf.get('accuracy')} / {perf.get('log_loss')} (n={perf.get('n')})",
+            "value": f"{_pct(perf.get('accuracy'))} / {_num(perf.get('log_loss'))} over {perf.get('n')} resolved games",
         },
         {
-            "what": "baseline accuracy / log-loss",
-            "value": f"{perf.get('baseline_accuracy')} / {perf.get('baseline_log_loss')}",
+            "what": "baseline (holdout) accuracy / log-loss",
+            "value": f"{_pct(perf.get('baseline_accuracy'))} / {_num(perf.get('baseline_log_loss'))}",
         },
-        {"what": "calibration ECE", "value": document.get("calibration", {}).get("ece")},
-        {"what": "features over PSI alarm", "value": ", ".join(psi.get("alarm", [])) or "none"},
-        {"what": "coverage", "value": json.dumps(document.get("coverage"))},
-        {"what": "latency", "value": json.dumps(document.get("latency"))},
+        {"what": "calibration ECE", "value": _num(document.get("calibration", {}).get("ece"))},
+        {"what": "features over their PSI alarm level", "value": _psi_verdict(psi)},
+        {
+            "what": "coverage (last 7 days)",
+            "value": f"{_pct(coverage.get('share'))}: {coverage.get('predicted')} of {coverage.get('finished')} "
+            "finished games predicted before tip-off",
+        },
+        {
+            "what": "latency (last 7 days)",
+            "value": f"p50 {_ms(latency.get('p50_ms'))}, p99 {_ms(latency.get('p99_ms'))} over {latency.get('n')} "
+            "requests (model scoring time)",
+        },
         {
             "what": "complete through",
             "value": document.get("completeness", {}).get("complete_through") or "no league calendar",
         },
     ]
+
+
+def render_html(document: dict[str, Any]) -> str:
+    """The whole report; ``document`` is the drift report's JSON document."""
+    psi = document.get("psi", {})
+    drift = bool(document.get("drift"))
+    status = "DRIFT" if drift else "no drift"
+    run_date = html.escape(str(document.get("run_date")))
     skipped = document.get("completeness", {}).get("skipped_days", {})
     return (
-        "<!doctype html><html><head><meta charset='utf-8'><title>nbaml drift report "
-        f"{html.escape(str(document.get('run_date')))}</title><style>body{{font-family:sans-serif;margin:2em}}"
-        "table{border-collapse:collapse;margin:1em 0}td,th{border:1px solid #ccc;padding:4px 8px;text-align:left}"
-        ".plots svg{margin:0 1em 1em 0;border:1px solid #eee}</style></head><body>"
-        f"<h1>Drift report {html.escape(str(document.get('run_date')))}: {status}</h1>"
-        f"{_table(summary)}<div class='plots'>{calibration_svg(document.get('calibration', {}).get('curve', []))}"
-        f"{rolling_svg(document.get('rolling', {}))}{psi_svg(psi.get('values', {}), psi.get('threshold', 0.2))}</div>"
+        f"<!doctype html><html><head><meta charset='utf-8'><title>nbaml drift report {run_date}</title>"
+        f"<style>{STYLE}</style></head><body>"
+        f"<h1>Drift report {run_date}: <span class='{'drift' if drift else 'ok'}'>{status}</span></h1>"
+        f"{_table(summary_rows(document))}<div class='plots'>"
+        f"{calibration_svg(document.get('calibration', {}).get('curve', []))}"
+        f"{rolling_svg(document.get('rolling', {}))}"
+        f"{psi_svg(psi)}</div>"
         f"<h2>Champion against challengers (same games)</h2>{_table(document.get('challengers', []))}"
-        f"<h2>PSI per feature</h2>{_table([{'feature': k, 'psi': v} for k, v in psi.get('values', {}).items()])}"
+        f"{canary_html(document.get('canary') or {})}"
         "<h2>Days skipped (not complete yet: their predictions count once every game of the day is final)</h2>"
         f"{_table([{'day': day, 'why': why} for day, why in skipped.items()])}"
         "</body></html>"
+    )
+
+
+CANARY_COLUMNS = ("run_date", "percent", "n", "mean", "lower", "upper", "margin", "decision", "action")
+
+
+def canary_svg(checks: Sequence[dict[str, Any]], margin: float) -> str:
+    """Mean paired difference (canary - champion log-loss) at each check, with both bounds, 0 and the margin."""
+    shown = [c for c in checks if c.get("mean") is not None]
+    categories = [f"{str(c.get('run_date'))[5:]} {c.get('percent')}%" for c in shown]
+
+    def line(name: str, key: str, dashed: bool) -> Series:
+        return Series(name, [(i, float(c[key])) for i, c in enumerate(shown)], dashed=dashed)
+
+    return line_chart(
+        "Canary: canary minus champion log-loss per game",
+        [line("mean", "mean", False), line("upper bound", "upper", True), line("lower bound", "lower", True)],
+        Axis("drift check (date, share served)", categories=categories),
+        Axis("difference (log-loss per game)", fmt="{:.3f}"),
+        references=[(0.0, "0: as good as the champion"), (margin, f"margin {margin}")],
+    )
+
+
+def canary_html(canary: dict[str, Any]) -> str:
+    """The canary section: what this check did, and every check of the canary with its evidence."""
+    if not canary.get("version"):
+        return "<h2>Canary</h2><p>no canary in flight</p>"
+    checks = canary.get("checks", [])
+    margin = (canary.get("evidence") or {}).get("margin", 0.0)
+    rows = [{k: c.get(k) for k in CANARY_COLUMNS} for c in checks]
+    return (
+        f"<h2>Canary {html.escape(str(canary['version']))} at {canary.get('percent')} %: "
+        f"{html.escape(str(canary.get('action')))}</h2><p>{html.escape(str(canary.get('detail', '')))}</p>"
+        f"<div class='plots'>{canary_svg(checks, margin)}</div>{_table(rows)}"
     )

@@ -1,26 +1,49 @@
-"""Drift rules over a champion's resolved predictions. Pure functions, so the replay and tests can count
-how often each fires when nothing changed.
+"""Drift rules over a champion's resolved predictions. Pure functions, so the replay, the benchmark and the
+tests can count how often each fires when nothing changed.
 
-- ``seed_rule``: the seed's check, baseline accuracy minus the accuracy of the last 50 predictions above
-  0.05. On 50 games the standard error of an accuracy near 0.65 is about 0.067, so a drop of 0.05 is
-  inside the noise: on a replay of real seasons where nothing changed it fires often.
-- ``cusum_rule`` (the default, DRIFT_RULE=sequential): Page's CUSUM on per-game log-loss against the
-  model's own holdout log-loss. It accumulates evidence over every resolved prediction of the version
-  and fires only when log-loss has stayed above baseline + allowance long enough to pass the threshold.
+- ``seed_rule`` (DRIFT_RULE=seed): the seed's check, baseline accuracy minus the accuracy of the last 50
+  predictions above 0.05. On 50 games the standard error of an accuracy near 0.65 is about 0.067, so a
+  drop of 0.05 is inside the noise: on real seasons where nothing changed it fires often.
+- ``sequential_rule`` (the default, DRIFT_RULE=sequential): two one-sided CUSUMs that need no reference
+  from other games, so an easy or a hard season does not move them:
+
+  * *surprise*: observed minus expected log-loss per game. A calibrated model that gives ``p`` expects
+    ``-p ln p - (1-p) ln(1-p)`` (``metrics.expected_log_loss``) whatever the season; when the outcomes
+    run against its probabilities more than that, the model is over-confident or wrong.
+  * *sharpness*: the model's expected log-loss per game against its mean over the previous
+    ``SHARPNESS_REFERENCE_GAMES`` games of the same version. A broken feed or a broken model first makes
+    the model unsure (its probabilities fall toward the home-win rate), and a calibrated model that turns
+    unsure is not surprised by outcomes, so the surprise arm alone misses it (measured:
+    bench/bench_drift_rules.py). This arm uses no outcomes, so it has little noise; it is one-sided
+    upward because the model grows sharper as a season goes on (season-to-date features firm up).
+
+  Either arm over its limit fires. The caller restarts the evidence after a firing (``start``: the games
+  after the one that fired), so a retrain that is rejected, or held as a canary or shadow, leaves the
+  champion with a fresh statistic rather than one stuck over its limit, which would queue a retrain every
+  week. The sharpness reference keeps reading the games before ``start``.
 """
 
 from __future__ import annotations
 
 import bisect
 import math
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
 
-from nbaml.metrics import game_log_loss, log_loss
+from nbaml.metrics import expected_log_loss, game_log_loss
 
-# Tuned on real seasons with no change (bench/bench_drift_rules.py): allowance and threshold in log-loss units.
-CUSUM_ALLOWANCE = 0.03
-CUSUM_THRESHOLD = 4.0
+# Chosen by bench/bench_drift_rules.py --tune on the seasons up to 2018 (the README has its table):
+# allowances and thresholds in log-loss units (nats per game).
+SURPRISE_ALLOWANCE = 0.0
+SURPRISE_THRESHOLD = 15.0
+SHARPNESS_ALLOWANCE = 0.005
+SHARPNESS_THRESHOLD = 1.5
+SHARPNESS_REFERENCE_GAMES = 300  # about six weeks of the league's games
+MIN_GAMES = 50  # games since the restart before the rule may fire
+PSI_DAYS = 28  # feature drift: the last four weeks of requests against the four weeks before them
+MIN_PSI_ROWS = 100  # below this many requests in a window, PSI is noise (most of its ten bins would be empty)
+NORMAL_QUANTILE = 1.0  # a feature's alarm level: the highest PSI this check reached on the training weeks
 
 
 @dataclass(frozen=True)
@@ -31,6 +54,7 @@ class RuleResult:
     statistic: float
     limit: float
     detail: str
+    arms: list[dict[str, Any]] = field(default_factory=list)
 
 
 def seed_rule(
@@ -54,44 +78,115 @@ def seed_rule(
     )
 
 
-def cusum_rule(
-    outcomes: Sequence[tuple[float, bool]],
-    baseline_log_loss: float,
-    allowance: float = CUSUM_ALLOWANCE,
-    threshold: float = CUSUM_THRESHOLD,
-    min_games: int = 50,
+@dataclass(frozen=True)
+class SequentialConstants:
+    surprise_allowance: float = SURPRISE_ALLOWANCE
+    surprise_threshold: float = SURPRISE_THRESHOLD
+    sharpness_allowance: float = SHARPNESS_ALLOWANCE
+    sharpness_threshold: float = SHARPNESS_THRESHOLD
+    reference_games: int = SHARPNESS_REFERENCE_GAMES
+    min_games: int = MIN_GAMES
+
+
+def sequential_statistics(
+    outcomes: Sequence[tuple[float, bool]], start: int = 0, constants: SequentialConstants | None = None
+) -> tuple[float, float]:
+    """The two CUSUMs (surprise, sharpness) over ``outcomes[start:]`` ((probability, home_won), oldest first)."""
+    c = constants or SequentialConstants()
+    expected = [expected_log_loss(p) for p, _ in outcomes]
+    running = [0.0]
+    for value in expected:
+        running.append(running[-1] + value)
+    surprise = sharpness = 0.0
+    for i in range(start, len(outcomes)):
+        p, home_won = outcomes[i]
+        surprise = max(0.0, surprise + game_log_loss(home_won, p) - expected[i] - c.surprise_allowance)
+        first = max(0, i - c.reference_games)
+        reference = (running[i] - running[first]) / (i - first) if i > first else expected[i]
+        sharpness = max(0.0, sharpness + expected[i] - reference - c.sharpness_allowance)
+    return surprise, sharpness
+
+
+def sequential_rule(
+    outcomes: Sequence[tuple[float, bool]], start: int = 0, constants: SequentialConstants | None = None
 ) -> RuleResult:
-    """Page's CUSUM of (game log-loss - baseline - allowance) over (probability, home_won), oldest first."""
-    statistic, peak = 0.0, 0.0
-    for probability, home_won in outcomes:
-        statistic = max(0.0, statistic + game_log_loss(home_won, probability) - baseline_log_loss - allowance)
-        peak = max(peak, statistic)
-    n = len(outcomes)
-    if n < min_games:
-        return RuleResult("sequential", False, n, statistic, threshold, f"only {n} of {min_games} resolved")
-    mean = log_loss([w for _, w in outcomes], [p for p, _ in outcomes])
-    return RuleResult(
-        "sequential",
-        statistic > threshold,
-        n,
-        statistic,
-        threshold,
-        f"log-loss {mean:.4f} over {n} games vs baseline {baseline_log_loss:.4f}; "
-        f"CUSUM {statistic:.2f} (peak {peak:.2f})",
-    )
+    """The default rule on a version's resolved games; evidence counted from ``start`` (module docstring)."""
+    c = constants or SequentialConstants()
+    surprise, sharpness = sequential_statistics(outcomes, start, c)
+    n = len(outcomes) - start
+    arms = [
+        {"arm": "surprise", "statistic": round(surprise, 4), "limit": c.surprise_threshold},
+        {"arm": "sharpness", "statistic": round(sharpness, 4), "limit": c.sharpness_threshold},
+    ]
+    for arm in arms:
+        arm["fired"] = n >= c.min_games and arm["statistic"] > arm["limit"]
+    # One number for the report and the metric: how far the nearer arm is toward its limit (1.0 = at it).
+    statistic = max(surprise / c.surprise_threshold, sharpness / c.sharpness_threshold)
+    if n < c.min_games:
+        detail = f"only {n} of {c.min_games} games resolved since the evidence (re)started"
+    else:
+        observed = sum(game_log_loss(w, p) for p, w in outcomes[start:]) / n
+        expected = sum(expected_log_loss(p) for p, _ in outcomes[start:]) / n
+        detail = (
+            f"log-loss {observed:.4f} observed vs {expected:.4f} expected over {n} games; CUSUM surprise "
+            f"{surprise:.2f} of {c.surprise_threshold}, sharpness {sharpness:.2f} of {c.sharpness_threshold}"
+        )
+    return RuleResult("sequential", any(a["fired"] for a in arms), n, round(statistic, 4), 1.0, detail, arms)
+
+
+def feature_drift(
+    rows: Sequence[Sequence[float]],
+    before: Sequence[Sequence[float]],
+    names: Sequence[str],
+    distribution: Mapping[str, Any],
+    alarm: float,
+) -> dict[str, Any]:
+    """PSI of each feature of ``rows`` (the window's requests) against a reference that means normal.
+
+    The reference is the requests of the four weeks ``before`` the window: the same teams, the same league,
+    the same time of season, binned on the training deciles. With fewer than ``MIN_PSI_ROWS`` requests in
+    either window (the first weeks of a season or of a deployment) there is no verdict: the training
+    distribution is no stand-in, its early seasons hold few head-to-head meetings and its league other
+    teams. A feature's alarm level is ``alarm`` or, if higher, its ``normal`` level: the PSI this same
+    check reaches on the training seasons' own weeks (``NORMAL_QUANTILE``). Team-level features (points,
+    ratings, win share) take about 30 distinct values a window, one per team, so their PSI is large even
+    when nothing changed; one threshold for every feature rings every week.
+    """
+    values: dict[str, float] = {}
+    limits: dict[str, float] = {}
+    judged = len(rows) >= MIN_PSI_ROWS and len(before) >= MIN_PSI_ROWS
+    if judged:
+        for j, name in enumerate(names):
+            ref = distribution.get(name)
+            if ref:
+                expected = shares(ref["edges"], [r[j] for r in before])
+                values[name] = round(psi(expected, ref["edges"], [r[j] for r in rows]), 4)
+                limits[name] = round(max(alarm, float(ref.get("normal", 0.0))), 4)
+    return {
+        "n": len(rows),
+        "n_before": len(before),
+        "judged": judged,
+        "values": values,
+        "limits": limits,
+        "alarm": sorted(name for name, v in values.items() if v > limits[name]),
+    }
+
+
+def shares(edges: Sequence[float], values: Sequence[float]) -> list[float]:
+    """The share of ``values`` in each bin of ``edges`` (counted as the training shares were: searchsorted right)."""
+    counts = [0] * (len(edges) + 1)
+    for v in values:
+        counts[bisect.bisect_right(edges, v)] += 1
+    return [c / len(values) for c in counts] if values else [0.0] * len(counts)
 
 
 def psi(expected_shares: Sequence[float], edges: Sequence[float], values: Sequence[float]) -> float:
-    """Population stability index of ``values`` against the training shares over the same bins."""
+    """Population stability index of ``values`` against ``expected_shares`` over the same bins."""
     if not values:
         return 0.0
-    counts = [0] * (len(edges) + 1)
-    for v in values:
-        counts[bisect.bisect_right(edges, v)] += 1  # as the training shares were counted (searchsorted right)
-    total = len(values)
     value = 0.0
-    for expected, count in zip(expected_shares, counts, strict=True):
+    for expected, actual in zip(expected_shares, shares(edges, values), strict=True):
         e = max(expected, 1e-4)
-        a = max(count / total, 1e-4)
+        a = max(actual, 1e-4)
         value += (a - e) * math.log(a / e)
     return value

@@ -1,5 +1,8 @@
 """The admin routes: promote, roll back, canary, shadow, retrain; each through nbaml.deployment's checked path.
 
+The canary's operator moves (pause, resume, a forced step, abort) go through ``nbaml.promotion.canary``'s
+``Rollout``, the same code the drift check's rule uses, and are recorded with the admin actor and the reason.
+
 The token is checked before routing by ``AdminGuard`` (nbaml.serving.api) and, on AWS, first by the HTTP
 API's Lambda authorizer. The ``AdminToken`` scheme here only documents it, so the spec says which routes
 need it.
@@ -13,6 +16,7 @@ from fastapi import APIRouter, Depends, Query, Security
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from nbaml.events import RetrainRequest, RetrainTrigger
+from nbaml.promotion.canary import Rollout
 from nbaml.serving import schemas
 from nbaml.serving.context import Ctx
 from nbaml.serving.problems import documented
@@ -56,6 +60,30 @@ def set_canary(body: schemas.CanaryRequest, who: Admin, ctx: Ctx) -> schemas.Rol
 @router.delete("/canary", summary="Stop the canary")
 def clear_canary(who: Admin, ctx: Ctx, reason: Reason = "canary ended") -> schemas.RoleChangeOut:
     return schemas.RoleChangeOut(**ctx.deployment.clear_canary(by=who, why=reason).as_dict())
+
+
+@router.post("/canary/pause", summary="Stop the canary's automatic steps (checks still record them)", responses=CHANGES)
+def pause_canary(body: schemas.Reasoned, who: Admin, ctx: Ctx) -> schemas.RoleChangeOut:
+    return schemas.RoleChangeOut(**_rollout(ctx).pause(by=who, why=body.reason).as_dict())
+
+
+@router.post("/canary/resume", summary="Let the drift check step the canary again", responses=CHANGES)
+def resume_canary(body: schemas.Reasoned, who: Admin, ctx: Ctx) -> schemas.RoleChangeOut:
+    return schemas.RoleChangeOut(**_rollout(ctx).resume(by=who, why=body.reason).as_dict())
+
+
+@router.post("/canary/advance", summary="Move the canary one step now (the last step promotes)", responses=CHANGES)
+def advance_canary(body: schemas.Reasoned, who: Admin, ctx: Ctx) -> schemas.RoleChangeOut:
+    return schemas.RoleChangeOut(**_rollout(ctx).advance(by=who, why=body.reason).as_dict())
+
+
+@router.post("/canary/abort", summary="Clear the canary and reject its version", responses=CHANGES)
+def abort_canary(body: schemas.Reasoned, who: Admin, ctx: Ctx) -> schemas.RoleChangeOut:
+    return schemas.RoleChangeOut(**_rollout(ctx).abort(by=who, why=body.reason).as_dict())
+
+
+def _rollout(ctx: Ctx) -> Rollout:
+    return Rollout(ctx.deployment, ctx.settings.steps)
 
 
 @router.put("/shadow", summary="Score a version on every request without returning it", responses=CHANGES)

@@ -1,1 +1,2 @@
-"""The only modules that talk to AWS: S3 artifacts, the three DynamoDB tables, SSM parameters."""
+"""The only modules that talk to AWS: S3 artifacts, the DynamoDB tables (and the retrain requests' outcomes), SSM
+parameters, the retrain queue."""

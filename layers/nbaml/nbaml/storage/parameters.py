@@ -8,6 +8,7 @@ write is the rollback.
 from __future__ import annotations
 
 import datetime as dt
+import time
 from dataclasses import dataclass
 from typing import Any
 
@@ -64,12 +65,15 @@ def _provider() -> pt_parameters.SSMProvider:
 
 
 _SSM: tuple[Any, pt_parameters.SSMProvider] | None = None
+# SecureStrings read with their version: name -> (the SSM client read with, monotonic expiry, value, version).
+_VERSIONED_SECRETS: dict[str, tuple[Any, float, str, int]] = {}
 
 
 def reset_cache() -> None:
     """Forget cached values and the provider (tests; and after the endpoint changes)."""
     global _SSM
     _SSM = None
+    _VERSIONED_SECRETS.clear()
     pt_parameters.clear_caches()
 
 
@@ -92,10 +96,9 @@ def read(name: str, *, max_age: int = 0, decrypt: bool = False) -> str:
         raise StorageError(f"cannot read SSM parameter {name}: {exc}") from exc
 
 
-def read_versioned(name: str) -> tuple[str, int]:
-    """A parameter's value and its version number, read now (no cache): what a compare-and-set compares."""
+def _get_versioned(ssm: Any, name: str, *, decrypt: bool) -> tuple[str, int]:
     try:
-        parameter = client("ssm").get_parameter(Name=name)["Parameter"]
+        parameter = ssm.get_parameter(Name=name, WithDecryption=decrypt)["Parameter"]
     except ClientError as exc:
         if exc.response.get("Error", {}).get("Code") == "ParameterNotFound":
             raise NotFoundError(f"SSM parameter {name} does not exist") from exc
@@ -105,9 +108,27 @@ def read_versioned(name: str) -> tuple[str, int]:
     return str(parameter["Value"]), int(parameter["Version"])
 
 
+def read_versioned(name: str) -> tuple[str, int]:
+    """A parameter's value and its version number, read now (no cache): what a compare-and-set compares."""
+    return _get_versioned(client("ssm"), name, decrypt=False)
+
+
 def read_secret(name: str, *, max_age: int = 300) -> str:
     """A SecureString, decrypted. Its value must never reach a log line or an error message."""
     return read(name, max_age=max_age, decrypt=True)
+
+
+def read_secret_versioned(name: str, *, max_age: int = 300) -> tuple[str, int]:
+    """A SecureString, decrypted, with its version number (which token it is, never the token), cached for
+    ``max_age`` seconds. The value must never reach a log line or an error message; the version may."""
+    ssm = client("ssm")
+    cached = _VERSIONED_SECRETS.get(name)
+    if cached and cached[0] is ssm and cached[1] > time.monotonic():  # the same endpoint and identity, in time
+        return cached[2], cached[3]
+    value, version = _get_versioned(ssm, name, decrypt=True)
+    if max_age > 0:
+        _VERSIONED_SECRETS[name] = (ssm, time.monotonic() + max_age, value, version)
+    return value, version
 
 
 def write(name: str, value: str, *, why: str) -> int:

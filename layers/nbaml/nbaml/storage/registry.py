@@ -24,6 +24,7 @@ MARKER_PREFIX = "MARK#"
 
 class VersionStatus(StrEnum):
     CANDIDATE = "candidate"
+    CANARY = "canary"  # serving a share of games (nbaml.promotion.canary)
     ACTIVE = "active"
     INACTIVE = "inactive"
     REJECTED = "rejected"
@@ -69,6 +70,27 @@ class ModelRegistry:
         versions = [i for i in items if not str(i["version"]).startswith((LOCK_PREFIX, MARKER_PREFIX))]
         return sorted(versions, key=lambda i: (i.get("deployed_at") or "", i.get("created_at") or ""), reverse=True)
 
+    def made_by_request(self, request_id: str) -> dict[str, Any] | None:
+        """The version a retrain request registered, if it got that far (a request registers at most one)."""
+        made = [v for v in self.versions() if v.get("request_id") == request_id]
+        return from_item(min(made, key=lambda v: str(v["version"]))) if made else None
+
+    def annotate(self, version: str, fields: dict[str, Any]) -> None:
+        """Set ``fields`` on a registered version's item without a status change (no history entry): what a retrain
+        decided about it, a canary's checks."""
+        names = {f"#f{i}": key for i, key in enumerate(fields)}
+        values = {f":f{i}": to_item({"v": value})["v"] for i, value in enumerate(fields.values())}
+        call(
+            f"annotate {version}",
+            lambda: table(self.table_name).update_item(
+                Key={"version": version},
+                UpdateExpression="SET " + ", ".join(f"#f{i} = :f{i}" for i in range(len(fields))),
+                ConditionExpression="attribute_exists(version)",
+                ExpressionAttributeNames=names,
+                ExpressionAttributeValues=values,
+            ),
+        )
+
     def with_status(self, status: VersionStatus) -> list[dict[str, Any]]:
         return call(
             f"versions {status}",
@@ -108,7 +130,6 @@ class ModelRegistry:
             ),
         )
 
-    # ---------------------------------------------------------------- lock and markers
     def acquire_lock(self, name: str, owner: str, ttl_seconds: int) -> None:
         """Take the named lock, or raise ConflictError naming the run that holds it.
 
@@ -166,6 +187,15 @@ class ModelRegistry:
         except BotoCoreError as exc:
             raise StorageError(f"mark {name}: {exc}") from exc
         return True
+
+    def put_marker(self, name: str, detail: dict[str, Any]) -> None:
+        """Record (or overwrite) a named marker, e.g. where a version's drift evidence restarts."""
+        item = to_item({**detail, "version": MARKER_PREFIX + name, "marked_at": _now()})
+        call(f"mark {name}", lambda: table(self.table_name).put_item(Item=item))
+
+    def marker(self, name: str) -> dict[str, Any] | None:
+        """A marker's detail, or None if it was never recorded."""
+        return self._item(MARKER_PREFIX + name) or None
 
     def _item(self, key: str) -> dict[str, Any]:
         response = call(f"get {key}", lambda: table(self.table_name).get_item(Key={"version": key}))

@@ -16,6 +16,7 @@ from nbaml.features import FEATURE_DESCRIPTIONS, FEATURE_NAMES, FEATURES_VERSION
 from nbaml.games.history import data_hash
 from nbaml.games.records import Game
 from nbaml.metrics import score
+from nbaml.monitoring import rules
 from nbaml.training.dataset import Split, feature_table, time_split
 from nbaml.training.evaluate import holdout_scores, inference_latency_ms
 from nbaml.training.gates import MIN_COMPARISON_GAMES, Comparison, Gates, Verdict, judge
@@ -126,7 +127,9 @@ def train_candidate(
         "feature_names": list(FEATURE_NAMES),
         "features_version": FEATURES_VERSION,
         "feature_descriptions": {name: FEATURE_DESCRIPTIONS[name] for name in FEATURE_NAMES},
-        "feature_distribution": feature_distribution(split.X_train, FEATURE_NAMES),
+        "feature_distribution": feature_distribution(
+            split.X_train, FEATURE_NAMES, dates=table.dates[: len(split.y_train)]
+        ),
         "libraries": _library_versions(),
         "seed": config.seed,
         **(provenance or {}),
@@ -168,15 +171,52 @@ def _holdout_dates(table: Any, split: Split) -> list[dt.date]:
     return table.dates[len(table.dates) - len(split.y_holdout) :]
 
 
-def feature_distribution(X: np.ndarray, names: tuple[str, ...] | list[str], bins: int = 10) -> dict[str, Any]:
-    """Per-feature decile edges and shares on the training rows: drift_check's PSI reference."""
+def feature_distribution(
+    X: np.ndarray, names: tuple[str, ...] | list[str], bins: int = 5, dates: Sequence[dt.date] | None = None
+) -> dict[str, Any]:
+    """Per-feature quintile edges and shares on the training rows: drift_check's PSI reference.
+
+    Quintiles, not deciles: a team-level feature takes about 30 distinct values in a window of requests
+    (one per team), and ten bins of three teams make PSI noise (bench/bench_feature_drift.py).
+
+    With the rows' ``dates``, also each feature's ``normal`` PSI: drift_check's own check (a PSI_DAYS window
+    against the PSI_DAYS before it, every Monday, ``rules.feature_drift``) replayed on the training rows,
+    at ``rules.NORMAL_QUANTILE``.
+    """
     result: dict[str, Any] = {}
+    windows = _weekly_windows(dates) if dates is not None else []
     for j, name in enumerate(names):
         column = X[:, j]
         edges = np.unique(np.quantile(column, np.linspace(0, 1, bins + 1)[1:-1]))
-        counts = np.bincount(np.searchsorted(edges, column, side="right"), minlength=len(edges) + 1)
-        result[name] = {
-            "edges": [round(float(e), 6) for e in edges],
-            "shares": [round(float(c) / len(column), 6) for c in counts],
-        }
+        bin_of = np.searchsorted(edges, column, side="right")
+        result[name] = {"edges": [round(float(e), 6) for e in edges], "shares": _shares(bin_of, len(edges) + 1)}
+        if windows:
+            levels = [_psi(bin_of[before], bin_of[now], len(edges) + 1) for now, before in windows]
+            result[name]["normal"] = round(float(np.quantile(levels, rules.NORMAL_QUANTILE)), 4)
     return result
+
+
+def _weekly_windows(dates: Sequence[dt.date]) -> list[tuple[np.ndarray, np.ndarray]]:
+    """(window, the window before) row masks for every Monday of ``dates`` where both hold enough rows."""
+    ordinals = np.asarray([d.toordinal() for d in dates])
+    first = dates[0] + dt.timedelta(days=(7 - dates[0].weekday()) % 7)
+    days = rules.PSI_DAYS
+    windows = []
+    for monday in range(first.toordinal(), int(ordinals[-1]) + 8, 7):
+        now = (ordinals >= monday - days) & (ordinals < monday)
+        before = (ordinals >= monday - 2 * days) & (ordinals < monday - days)
+        if now.sum() >= rules.MIN_PSI_ROWS and before.sum() >= rules.MIN_PSI_ROWS:
+            windows.append((now, before))
+    return windows
+
+
+def _psi(expected_bins: np.ndarray, actual_bins: np.ndarray, bins: int) -> float:
+    """``rules.psi`` on bin indices (the same floor of 1e-4 on both shares)."""
+    e = np.maximum(np.bincount(expected_bins, minlength=bins) / len(expected_bins), 1e-4)
+    a = np.maximum(np.bincount(actual_bins, minlength=bins) / len(actual_bins), 1e-4)
+    return float(np.sum((a - e) * np.log(a / e)))
+
+
+def _shares(bin_of: np.ndarray, bins: int) -> list[float]:
+    counts = np.bincount(bin_of, minlength=bins)
+    return [round(float(c) / len(bin_of), 6) for c in counts]

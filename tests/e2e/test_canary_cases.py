@@ -1,0 +1,87 @@
+"""The canary's three cases end to end: each a replay of 42 days of the real 2022-23 season (``infra.canary_cases``).
+
+With ``PromotionMode: canary`` the retrain of November 1st starts its candidate at 10 %, and the Monday drift
+checks (Nov 7, 14, 21, 28) judge it with no operator action: the normal retrain (better) must reach active,
+an equal candidate must do no harm either way, and a worse one (trained with home and away swapped, its gates
+bypassed) must be aborted at its first step within two checks of having enough games. Every step must be in
+the registry's history and in the SSM parameter's.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from infra import canary_cases as cc
+from tests.conftest import SHARED_GAMES
+
+MONTHLY = "v20221101_050000"  # the November retrain's candidate in every case
+pytestmark = pytest.mark.skipif(not SHARED_GAMES.exists(), reason=f"the shared real seasons are not at {SHARED_GAMES}")
+
+
+@pytest.fixture(scope="module")
+def cases(tmp_path_factory: pytest.TempPathFactory) -> dict[str, tuple[cc.CaseResult, cc.Capture]]:
+    out = tmp_path_factory.mktemp("canary")
+    found = {}
+    for case in cc.CASES:
+        capture = cc.Capture()
+        results = cc.run_case(case, out_dir=out, capture=capture)
+        found[case] = (next(r for r in results if r.version == MONTHLY), capture)
+    table = cc.render([r for r, _ in found.values()])
+    (Path(out) / "canary_cases.md").write_text(table + "\n")
+    print("\n" + table)
+    for case, (result, _) in found.items():
+        print(case, [(c["run_date"], c["percent"], c["n"], c["upper"], c["action"]) for c in result.checks])
+    return found
+
+
+def _steps_in_ssm(capture: cc.Capture) -> list[str]:
+    return [value for value, _ in capture.parameter_history["canary"] if value.startswith(MONTHLY)]
+
+
+def test_given_the_normal_monthly_retrain_then_it_climbs_every_step_to_active_within_three_checks(cases) -> None:
+    # Nov 7: fewer than 50 pairs, hold; Nov 14: 10 -> 50; Nov 21: 50 -> 100, active before the next retrain
+    result, capture = cases["better"]
+    assert result.status == "active"
+    assert result.steps == [10, 50]  # then the last step, 100, is the promotion
+    assert result.weeks_to_decision is not None and result.weeks_to_decision <= 3
+    assert [c["action"] for c in result.checks][-2:] == ["advanced", "promoted"]
+    # each step is an SSM write with the figures, and the promotion a write of the active parameter
+    assert _steps_in_ssm(capture) == [f"{MONTHLY}:10", f"{MONTHLY}:50"]
+    active_value, why = capture.parameter_history["active"][-1]
+    assert active_value == MONTHLY and "canary at 100 %" in why and "n=" in why
+    record = capture.registry[MONTHLY]
+    assert [h["to"] for h in record["history"]][-3:] == ["canary", "canary", "active"]
+    assert capture.registry["v1"]["status"] == "inactive"
+    assert result.served_as_canary > 0 and result.served_as_champion > 0
+
+
+def test_given_an_equal_candidate_then_it_does_no_harm_either_way(cases) -> None:
+    result, capture = cases["equal"]
+    assert result.status in {"active", "rejected"}
+    live = result.live
+    assert live["n"] >= 50
+    # on the games both scored, the candidate is within the margin of the champion, whatever was decided
+    assert abs(live["candidate_log_loss"] - live["champion_log_loss"]) < 0.01
+    if result.status == "rejected":
+        assert "not shown non-inferior" in capture.registry[MONTHLY]["rejected_because"][0]
+
+
+def test_given_a_worse_candidate_then_it_is_aborted_at_its_first_step_within_two_checks_of_enough_games(
+    cases,
+) -> None:
+    result, capture = cases["worse"]
+    assert result.status == "rejected"
+    assert result.steps == [10]  # never more than the first step's share
+    assert result.weeks_after_enough is not None and result.weeks_after_enough <= 2
+    assert result.served_as_champion == 0
+    total = sum(1 for p in capture.predictions if p["role"] == "champion")
+    assert result.served_as_canary <= 0.2 * total  # about 10 % of the games since it started
+    record = capture.registry[MONTHLY]
+    assert record["rejected_because"][0].startswith("canary aborted by canary-rule: n=")
+    assert record["canary_evidence"]["decision"] in {"abort", "futile"}
+    assert _steps_in_ssm(capture) == [f"{MONTHLY}:10"]
+    assert capture.parameter_history["canary"][-1][0] == "none"
+    assert "canary aborted" in capture.parameter_history["canary"][-1][1]
+    assert capture.parameter_history["active"][-1][0] == "v1"
