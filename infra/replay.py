@@ -14,10 +14,11 @@
    on the same games, the drift events, the completeness of what the slates saw, where the time went, and
    writes the reports.
 
-The replay runs on a simulated clock (``now``): each handler gets its firing's scheduled time in its event,
-the feed answers as of it (a game is final GAME_LENGTH after its tip-off), and the API's predictor reads
-the same clock. So a schedule that fires too early (``--template`` with another copy) shows up as results
-missing at collect, late results, and slates refused (``CompletenessWatch``).
+The replay runs on a simulated clock (``now``, moved by ``tick``): each handler gets its firing's scheduled
+time in its event, the feed answers as of it (a game is final GAME_LENGTH after its tip-off), and the API's
+predictor reads the same clock (SAM's predict container reads it from SSM: ``nbaml.serving.clock``). So a
+schedule that fires too early (``--template`` with another copy) shows up as results missing at collect,
+late results, and slates refused (``CompletenessWatch``).
 
 The replay compresses months into minutes, so the predict function's parameter cache (max_age) is set to
 0 here: a promotion is visible on the next request, as it would be within 30 s on AWS.
@@ -351,8 +352,12 @@ class SeasonReplay:
         self.retrains.extend(result["runs"])
         return result["runs"][0]
 
+    def tick(self, instant: dt.datetime) -> None:
+        """Move the simulated clock to ``instant``: the handlers and the slates after this run at it."""
+        self.now = instant
+
     def fire(self, firing: Firing) -> None:
-        self.now = firing.at
+        self.tick(firing.at)
         self.hooks.before_firing(self, firing)
         short = tpl.short_name(Path(self.stack.function_dirs[firing.function]))
         phase = {"collect": "collect", "drift_check": "drift", "retrain": "retrain"}.get(short, "collect")
@@ -373,7 +378,7 @@ class SeasonReplay:
         self.drain_retrain_queue()
 
     def predict_slate(self, client: Any, day: dt.date) -> None:
-        self.now = league_time(day, SLATE_TIME)
+        self.tick(league_time(day, SLATE_TIME))
         self.hooks.before_slate(self, day)
         games = self.source.feed.schedule(day)
         if not games:

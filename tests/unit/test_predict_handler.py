@@ -146,3 +146,32 @@ def test_given_no_prefix_another_stage_or_a_bad_game_then_answered_not_found_and
     status, body, _ = invoke(handler, event)
     assert status == 422
     assert ["body", "games", 0, "home"] in [error["loc"] for error in body["detail"]], body
+
+
+def test_given_a_simulated_clock_in_the_environment_then_the_handler_serves_and_logs_on_it(
+    handler: Any, stack: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The SAM replay's seam (nbaml.serving.clock): the variable names a parameter holding the instant."""
+    from nbaml.serving import clock
+
+    parameter = "/nbaml-local/replay/now"
+    simulated = dt.datetime(2023, 1, 9, 16, 0, tzinfo=dt.UTC)  # 11:00 Eastern, the day before the sample's game
+    monkeypatch.setenv(clock.SIMULATED_CLOCK_PARAM, parameter)
+    clock.write_instant(parameter, simulated)
+    event = sample("predict-game.json", stage=os.environ["STAGE"])
+    status, body, _ = invoke(handler, event)
+    assert status == 200, body
+    (answer,) = body["predictions"]
+    logged = [i for i in PredictionLog(stack.tables["PredictionsTable"]).all() if i["game_id"] == answer["game_id"]]
+    assert [dt.datetime.fromisoformat(i["served_at"]) for i in logged] == [simulated]
+    # the date window follows the simulated day: ten days after it is past the horizon, though not the machine's
+    later = copy.deepcopy(event)
+    later["body"] = event["body"].replace(SAMPLE_DAY.isoformat(), "2023-01-20")
+    later["headers"]["content-length"] = str(len(later["body"]))
+    status, body, _ = invoke(handler, later)
+    assert status == 422 and "2023-01-20" in json.dumps(body), body
+    # and it moves when the parameter does, on the same warm instance: from four days earlier, the sample's own
+    # game is past the horizon too
+    clock.write_instant(parameter, simulated - dt.timedelta(days=4))
+    status, body, _ = invoke(handler, event)
+    assert status == 422 and SAMPLE_DAY.isoformat() in json.dumps(body), body
