@@ -159,7 +159,11 @@ class Workload:
             log.resolve(games)
         report = self.invoke("drift_check", self.scheduled("drift_check", run_date, 4))
         assert report["drift"] and report["retrain_requested"], report
+        before = len(self.results.get("retrain", []))
         self.deliver_retrains()
+        # SEED's league: the quick model on drift passes every gate, Elo's included (the routes need two versions)
+        runs = [run for result in self.results["retrain"][before:] for run in result["runs"]]
+        assert [run["status"] for run in runs] == ["promoted"], runs
 
     def every_route(self, day: dt.date) -> None:
         overview = self.api("GET", "/models")
