@@ -15,7 +15,10 @@ as met), policy variables, and permission boundaries.
 an operator role with administrator rights stands for the person at the keyboard (the tests, the replay's
 client, the command line); each function gets the credentials of its own execution role, as Lambda hands
 them to it. Every authorization an emulator in this process decides is recorded as a ``Call``; ``audit``
-then says which calls a function's policies do not allow and which grants no recorded call used.
+then says which calls a function's policies do not allow and which grants no recorded call used. No emulator
+here runs EventBridge Scheduler, so what it does with each schedule's execution role (invoke the function,
+dead-letter a failed invocation) is read off the schedules as Scheduler holds them (``scheduler_calls``) and
+audited the same way.
 """
 
 from __future__ import annotations
@@ -291,20 +294,54 @@ def enforced(stack: Any) -> Iterator[Enforcement]:
             stack.iam, stack.operator_credentials = None, None
 
 
+# ---------------------------------------------------------------- what EventBridge Scheduler does
+def scheduler_principals(stack: Any) -> dict[str, str]:
+    """Each Scheduler schedule's logical id -> its execution role's name, as Scheduler holds the schedule."""
+    scheduler = emu.client("scheduler", stack.endpoint)
+    roles = {}
+    for logical_id, kind in stack.resource_types.items():
+        if kind == "AWS::Scheduler::Schedule":
+            target = scheduler.get_schedule(Name=stack.resource(logical_id), GroupName="default")["Target"]
+            roles[logical_id] = str(target["RoleArn"]).rsplit("/", 1)[-1]
+    return roles
+
+
+def scheduler_calls(stack: Any) -> list[Call]:
+    """The calls EventBridge Scheduler makes with each schedule's execution role, read off the schedule.
+
+    No emulator here runs Scheduler (the local clock fires the handlers in-process), so the calls are what
+    Scheduler documents for a Lambda target: ``lambda:InvokeFunction`` on the target at each firing, and
+    ``sqs:SendMessage`` to the dead-letter queue once the retries are spent. Each is judged by moto's
+    evaluator against the role's policies as the emulator holds them.
+    """
+    scheduler, iam = emu.client("scheduler", stack.endpoint), emu.client("iam", stack.endpoint)
+    calls = []
+    for logical_id, role in scheduler_principals(stack).items():
+        target = scheduler.get_schedule(Name=stack.resource(logical_id), GroupName="default")["Target"]
+        names = iam.list_role_policies(RoleName=role)["PolicyNames"]
+        documents = [iam.get_role_policy(RoleName=role, PolicyName=n)["PolicyDocument"] for n in names]
+        wanted = [("lambda:InvokeFunction", str(target["Arn"]))]
+        if target.get("DeadLetterConfig", {}).get("Arn"):
+            wanted.append(("sqs:SendMessage", str(target["DeadLetterConfig"]["Arn"])))
+        calls += [Call(logical_id, action, arn, _permitted(documents, action, arn)) for action, arn in wanted]
+    return calls
+
+
 # ---------------------------------------------------------------- the audit
 def _roles(stack: Any) -> dict[str, str]:
     return stack.iam.roles if stack.iam is not None else function_roles(stack)
 
 
-def inline_policies(stack: Any) -> dict[str, list[dict[str, Any]]]:
-    """Each function's inline policy documents as the emulator holds them.
+def inline_policies(stack: Any, roles: Mapping[str, str] | None = None) -> dict[str, list[dict[str, Any]]]:
+    """Each function's (or each of ``roles``': principal -> role name) inline policy documents as the emulator
+    holds them.
 
     The deploy rewrote each from the translated template and read it back equal (infra.reconcile.functions),
     so these are the template's policies with the stack's real names.
     """
     iam = emu.client("iam", stack.endpoint)
     documents: dict[str, list[dict[str, Any]]] = {}
-    for logical_id, role in _roles(stack).items():
+    for logical_id, role in (roles or _roles(stack)).items():
         names = iam.list_role_policies(RoleName=role)["PolicyNames"]
         documents[logical_id] = [iam.get_role_policy(RoleName=role, PolicyName=n)["PolicyDocument"] for n in names]
     return documents

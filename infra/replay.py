@@ -1,16 +1,24 @@
 """The season replay, nbaml's main job: a whole season lived through the local stack, day by day.
 
 1. an emulator starts in this process and template.yaml is deployed into it (``infra.stack``);
-2. history is backfilled (archived raw, Games, training snapshot, team state);
+2. history is backfilled (archived raw, Games, training snapshot, team state, and the league calendar
+   vouching for every day before the season);
 3. retrain runs once and ``v1`` is activated through the gates;
 4. the prediction API is served on 127.0.0.1 (uvicorn, the same app Mangum wraps on AWS);
-5. for each day of the season, the schedule clock fires what template.yaml schedules for that day
-   (collect 03:00, drift_check Mondays 04:00, retrain on the 1st at 05:00) as scheduled events through
-   the handlers; retrain requests that drift_check queues are drained from SQS into the retrain handler,
-   as Lambda's event source mapping would; then a client asks the HTTP API for the day's slate before
-   tip-off;
+5. for each league (Eastern) day of the season, in time order: the schedule clock fires what template.yaml
+   schedules (collect 03:00, drift_check Mondays 04:00, retrain on the 1st at 05:00, Eastern) as the events
+   Scheduler delivers, through the handlers; retrain requests that drift_check queues are drained from SQS
+   into the retrain handler, as Lambda's event source mapping would; and at SLATE_TIME (11:00) a client asks
+   the HTTP API for the day's slate;
 6. at the end it prints the model_versions table, live metrics per version against always-home and Elo
-   on the same games, the drift events, where the time went, and writes the reports.
+   on the same games, the drift events, the completeness of what the slates saw, where the time went, and
+   writes the reports.
+
+The replay runs on a simulated clock (``now``, moved by ``tick``): each handler gets its firing's scheduled
+time in its event, the feed answers as of it (a game is final GAME_LENGTH after its tip-off), and the API's
+predictor reads the same clock (SAM's predict container reads it from SSM: ``nbaml.serving.clock``). So a
+schedule that fires too early (``--template`` with another copy) shows up as results missing at collect,
+late results, and slates refused (``CompletenessWatch``).
 
 The replay compresses months into minutes, so the predict function's parameter cache (max_age) is set to
 0 here: a promotion is visible on the next request, as it would be within 30 s on AWS.
@@ -30,6 +38,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from infra import dashboard, runtime, tables
 from infra import emulator as emu
@@ -37,6 +46,7 @@ from infra import stack as stk
 from infra import template as tpl
 from infra.clock import Firing, ScheduleClock
 from nbaml import layout
+from nbaml.games.teams import LEAGUE_TIMEZONE, league_time
 from nbaml.serving.schemas import SLATE_LIMIT
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -57,6 +67,7 @@ class ReplayOptions:
     seed: int = 2024
     out_dir: Path = REPO_ROOT / "reports" / "replay"
     progress: bool = True
+    template_path: Path = tpl.DEFAULT_TEMPLATE  # another copy of the template (a test moving a schedule)
 
 
 @dataclass
@@ -72,6 +83,7 @@ class ReplayResult:
     timings: dict[str, float]
     report_dir: Path
     failures: list[str] = field(default_factory=list)
+    completeness: dict[str, Any] = field(default_factory=dict)
 
 
 class Hooks:
@@ -181,6 +193,78 @@ class _Pinned:
             await self.app(scope, receive, send)
 
 
+# ---------------------------------------------------------------- the feed's timing, watched
+# Eastern: the client asks for each day's slate before its first tip-off (13:00 at the earliest)
+SLATE_TIME = dt.time(11)
+
+
+class CompletenessWatch:
+    """What the replay sees of the real feed's timing, from the truth and collect's own reports.
+
+    A game is *known* once a collect run reported its day without it pending. A game is *late* when a slate
+    after its day was asked while it was not known yet (the features of that slate would have missed it).
+    A slate refused with 409 is listed with what it named; a slate served while a game of an earlier day was
+    unknown would be a slate predicted on an incomplete previous day, which the predict function must never
+    allow (the replay counts them: the number must be 0).
+    """
+
+    def __init__(self, season_games: list[Any], start: dt.date) -> None:
+        self.by_day: dict[dt.date, list[str]] = defaultdict(list)
+        for game in season_games:
+            self.by_day[game.game_date].append(game.game_id)
+        self.settled = start - dt.timedelta(days=1)  # every game of every day up to here is known
+        self.known: set[str] = set()
+        self.collect_runs = 0
+        self.pending_at_collect = 0  # games of days before a run's date it still found pending
+        self.late: dict[str, str] = {}
+        self.refused: list[dict[str, Any]] = []
+        self.on_incomplete: list[str] = []
+
+    def collected(self, result: dict[str, Any]) -> None:
+        self.collect_runs += 1
+        self.pending_at_collect += len(result.get("pending_before_today", []))
+        for day, record in result.get("days", {}).items():
+            pending = set(record["pending"])
+            self.known.update(g for g in self.by_day.get(dt.date.fromisoformat(day), []) if g not in pending)
+
+    def unseen_before(self, day: dt.date) -> list[str]:
+        while self.settled + dt.timedelta(days=1) < day and all(
+            g in self.known for g in self.by_day.get(self.settled + dt.timedelta(days=1), [])
+        ):
+            self.settled += dt.timedelta(days=1)
+        unseen, current = [], self.settled + dt.timedelta(days=1)
+        while current < day:
+            unseen += [g for g in self.by_day.get(current, []) if g not in self.known]
+            current += dt.timedelta(days=1)
+        return unseen
+
+    def slate(self, day: dt.date, status: int, body: dict[str, Any]) -> None:
+        unseen = self.unseen_before(day)
+        for game_id in unseen:
+            self.late.setdefault(game_id, day.isoformat())
+        if status == 409:
+            missing = body.get("missing", [])
+            self.refused.append(
+                {"day": day.isoformat(), "days": len(missing), "games": sum(len(m["pending"]) for m in missing)}
+            )
+        elif status == 200 and unseen:
+            self.on_incomplete.append(day.isoformat())
+
+    def as_dict(self) -> dict[str, Any]:
+        late_by_day: dict[str, int] = defaultdict(int)
+        for game_id in self.late:
+            late_by_day[f"{game_id[:4]}-{game_id[4:6]}-{game_id[6:8]}"] += 1  # the id starts with its date
+        return {
+            "collect_runs": self.collect_runs,
+            "pending_at_collect": self.pending_at_collect,
+            "late_games": len(self.late),
+            "late_games_by_night": dict(sorted(late_by_day.items())),
+            "late_game_ids": sorted(self.late),
+            "slates_refused": self.refused,
+            "slates_on_incomplete_days": self.on_incomplete,
+        }
+
+
 # ---------------------------------------------------------------- the replay
 class SeasonReplay:
     def __init__(self, stack: stk.LocalStack, source: Source, options: ReplayOptions, hooks: Hooks | None = None):
@@ -197,6 +281,8 @@ class SeasonReplay:
         self.failures: list[str] = []
         self.active = "none"
         self.slates = 0
+        self.now = dt.datetime.combine(source.start, dt.time(), tzinfo=dt.UTC)  # the simulated clock
+        self.watch = CompletenessWatch(source.season_games, source.start)
         Path(options.out_dir).mkdir(parents=True, exist_ok=True)
         self.function_log = (Path(options.out_dir) / "functions.log").open("w")
 
@@ -243,7 +329,13 @@ class SeasonReplay:
         from nbaml.games.feeds.base import FeedBatch
 
         with self.phase("backfill"), runtime.function_environment(self.stack.env_for("collect") | QUIET):
-            report = load(load_settings(CommonSettings), FeedBatch(games=self.source.history), source=self.source.name)
+            # the history holds every game before the season: the backfill vouches for every day up to it
+            report = load(
+                load_settings(CommonSettings),
+                FeedBatch(games=self.source.history),
+                source=self.source.name,
+                complete_through=self.source.start - dt.timedelta(days=1),
+            )
         return report.as_dict()
 
     def train_first_model(self) -> dict[str, Any]:
@@ -260,17 +352,25 @@ class SeasonReplay:
         self.retrains.extend(result["runs"])
         return result["runs"][0]
 
+    def tick(self, instant: dt.datetime) -> None:
+        """Move the simulated clock to ``instant``: the handlers and the slates after this run at it."""
+        self.now = instant
+
     def fire(self, firing: Firing) -> None:
+        self.tick(firing.at)
         self.hooks.before_firing(self, firing)
         short = tpl.short_name(Path(self.stack.function_dirs[firing.function]))
         phase = {"collect": "collect", "drift_check": "drift", "retrain": "retrain"}.get(short, "collect")
-        rule_arn = self.stack.resources.get(firing.rule_logical_id)
+        event = firing.event(name=self.stack.resources.get(firing.resource_logical_id))
         try:
             with self.phase(phase):
-                result = self.invoke(short, firing.event(rule_arn=rule_arn))
-        except Exception as exc:  # a scheduled function that fails raises; EventBridge would retry it
-            self.failures.append(f"{firing.at:%Y-%m-%d %H:%M} {short}: {type(exc).__name__}: {exc}")
+                result = self.invoke(short, event)
+        except Exception as exc:  # a scheduled function that fails raises; Scheduler would retry it
+            local = firing.at.astimezone(ZoneInfo(LEAGUE_TIMEZONE))  # on the league's clock, as scheduled
+            self.failures.append(f"{local:%Y-%m-%d %H:%M} {short}: {type(exc).__name__}: {exc}")
             return
+        if short == "collect":
+            self.watch.collected(result)
         if short == "drift_check" and result.get("drift"):
             self.drift_events.append(result)
         if short == "retrain":
@@ -278,6 +378,7 @@ class SeasonReplay:
         self.drain_retrain_queue()
 
     def predict_slate(self, client: Any, day: dt.date) -> None:
+        self.tick(league_time(day, SLATE_TIME))
         self.hooks.before_slate(self, day)
         games = self.source.feed.schedule(day)
         if not games:
@@ -287,6 +388,10 @@ class SeasonReplay:
                 chunk = games[i : i + SLATE_LIMIT]
                 body = {"games": [{"home": g.home, "away": g.away, "date": day.isoformat()} for g in chunk]}
                 response = client.post("/predictions", json=body)
+                answer = response.json() if "json" in response.headers.get("content-type", "") else {}
+                self.watch.slate(day, response.status_code, answer)
+                if response.status_code == 409:  # an earlier day is not complete: refused, and counted
+                    return
                 if response.status_code != 200:
                     self.failures.append(f"{day} predictions: HTTP {response.status_code} {response.text[:200]}")
                     continue
@@ -312,12 +417,13 @@ class SeasonReplay:
     @contextlib.contextmanager
     def serving(self) -> Iterator[str]:
         """The HTTP API the slates are asked of, for the block (its base URL): uvicorn in a thread serving the
-        predict function's app, the twin of ``sam local start-api`` (``infra.samcli.replay`` uses the real one)."""
+        predict function's app on the replay's clock (``now``), the twin of ``sam local start-api``
+        (``infra.samcli.replay`` uses the real one)."""
         from nbaml.serving.api import create_app
         from nbaml.storage import aws
 
         with runtime.function_environment(self.stack.env_for("predict") | self.env("predict")):
-            app, identity = create_app(), aws.current_identity()
+            app, identity = create_app(now=lambda: self.now), aws.current_identity()
         with ApiServer(app, identity) as api:
             yield api.url
 
@@ -336,12 +442,17 @@ class SeasonReplay:
         days = self.days()
         with self.serving() as url, httpx.Client(base_url=url, timeout=60) as client:
             for day, _ in _progress(days, self, enabled=self.options.progress):
-                for firing in self.clock.firings_on(day):
+                # the league day in time order: what the schedules fire, and the slate asked at SLATE_TIME
+                slate_at = league_time(day, SLATE_TIME)
+                firings = self.clock.firings_on(day, LEAGUE_TIMEZONE)
+                for firing in [f for f in firings if f.at < slate_at]:
                     self.fire(firing)
                 self.predict_slate(client, day)
+                for firing in [f for f in firings if f.at >= slate_at]:
+                    self.fire(firing)
             # the morning after the last game day: collect its results so every prediction is resolved
             after = days[-1] + dt.timedelta(days=1)
-            for firing in self.clock.firings_on(after):
+            for firing in self.clock.firings_on(after, LEAGUE_TIMEZONE):
                 if firing.function == self.stack.function_id("collect"):
                     self.fire(firing)
         with self.phase("report"):
@@ -388,6 +499,7 @@ class SeasonReplay:
             timings={k: round(v, 2) for k, v in self.timings.items()},
             report_dir=out,
             failures=self.failures,
+            completeness=self.watch.as_dict(),
         )
         (out / "replay.json").write_text(json.dumps(_jsonable(result), indent=2, sort_keys=True, default=str) + "\n")
         text = render(result)
@@ -504,17 +616,45 @@ def render(result: ReplayResult) -> str:
             f"{'beats both baselines' if beats else 'does NOT beat both baselines'}."
         )
     failures = "\n".join(f"- {f}" for f in result.failures) or "none"
+    completeness = render_completeness(result.completeness)
     return (
         f"# Season {result.season} replay: {result.days} days, {result.slates} slates, "
         f"{result.games_predicted} games predicted\n\n## model_versions\n{versions}\n\n"
         f"## Live results (served predictions, joined to outcomes){verdict}\n{live}\n\n"
-        f"## Drift events\n{drift}\n\n## Retrains\n{retrains}\n\n## Where the time went\n{timings}\n\n"
-        f"## Failures of scheduled runs (EventBridge would retry them)\n{failures}\n\n"
+        f"## Drift events\n{drift}\n\n## Retrains\n{retrains}\n\n"
+        f"## Completeness (the feed's timing)\n{completeness}\n\n"
+        f"## Where the time went\n{timings}\n\n"
+        f"## Failures of scheduled runs (Scheduler would retry them)\n{failures}\n\n"
         f"Reports: {result.report_dir / 'replay.md'}, {result.report_dir / 'replay.json'}, "
         f"function logs and metrics {result.report_dir / 'functions.log'}"
         + (f", drift report {result.report_dir / 'drift.html'}" if (result.report_dir / "drift.html").exists() else "")
         + f", season dashboard {result.report_dir / 'dashboard.html'}"
     )
+
+
+def render_completeness(watch: dict[str, Any]) -> str:
+    """What the replay saw of the feed's timing: late results, refused slates, slates on incomplete days."""
+    if not watch:
+        return "not watched"
+    late = watch["late_games"]
+    refused = watch["slates_refused"]
+    lines = [
+        f"- {watch['collect_runs']} collect runs; games of an earlier day still pending at a run: "
+        f"{watch['pending_at_collect']}",
+        f"- games not final by the first slate after their night (late results): {late}"
+        + (
+            " (by night: "
+            + ", ".join(f"{d}: {n}" for d, n in list(watch["late_games_by_night"].items())[:8])
+            + (" ..." if len(watch["late_games_by_night"]) > 8 else "")
+            + ")"
+            if late
+            else ""
+        ),
+        f"- slates refused because an earlier day was not complete (409): {len(refused)}"
+        + (f", first on {refused[0]['day']} ({refused[0]['games']} games missing)" if refused else ""),
+        f"- slates predicted on an incomplete previous day: {len(watch['slates_on_incomplete_days'])}",
+    ]
+    return "\n".join(lines)
 
 
 def _jsonable(result: ReplayResult) -> dict[str, Any]:
@@ -542,7 +682,7 @@ def run(
     """Replay a season on a fresh in-process emulator with the template deployed into it."""
     started = time.perf_counter()
     source = _source(options)
-    with stk.deployed({"PromotionMode": options.promotion}) as stack:
+    with stk.deployed({"PromotionMode": options.promotion}, template_path=options.template_path) as stack:
         if on_stack is not None:
             on_stack(stack)
         replay = SeasonReplay(stack, source, options, hooks)
@@ -590,6 +730,13 @@ def register(subparsers: Any) -> None:
     parser.add_argument("--seed", type=int, default=2024, help="seed of the synthetic league")
     parser.add_argument("--out", dest="out_dir", type=Path, default=ReplayOptions.out_dir, help="where reports go")
     parser.add_argument("--no-progress", dest="progress", action="store_false", help="no progress bar")
+    parser.add_argument(
+        "--template",
+        dest="template_path",
+        type=Path,
+        default=ReplayOptions.template_path,
+        help="another copy of template.yaml (to try a schedule or a setting before changing the template)",
+    )
     parser.add_argument(
         "--require-beat-baselines", action="store_true", help="exit 1 unless live log-loss beats always-home and Elo"
     )

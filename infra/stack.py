@@ -264,6 +264,7 @@ _WARM_UP_CALLS = (
     ("sqs", "list_queues"),
     ("ssm", "describe_parameters"),
     ("events", "list_rules"),
+    ("scheduler", "list_schedules"),
     ("logs", "describe_log_groups"),
     ("sns", "list_topics"),
     ("cloudwatch", "describe_alarms"),

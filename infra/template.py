@@ -152,6 +152,7 @@ class ScheduleEvent:
     scheduler: bool  # ScheduleV2: at() expressions and a time zone are allowed
     timezone: Any = cron.UTC  # ScheduleExpressionTimezone
     enabled: bool = True
+    input: Any = None  # ScheduleV2's Input: the event Scheduler delivers, with its context attributes filled
 
 
 def schedules(template: Mapping[str, Any]) -> dict[str, list[ScheduleEvent]]:
@@ -170,6 +171,7 @@ def schedules(template: Mapping[str, Any]) -> dict[str, list[ScheduleEvent]]:
                 scheduler=scheduler,
                 timezone=props.get("ScheduleExpressionTimezone", cron.UTC) if scheduler else cron.UTC,
                 enabled=props.get("State", "ENABLED") != "DISABLED" and props.get("Enabled", True) is not False,
+                input=props.get("Input") if scheduler else None,
             )
             found.setdefault(logical_id, []).append(schedule)
     return found

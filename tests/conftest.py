@@ -156,6 +156,14 @@ def synthetic_history(seed: int, seasons: int = 2) -> list:
     return [g for season in range(league.first_season, league.first_season + seasons) for g in league.games(season)]
 
 
+def off_season(games: list):
+    """The end of the first week after ``games`` (the off-season: no games): a backfill of ``games`` may vouch for
+    it, so tests that predict the days after a history predict complete days."""
+    import datetime as dt
+
+    return max(g.game_date for g in games) + dt.timedelta(days=7)
+
+
 def train_versions(settings, days, *, requested_by: str, config=None) -> list:
     """One forced manual retrain per day of June 2021 (v1, then v20210602_000000, ...), as an operator would."""
     import datetime as dt
@@ -179,6 +187,18 @@ def train_versions(settings, days, *, requested_by: str, config=None) -> list:
         )
         for day in days
     ]
+
+
+def scheduled_event(day, hour: int = 3, sample: str = "collect-scheduled.json") -> dict:
+    """A sample scheduled event of events/ (what the template's schedule delivers), fired at ``hour`` on the
+    league's (Eastern) clock of ``day``: collect's 03:00 by default."""
+    import datetime as dt
+    import json
+
+    from nbaml.games.teams import league_time
+
+    event = json.loads((ROOT / "events" / sample).read_text())
+    return event | {"time": league_time(day, dt.time(hour)).strftime("%Y-%m-%dT%H:%M:%SZ")}
 
 
 def prediction_of(game, probability: float, *, version: str = "v1", role: str = "champion", **fields: object):

@@ -1,8 +1,9 @@
-"""collect - daily 03:00 UTC (EventBridge schedule in template.yaml).
+"""collect - daily 03:00 Eastern (an EventBridge Scheduler schedule in template.yaml).
 
-Completed games of the last COLLECT_LOOKBACK_DAYS days from the configured feed: raw payloads archived
-to S3 raw/, clean games upserted into Games, team state and training data updated in S3, outcomes
-joined onto the predictions of those games. Raises on failure so EventBridge retries it.
+The games of the last COLLECT_LOOKBACK_DAYS days and today's schedule from the configured feed, as of the
+event's scheduled time: raw payloads archived to S3 raw/, clean games upserted into Games, team state and
+training data updated in S3, each day's completeness into the league calendar, outcomes joined onto the
+predictions of those games. Raises on failure so Scheduler retries it.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from nbaml.collect import collect_recent_games
 from nbaml.config import CollectSettings, load_settings
-from nbaml.events import scheduled_run_date
+from nbaml.events import scheduled_time
 
 logger = Logger()
 metrics = Metrics()
@@ -31,6 +32,5 @@ def settings() -> CollectSettings:
 @metrics.log_metrics(capture_cold_start_metric=True)
 @event_source(data_class=EventBridgeEvent)
 def handler(event: EventBridgeEvent, context: LambdaContext) -> dict[str, Any]:
-    run_date = scheduled_run_date(event)
-    report = collect_recent_games(settings(), run_date=run_date, metrics=metrics)
+    report = collect_recent_games(settings(), at=scheduled_time(event), metrics=metrics)
     return report.as_dict()

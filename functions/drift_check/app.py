@@ -1,4 +1,4 @@
-"""drift_check - Mondays 04:00 UTC (EventBridge schedule in template.yaml).
+"""drift_check - Mondays 04:00 Eastern (an EventBridge Scheduler schedule in template.yaml).
 
 Scores the live model on its resolved predictions (accuracy against the bundle's baseline, calibration,
 feature PSI, coverage, latency, champion against canary and shadow), writes the JSON and HTML report to

@@ -2,7 +2,8 @@
 
 Routes, auth and the hot swap of the active model live in nbaml.serving.api; this module only wraps the
 app for Lambda. The app is built on the first request, not at import, so configuration errors surface
-as a clear cold-start failure and tests can set the environment first.
+as a clear cold-start failure and tests can set the environment first. Its clock is the machine's, except
+under a local replay that names a simulated one (nbaml.serving.clock: template.yaml never does).
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from aws_lambda_powertools import Logger
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from mangum import Mangum
 
+from nbaml.serving import clock
 from nbaml.serving.api import create_app
 
 logger = Logger()
@@ -25,5 +27,6 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     global _asgi
     if _asgi is None:
         # A named HTTP API stage puts "/{stage}" in front of every path; the routes are declared without it.
-        _asgi = Mangum(create_app(), lifespan="off", api_gateway_base_path=f"/{os.environ.get('STAGE', '')}")
+        app = create_app(now=clock.from_environment())
+        _asgi = Mangum(app, lifespan="off", api_gateway_base_path=f"/{os.environ.get('STAGE', '')}")
     return _asgi(event, context)

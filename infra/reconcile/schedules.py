@@ -24,12 +24,24 @@ def _rule(d: Deployment, lid: str, props: dict[str, Any]) -> str:
 
 @reconciles("AWS::Scheduler::Schedule")
 def _schedule(d: Deployment, lid: str, props: dict[str, Any]) -> str:
+    """Created through the Scheduler API and read back whole: when, on which clock, what it invokes with which
+    role and event, its retries and its dead-letter queue (what decides whether a night's collect runs)."""
     scheduler = d.client("scheduler")
+    # OmitName: CloudFormation would name it after the stack and the logical id (and a suffix).
     name = props.get("Name") or f"{d.stack_name}-{lid}"[:64]
-    arguments = {k: v for k, v in props.items() if k != "Name"}
-    scheduler.create_schedule(Name=name, **arguments)
-    read = scheduler.get_schedule(Name=name, GroupName=props.get("GroupName", "default"))
-    check(read["ScheduleExpression"] == props["ScheduleExpression"], f"{lid}: schedule did not read back")
+    group = props.get("GroupName", "default")
+    scheduler.create_schedule(Name=name, **{k: v for k, v in props.items() if k != "Name"})
+    read = scheduler.get_schedule(Name=name, GroupName=group)
+    wanted = {
+        "ScheduleExpression": props["ScheduleExpression"],
+        "ScheduleExpressionTimezone": props.get("ScheduleExpressionTimezone", "UTC"),
+        "State": props.get("State", "ENABLED"),
+        "FlexibleTimeWindow": props["FlexibleTimeWindow"],
+    }
+    for key, value in wanted.items():
+        check(read.get(key) == value, f"{lid}: {key} read back as {read.get(key)!r}, not {value!r}")
+    for key in ("Arn", "RoleArn", "Input", "RetryPolicy", "DeadLetterConfig"):
+        check(read["Target"].get(key) == props["Target"].get(key), f"{lid}: target {key} did not read back")
     d.physical[lid] = name
-    d.note(lid, "created: scheduler create_schedule (moto's CloudFormation skips the type)")
+    d.note(lid, "created: scheduler create_schedule (moto's CloudFormation skips the type), read back")
     return name

@@ -132,14 +132,18 @@ def _table(d: Deployment, lid: str, props: dict[str, Any]) -> str:
             d.note(lid, f"point-in-time recovery {status}")
     ttl = props.get("TimeToLiveSpecification")
     if ttl and ttl.get("Enabled"):
+        # moto's CloudFormation ignores the property (and moto never deletes expired items): set, read back.
         described = ddb.describe_time_to_live(TableName=name)["TimeToLiveDescription"]
-        if described.get("TimeToLiveStatus") != "ENABLED":
+        if described.get("TimeToLiveStatus") != "ENABLED" or described.get("AttributeName") != ttl["AttributeName"]:
             ddb.update_time_to_live(
                 TableName=name, TimeToLiveSpecification={"Enabled": True, "AttributeName": ttl["AttributeName"]}
             )
-            described = ddb.describe_time_to_live(TableName=name)["TimeToLiveDescription"]
-            check(described.get("AttributeName") == ttl["AttributeName"], f"{lid}: TTL")
             d.note(lid, f"TTL on {ttl['AttributeName']}")
+        described = ddb.describe_time_to_live(TableName=name)["TimeToLiveDescription"]
+        check(
+            (described.get("TimeToLiveStatus"), described.get("AttributeName")) == ("ENABLED", ttl["AttributeName"]),
+            f"{lid}: TTL on {ttl['AttributeName']} did not read back",
+        )
     if (props.get("SSESpecification") or {}).get("SSEEnabled") and not table.get("SSEDescription"):
         d.note(lid, f"SSESpecification not fillable: {UNFILLABLE[('AWS::DynamoDB::Table', 'SSESpecification')]}")
     check(

@@ -96,10 +96,11 @@ def classify(entry: Mapping[str, Any], caller_of: Any) -> Call | None:
     service = match[2]
     target = headers.get("x-amz-target", "")
     operation = target.rpartition(".")[2] if target else _rest_operation(service, entry)
-    return Call(caller, service, operation, _units(service, operation, _body(entry)))
+    return Call(caller, service, operation, _units(service, operation, request_body(entry)))
 
 
-def _body(entry: Mapping[str, Any]) -> Any:
+def request_body(entry: Mapping[str, Any]) -> Any:
+    """A recorded request's JSON body (decoded when the recorder kept it base64), or {}."""
     raw = entry.get("body") or ""
     if entry.get("body_encoded"):
         raw = base64.b64decode(raw).decode(errors="replace")

@@ -10,6 +10,14 @@ days on the same inputs and must agree (``tests/sam/test_replay_differential.py`
 
 At the end it prints the monthly AWS cost of a season (``infra.samcli.cost``) from the REPORT lines and the
 AWS calls the containers made.
+
+The predict container is another process, on the machine's clock, and the predictor needs the replay's
+(``now``: which league day it is, and whether a game has started, after which nothing is logged). So the
+replay names a simulated clock in the container's environment (``SIMULATED_CLOCK_PARAM``, through the
+``--env-vars`` file only) and writes the instant into that SSM parameter of its emulator each time its clock
+moves (``tick``), before each firing and each day's slate; the container reads it once a request
+(``nbaml.serving.clock``, which says why template.yaml never sets it). Those reads are the seam's, not the
+system's: AWS would never receive them, so the bill leaves them out.
 """
 
 from __future__ import annotations
@@ -17,6 +25,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import dataclasses
+import datetime as dt
 import io
 import json
 import time
@@ -26,11 +35,15 @@ from pathlib import Path
 from typing import Any
 
 from infra import replay as rp
+from infra import runtime
 from infra import template as tpl
 from infra.samcli import cost, sam
 from infra.samcli import stack as sam_stack
+from nbaml.serving import clock
 
 REPLAY_EMULATOR = "nbaml-moto-replay"
+# The simulated clock's parameter: outside /nbaml/{Stage}/, so no role of the template may read or write it.
+CLOCK_PARAM = "/nbaml-local/replay/now"
 
 
 @dataclass
@@ -52,8 +65,21 @@ class SamSeasonReplay(rp.SeasonReplay):
         self.api: sam.ApiServer | None = None
 
     def function_extras(self) -> dict[str, dict[str, str]]:
-        """What the replay sets beyond the template, per logical id: the in-process replay's ``env``."""
+        """What the replay sets beyond the template, per logical id: the in-process replay's ``env``, and the
+        predict container's simulated clock."""
         return {lid: self.env(tpl.short_name(Path(path))) for lid, path in self.stack.function_dirs.items()}
+
+    def env(self, function: str) -> dict[str, str]:
+        extra = super().env(function)
+        if function == "predict":
+            extra[clock.SIMULATED_CLOCK_PARAM] = CLOCK_PARAM
+        return extra
+
+    def tick(self, instant: dt.datetime) -> None:
+        """Move the clock, here and in the predict container (its parameter, written with this process's keys)."""
+        super().tick(instant)
+        with runtime.function_environment(self.stack.env_for("predict") | rp.QUIET):
+            clock.write_instant(CLOCK_PARAM, instant)
 
     # -------------------------------------------------------- the two swaps
     def invoke(self, function: str, event: dict[str, Any]) -> Any:
@@ -118,7 +144,8 @@ class SamSeasonReplay(rp.SeasonReplay):
                 self.lambdas = self.api = None
 
     def usage(self, calls: list[dict[str, Any]]) -> cost.Usage:
-        classified = [c for e in calls if (c := cost.classify(e, sam_stack.caller_of)) is not None]
+        billed = [e for e in calls if not _reads_the_clock(e)]
+        classified = [c for e in billed if (c := cost.classify(e, sam_stack.caller_of)) is not None]
         log_bytes, metrics = {}, set()
         for function, text in self.logs.items():
             size, found = cost.log_volume(text.getvalue())
@@ -137,6 +164,12 @@ class SamSeasonReplay(rp.SeasonReplay):
             s3_bytes=_bucket_bytes(self.stack),
             alarms=len(tpl.resources_of_type(template, "AWS::CloudWatch::Alarm")),
         )
+
+
+def _reads_the_clock(entry: dict[str, Any]) -> bool:
+    """A recorded request for the simulated clock's parameter: the local seam's, never sent on AWS."""
+    body = cost.request_body(entry)
+    return isinstance(body, dict) and body.get("Name") == CLOCK_PARAM
 
 
 def _bucket_bytes(stack: Any) -> int:

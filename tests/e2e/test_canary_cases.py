@@ -16,7 +16,7 @@ import pytest
 from infra import canary_cases as cc
 from tests.conftest import SHARED_GAMES
 
-MONTHLY = "v20221101_050000"  # the November retrain's candidate in every case
+MONTHLY = "v20221101_090000"  # the November retrain's candidate in every case (05:00 EDT; versions are named in UTC)
 pytestmark = pytest.mark.skipif(not SHARED_GAMES.exists(), reason=f"the shared real seasons are not at {SHARED_GAMES}")
 
 

@@ -33,8 +33,9 @@ from infra.clock import Firing
 from nbaml import layout
 from nbaml.errors import NbamlError, NotFoundError
 from nbaml.games.feeds.api_basketball import season_label
+from nbaml.games.feeds.base import as_known_at
 from nbaml.games.feeds.generator import SyntheticLeague, season_window
-from nbaml.games.records import Game
+from nbaml.games.records import Game, GameStatus, tip_off_of
 from tests import faults
 
 SEASON = 2022  # the replay's default: the generator's first season (2019) plus three seasons of history
@@ -103,7 +104,9 @@ def take_snapshot(replay: rp.SeasonReplay) -> Snapshot:
         )
 
 
-def run_replay(out_dir: Path, days: int, hooks: Drill | None = None) -> tuple[rp.ReplayResult, Snapshot]:
+def run_replay(
+    out_dir: Path, days: int, hooks: Drill | None = None, template: Path | None = None
+) -> tuple[rp.ReplayResult, Snapshot]:
     """A quick replay of ``days`` days with ``hooks``; the stack's contents are captured before it stops."""
     captured: dict[str, Snapshot] = {}
     report, enter = rp.SeasonReplay.report, rp.ApiServer.__enter__
@@ -119,6 +122,8 @@ def run_replay(out_dir: Path, days: int, hooks: Drill | None = None) -> tuple[rp
         return entered
 
     options = rp.ReplayOptions(days=days, quick=True, progress=False, out_dir=out_dir)
+    if template is not None:
+        options.template_path = template
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(rp.SeasonReplay, "report", report_after_snapshot)
         patch.setattr(rp.ApiServer, "__enter__", enter_and_tell)
@@ -170,6 +175,11 @@ def test_given_three_weeks_when_replayed_then_every_slate_is_predicted_without_f
     result, snapshot = season
     truth = season_games(MAIN_DAYS)
     assert result.failures == []
+    # collect at 03:00 Eastern sees every night whole: no late result, no refused slate, none on an incomplete day
+    watch = result.completeness
+    assert watch["collect_runs"] == MAIN_DAYS + 1 and watch["pending_at_collect"] == 0
+    assert (watch["late_games"], watch["slates_refused"], watch["slates_on_incomplete_days"]) == (0, [], [])
+    assert "slates predicted on an incomplete previous day: 0" in (result.report_dir / "replay.md").read_text()
     assert result.slates == len({g.game_date for g in truth.values()})
     assert set(served_by_day(result, snapshot)) == set(truth)
     assert result.games_predicted == len(truth)
@@ -216,7 +226,7 @@ def test_given_the_first_of_the_month_when_retrain_runs_then_a_candidate_is_judg
     scheduled = [r for r in result.retrains if r["trigger"] == "schedule"]
     assert len(scheduled) == 1
     run = scheduled[0]
-    assert run["version"] == f"v{MONTHLY_RETRAIN:%Y%m%d}_050000"
+    assert run["version"] == f"v{MONTHLY_RETRAIN:%Y%m%d}_090000"  # 05:00 EDT: versions are named in UTC
     assert run["status"] in {"promoted", "rejected"}
     if run["status"] == "rejected":
         assert run["reasons"]
@@ -258,17 +268,24 @@ class S3DownForServing(Drill):
 
     The functions of this replay share one identity, so one cached S3 client: the API's requests are the ones
     its worker threads send; the handlers the replay fires run in the main thread and still reach S3.
+    On the outage's first morning the drill also asks the slate of the night before (played by then): the model
+    and the team state in memory cover it, so it is answered (not logged: its games have started).
     """
 
     def __init__(self, since: dt.date) -> None:
         self.since = since
         self.outage: faults.Unreachable | None = None
+        self.from_memory: dict[str, Any] = {}
 
     def before_slate(self, replay: rp.SeasonReplay, day: dt.date) -> None:
         if self.outage is None:
             s3 = function_client(replay, "predict", "s3")
             self.outage = faults.Unreachable(s3, on=False, when=lambda request: not _main_thread())
         self.outage.on = day >= self.since
+        if day == self.since:
+            night = [g for g in replay.truth.values() if g.game_date == day - dt.timedelta(days=1)]
+            body = {"games": [{"home": g.home, "away": g.away, "date": g.game_date.isoformat()} for g in night]}
+            self.from_memory = httpx.post(f"{self.api_url}/predictions", json=body, timeout=60).json()
 
 
 def _main_thread() -> bool:
@@ -288,32 +305,50 @@ def dead_s3_for_serving() -> S3DownForServing:
     return S3DownForServing(START + dt.timedelta(days=2))
 
 
-def test_given_s3_unreachable_during_predict_then_the_model_in_memory_keeps_serving(
+def test_given_s3_unreachable_during_predict_then_what_is_in_memory_answers_and_nothing_is_predicted_on_it_blind(
     dead_s3_for_serving: S3DownForServing, tmp_path: Path
 ) -> None:
-    days = 6
-    result, snapshot = run_replay(tmp_path, days, dead_s3_for_serving)
+    drill, days = dead_s3_for_serving, 6
+    result, snapshot = run_replay(tmp_path, days, drill)
 
     truth = season_games(days)
-    during = {gid for gid, g in truth.items() if g.game_date >= dead_s3_for_serving.since}
-    served = served_by_day(result, snapshot)
-    outage = dead_s3_for_serving.outage
+    outage = drill.outage
     assert outage is not None
     # the outage really hit the serving path: reads were refused, each sent the configured number of times, and
     # each cost no more than botocore's backoff ceilings (and half a second for a loaded machine)
     spans = outage.requests()
     assert spans and max(spans) < outage.backoff_ceiling() + 0.5, spans
-    assert during and during <= set(served)
     assert result.failures == []
-    assert {served[gid]["version"] for gid in during} == {"v1"}
-    assert set(served) == set(truth)
+    # the model and the team state in memory kept answering what they cover: the night before the outage
+    answers = drill.from_memory["predictions"]
+    assert answers and {(p["version"], p["logged"]) for p in answers} == {("v1", False)}
+    # but the state in memory misses every night since it was read: those slates were refused (409), never
+    # predicted on it, and every slate before the outage was served
+    outage_days = {g.game_date.isoformat() for g in truth.values() if g.game_date >= drill.since}
+    assert {r["day"] for r in result.completeness["slates_refused"]} == outage_days
+    assert result.completeness["slates_on_incomplete_days"] == []
+    served = served_by_day(result, snapshot)
+    assert set(served) == {gid for gid, g in truth.items() if g.game_date < drill.since}
 
 
 # ---------------------------------------------------------------- drill (b): feed 5xx during collect
+API_STATUS = {  # how API-Basketball's status.short says each of our statuses
+    GameStatus.SCHEDULED: "NS",
+    GameStatus.IN_PROGRESS: "Q2",
+    GameStatus.FINAL: "FT",
+    GameStatus.POSTPONED: "POST",
+    GameStatus.CANCELLED: "CANC",
+}
+
+
 class FeedDownOneMorning(Drill):
     """The replay's collect reads API-Basketball from a local HTTPS server serving the synthetic league's results;
     on one morning the server answers every request 503, and the production client gives up after its retries.
-    What that run left behind is recorded."""
+    What that run left behind is recorded.
+
+    The real API answers as of the moment it is asked; the server answers as of the replay's clock (the firing
+    being run): a game is final GAME_LENGTH after its tip-off, in play from tip-off, not started before.
+    """
 
     def __init__(self, day: dt.date, server: Any) -> None:
         self.day = day
@@ -324,6 +359,7 @@ class FeedDownOneMorning(Drill):
         self.failing_since = 0.0
         self.failed_run_seconds = 0.0
         self.keyed = False
+        self.now: dt.datetime | None = None
         self._results = {g.game_id: g for g in SyntheticLeague().games(SEASON)}
         server.expect_request("/games").respond_with_handler(self._answer)
 
@@ -336,19 +372,24 @@ class FeedDownOneMorning(Drill):
             self.asked_while_failing += 1
             return Response("upstream unavailable", status=503)
         day = dt.date.fromisoformat(request.args["date"])
-        items = [
-            api_item(
-                g.home,
-                g.away,
-                game_id=number,
-                start=f"{day.isoformat()}T19:30:00-04:00",
-                home_total=g.home_score,
-                away_total=g.away_score,
-                season=season_label(day),
+        items = []
+        for number, game in enumerate(self._results.values()):
+            if game.game_date != day:
+                continue
+            known = as_known_at(game, self.now)
+            status = API_STATUS[known.status]
+            items.append(
+                api_item(
+                    game.home,
+                    game.away,
+                    game_id=number,
+                    start=tip_off_of(game).isoformat(),
+                    status=status,
+                    home_total=known.home_score,
+                    away_total=known.away_score,
+                    season=season_label(day),
+                )
             )
-            for number, g in enumerate(self._results.values())
-            if g.game_date == day
-        ]
         return Response(json.dumps(api_body(*items)), content_type="application/json")
 
     def before_firing(self, replay: rp.SeasonReplay, firing: Firing) -> None:
@@ -362,6 +403,7 @@ class FeedDownOneMorning(Drill):
             self.keyed = True
         if self.failing:  # the failed collect is over: the next firing has come
             self.failed_run_seconds = time.monotonic() - self.failing_since
+        self.now = firing.at
         self.failing = firing.function == collect and firing.at.date() == self.day
         if self.failing:
             self.failing_since = time.monotonic()
@@ -389,7 +431,7 @@ class FeedDownOneMorning(Drill):
             store = ArtifactStore(settings.nbaml_bucket)
             return {
                 "raw": list(store.keys(layout.raw_prefix(layout.collect_batch(day)))),
-                "games": GameStore(settings.games_table).on_date(played),
+                "games": [g for g in GameStore(settings.games_table).on_date(played) if g.is_final],
                 "training": [g for g in GameHistory(store).season_games(SEASON) if g.game_date == played],
                 "resolved": [
                     p for p in PredictionLog(settings.predictions_table).on_date(played) if p.get("resolved_key")
@@ -437,12 +479,16 @@ def test_given_the_feed_fails_one_morning_then_nothing_is_half_written_and_the_n
     # the failed run wrote nothing: no raw payload, no games, no training rows, no outcomes
     after = feed_down.after_failure
     assert (after["raw"], after["games"], after["training"], after["resolved"]) == ([], [], [], [])
+    # the slate of that day was refused (the night before was never collected whole), and only it
+    refused = result.completeness["slates_refused"]
+    assert [r["day"] for r in refused] == [feed_down.day.isoformat()] and refused[0]["games"] > 0
+    assert result.completeness["slates_on_incomplete_days"] == []
     # the next mornings' 7-day lookback caught up: every game of the window is everywhere, every prediction resolved
     truth = season_games(days)
     assert set(snapshot.games) == set(truth)
     assert set(snapshot.training) >= set(truth)
     served = served_by_day(result, snapshot)
-    assert set(served) == set(truth)
+    assert set(served) == {gid for gid, g in truth.items() if g.game_date != feed_down.day}
     assert all(item.get("resolved_key") for item in served.values())
 
 
@@ -555,3 +601,41 @@ def test_given_the_active_parameter_names_a_missing_version_then_it_is_refused_a
     assert health["active"]["version"] == "v1"
     assert health["last_refusal"]["version"] == drill.missing
     assert health["last_refusal"]["error"] == NotFoundError.__name__
+
+
+# ---------------------------------------------------------------- the schedule put back at 03:00 UTC
+def test_given_collect_back_at_3am_utc_then_the_replay_reports_the_late_games_it_missed_and_refuses_their_slates(
+    tmp_path: Path,
+) -> None:
+    from infra import template as tpl
+
+    # Given: template.yaml with collect's schedule read in UTC again (03:00 UTC is 22:00 or 23:00 Eastern)
+    sam = tpl.load()
+    daily = sam["Resources"]["CollectFunction"]["Properties"]["Events"]["Daily"]["Properties"]
+    assert daily["ScheduleExpression"] == "cron(0 3 * * ? *)"
+    daily["ScheduleExpressionTimezone"] = "UTC"
+    early = tmp_path / "template-3am-utc.yaml"
+    early.write_text(json.dumps(sam))
+    days = 6
+    # When: the replay lives the season's first days on that schedule
+    result, _ = run_replay(tmp_path / "out", days, template=early)
+    # Then: each run finds the evening's later games still being played: late results, named by the replay
+    watch = result.completeness
+    truth = season_games(days)
+    late_at_22 = {
+        gid for gid, g in truth.items() if g.tip_off + dt.timedelta(hours=2, minutes=45) > _utc_3am_after(g.game_date)
+    }
+    assert watch["late_games"] > 0 and set(watch["late_game_ids"]) <= late_at_22
+    assert watch["pending_at_collect"] == 0  # the runs look at the evening they run in: its games are today's
+    # the slates after those evenings are refused (409), none is predicted on an incomplete previous day
+    assert watch["slates_refused"] and watch["slates_on_incomplete_days"] == []
+    assert result.slates < len({g.game_date for g in truth.values()})
+    assert result.failures == []
+    text = (result.report_dir / "replay.md").read_text()
+    assert (
+        f"late results): {watch['late_games']}" in text and "slates predicted on an incomplete previous day: 0" in text
+    )
+
+
+def _utc_3am_after(day: dt.date) -> dt.datetime:
+    return dt.datetime.combine(day + dt.timedelta(days=1), dt.time(3), tzinfo=dt.UTC)

@@ -4,7 +4,6 @@ through the local runtime (the twin of `sam local invoke`) for each of the three
 from __future__ import annotations
 
 import datetime as dt
-import json
 from pathlib import Path
 
 import pytest
@@ -18,14 +17,14 @@ from nbaml.games.feeds.history_file import HistoryFileFeed
 from nbaml.games.history import GameHistory
 from nbaml.storage.artifacts import ArtifactStore
 from nbaml.storage.games import GameStore
+from tests.conftest import scheduled_event
 
 ROOT = Path(__file__).resolve().parents[2]
 SHARED = ROOT.parent / "shared" / "data" / "nba_games_2009_2023.csv"
-EVENT = json.loads((ROOT / "events" / "collect-scheduled.json").read_text())
 
 
 def scheduled(day: dt.date) -> dict:
-    return EVENT | {"time": f"{day.isoformat()}T03:00:00Z"}
+    return scheduled_event(day)
 
 
 @pytest.fixture
@@ -94,7 +93,7 @@ def test_given_api_basketball_when_collect_is_invoked_then_it_reads_the_key_and_
         "teams": {"home": {"id": 1, "name": "Boston Celtics"}, "away": {"id": 2, "name": "New Jersey Nets"}},
         "scores": {"home": {"total": 110}, "away": {"total": 101}},
     }
-    for offset in range(1, 8):
+    for offset in range(0, 8):  # the seven days before and today's schedule
         day = dt.date(2023, 1, 10) - dt.timedelta(days=offset)
         body = {
             "get": "games",
@@ -118,7 +117,7 @@ def test_given_api_basketball_when_collect_is_invoked_then_it_reads_the_key_and_
         "SSL_CERT_FILE": str(local_tls.ca_file),  # the function trusts the local server's certificate
     }
     result = runtime.invoke(local_stack, "collect", scheduled(dt.date(2023, 1, 10)), extra_env=env)
-    assert result["feed"] == "api-basketball" and result["final_games"] == 1 and result["payloads"] == 7
+    assert result["feed"] == "api-basketball" and result["final_games"] == 1 and result["payloads"] == 8
     with runtime.function_environment(local_stack.operator_env("collect")):
         game = GameStore(load_settings(CommonSettings).games_table).get("20230109-BKN-BOS")
     assert (game.home, game.away, game.home_score, game.away_score, game.source) == (
@@ -128,3 +127,5 @@ def test_given_api_basketball_when_collect_is_invoked_then_it_reads_the_key_and_
         101,
         "api-basketball",
     )
+    assert game.tip_off == dt.datetime(2023, 1, 10, 0, 30, tzinfo=dt.UTC)  # its start, 19:30 Eastern on the 9th
+    assert result["days"]["2023-01-09"] == {"final": 1, "postponed": 0, "cancelled": 0, "pending": []}

@@ -24,10 +24,11 @@ from nbaml.backfill import load
 from nbaml.config import CollectSettings, CommonSettings, load_settings
 from nbaml.games.feeds.base import FeedBatch, RawPayload
 from nbaml.games.records import Game
+from nbaml.games.teams import league_time
 from nbaml.storage.predictions import PredictionLog
 from nbaml.training.search import TrainConfig
 from tests import faults
-from tests.conftest import prediction_of, train_versions
+from tests.conftest import off_season, prediction_of, scheduled_event, train_versions
 
 pytestmark = pytest.mark.integration
 V2 = "v20210602_000000"
@@ -62,7 +63,7 @@ def stack() -> Iterator[Any]:
 def loaded_history(stack: Any, league: Any) -> list[Game]:
 
     games = [g for season in (league.first_season, league.first_season + 1) for g in league.games(season)]
-    load(load_settings(CommonSettings), FeedBatch(games=games), source="generator")
+    load(load_settings(CommonSettings), FeedBatch(games=games), source="generator", complete_through=off_season(games))
     return games
 
 
@@ -218,6 +219,7 @@ def test_given_two_collect_runs_at_once_then_the_final_state_is_that_of_one_run(
     run_date = season[0].game_date + dt.timedelta(days=8)
     lookback = dt.timedelta(days=settings.collect_lookback_days)
     window = [g for g in season if run_date - lookback <= g.game_date < run_date]
+    today = [g for g in season if g.game_date == run_date]  # on the schedule, not final at 03:00
     # A prediction waiting for its outcome
     game = window[0]
     PredictionLog(settings.predictions_table).record(prediction_of(game, 0.7))
@@ -231,7 +233,7 @@ def test_given_two_collect_runs_at_once_then_the_final_state_is_that_of_one_run(
     def run() -> None:
         try:
             barrier.wait(timeout=10)
-            reports.append(collect_recent_games(settings, run_date=run_date, feed=league))
+            reports.append(collect_recent_games(settings, at=league_time(run_date, dt.time(3)), feed=league))
         except BaseException as exc:  # reported below
             errors.append(exc)
 
@@ -244,18 +246,18 @@ def test_given_two_collect_runs_at_once_then_the_final_state_is_that_of_one_run(
     # The runs overlapped: both read the empty table before either wrote, and then both wrote games
     overlap.assert_overlapped({"collect-1", "collect-2"})
     # and the conditional writes let one run insert each game, the other found it there (no overwrite)
-    assert sum(r.upserts["inserted"] for r in reports) == len(window)
+    assert sum(r.upserts["inserted"] for r in reports) == len(window) + len(today)
     assert sum(r.upserts["updated"] for r in reports) == 0
     # Then: one item a game, the training snapshot and the state of one run, the outcome joined once
     games = _table_items(settings.games_table)
-    assert sorted(i["game_id"] for i in games) == sorted(g.game_id for g in window)
+    assert sorted(i["game_id"] for i in games) == sorted(g.game_id for g in window + today)
     history = GameHistory(ArtifactStore(settings.nbaml_bucket))
     assert [g.game_id for g in history.games()] == [g.game_id for g in window]
     assert history.load_state().to_dict() == build_features(window).state.to_dict()
     (joined,) = PredictionLog(settings.predictions_table).for_game(game.game_id)
     assert joined["home_won"] is game.home_won
     # And: a third, lone run finds nothing left to do
-    again = collect_recent_games(settings, run_date=run_date, feed=league)
+    again = collect_recent_games(settings, at=league_time(run_date, dt.time(3)), feed=league)
     assert again.upserts["inserted"] == again.upserts["updated"] == 0 and again.state == "unchanged"
     assert _table_items(settings.games_table) == games
 
@@ -271,9 +273,9 @@ class EditedFeed:
         self.withheld: set[str] = set()
         self.corrected: dict[str, Game] = {}
 
-    def fetch_raw(self, start: dt.date, end: dt.date) -> list[RawPayload]:
+    def fetch_raw(self, start: dt.date, end: dt.date, as_of: dt.datetime | None = None) -> list[RawPayload]:
         payloads = []
-        for payload in self.league.fetch_raw(start, end):
+        for payload in self.league.fetch_raw(start, end, as_of):
             body = json.loads(payload.body)
             body["games"] = [
                 self.corrected[g["game_id"]].model_dump(mode="json") if g["game_id"] in self.corrected else g
@@ -307,12 +309,12 @@ def test_given_a_late_and_then_a_corrected_result_then_predictions_and_state_fol
     # Given: the game's result is missing from the feed on the morning after, while later days arrive
     feed.withheld = {late.game_id}
     first_run = late.game_date + dt.timedelta(days=1)
-    collect_recent_games(settings, run_date=first_run, feed=feed)
-    collect_recent_games(settings, run_date=first_run + dt.timedelta(days=2), feed=feed)
+    collect_recent_games(settings, at=league_time(first_run, dt.time(3)), feed=feed)
+    collect_recent_games(settings, at=league_time(first_run + dt.timedelta(days=2), dt.time(3)), feed=feed)
     assert all("home_won" not in i for i in log.for_game(late.game_id))
     # When: it arrives late, inside the lookback window, after the state has moved past its date
     feed.withheld = set()
-    collect_recent_games(settings, run_date=first_run + dt.timedelta(days=3), feed=feed)
+    collect_recent_games(settings, at=league_time(first_run + dt.timedelta(days=3), dt.time(3)), feed=feed)
     # Then: both predictions are scored, and the state equals a rebuild that had the game all along
     seen = [g for g in season if g.game_date < first_run + dt.timedelta(days=3)]
     assert {i["role"]: i["correct"] for i in log.for_game(late.game_id)} == {
@@ -323,7 +325,7 @@ def test_given_a_late_and_then_a_corrected_result_then_predictions_and_state_fol
     # When: the feed corrects the score the other way round
     fixed = late.model_copy(update={"home_score": late.away_score, "away_score": late.home_score})
     feed.corrected = {late.game_id: Game.model_validate(fixed.model_dump())}
-    report = collect_recent_games(settings, run_date=first_run + dt.timedelta(days=4), feed=feed)
+    report = collect_recent_games(settings, at=league_time(first_run + dt.timedelta(days=4), dt.time(3)), feed=feed)
     # Then: the predictions are re-joined to the corrected outcome, and the state is rebuilt with it
     assert report.predictions_resolved == 2
     joined = {i["role"]: i for i in log.for_game(late.game_id)}
@@ -341,16 +343,7 @@ def test_given_a_late_and_then_a_corrected_result_then_predictions_and_state_fol
 
 # ---------------------------------------------------------------- drill 5: the stack restarted mid-replay
 def _scheduled(day: dt.date) -> dict[str, Any]:
-    return {
-        "id": f"collect-{day}",
-        "detail-type": "Scheduled Event",
-        "source": "aws.events",
-        "account": "123456789012",
-        "time": f"{day.isoformat()}T03:00:00Z",
-        "region": "us-east-1",
-        "resources": [],
-        "detail": {},
-    }
+    return scheduled_event(day)
 
 
 def test_given_the_stack_restarts_mid_replay_then_registry_active_version_and_data_carry_on(
@@ -378,7 +371,13 @@ def test_given_the_stack_restarts_mid_replay_then_registry_active_version_and_da
     with stk.deployed(isolated=True, iam=True) as first:
         with runtime.function_environment(first.operator_env("retrain") | quiet):
             _reset()
-            load(load_settings(CommonSettings), FeedBatch(games=history), source="generator")
+            # the off-season before the season had no games: the backfill vouches for it
+            load(
+                load_settings(CommonSettings),
+                FeedBatch(games=history),
+                source="generator",
+                complete_through=days[0] - dt.timedelta(days=1),
+            )
             _train(
                 TrainConfig(
                     grid={"max_depth": [2], "n_estimators": [20], "learning_rate": [0.1]}, cv_splits=2, n_jobs=1
@@ -406,7 +405,9 @@ def test_given_the_stack_restarts_mid_replay_then_registry_active_version_and_da
             stored = _table_ids(settings.games_table)
             logged = PredictionLog(settings.predictions_table).all()
         # Nothing lost, nothing twice: every game once, every served prediction logged and scored
-        expected = {g.game_id for g in history} | {g.game_id for g in season if g.game_date <= days[-1]}
+        # (the last collect also stored its own day's schedule: those games are in Games, not final yet)
+        last_collect = days[-1] + dt.timedelta(days=1)
+        expected = {g.game_id for g in history} | {g.game_id for g in season if g.game_date <= last_collect}
         assert stored == sorted(expected)
         served_ids = {p["game_id"] for p in served_before + served_after}
         assert {i["game_id"] for i in logged if i["served"]} == served_ids
@@ -414,14 +415,16 @@ def test_given_the_stack_restarts_mid_replay_then_registry_active_version_and_da
 
 
 def _predict_slate(stack: Any, league: Any, day: dt.date) -> list[dict[str, Any]]:
-    """Up to 10 of the day's games through the predict function's app on ``stack``, as a cold instance."""
+    """Up to 10 of the day's games through the predict function's app on ``stack``, as a cold instance, at 11:00
+    Eastern on ``day`` (before its tip-offs, so they are logged)."""
     from infra import runtime
     from nbaml.serving.api import create_app
 
     body = {"games": [{"home": g.home, "away": g.away, "date": day.isoformat()} for g in league.schedule(day)][:10]}
     with runtime.function_environment(stack.env_for("predict") | QUIET | {"MODEL_PARAM_MAX_AGE_SECONDS": "0"}):
         _reset()
-        response = TestClient(create_app()).post("/predictions", json=body)
+        app = create_app(now=lambda: league_time(day, dt.time(11)))
+        response = TestClient(app).post("/predictions", json=body)
     assert response.status_code == 200, response.text
     return list(response.json()["predictions"])
 

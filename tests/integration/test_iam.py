@@ -24,8 +24,11 @@ import pytest
 from botocore.exceptions import ClientError
 
 from infra import iam, runtime
+from infra import template as tpl
+from infra.clock import ScheduleClock
 from infra.stack import LocalStack
 from nbaml.games.feeds.generator import SyntheticLeague
+from nbaml.games.teams import league_time
 from tests.conftest import prediction_of
 
 pytestmark = pytest.mark.integration
@@ -35,15 +38,12 @@ QUICK = {"TRAIN_PROFILE": "quick", "POWERTOOLS_LOG_LEVEL": "WARNING"}
 FEED_KEY = "local-iam-test-key"
 
 
-def _scheduled(day: dt.date, hour: int) -> dict[str, Any]:
-    return {
-        "id": f"iam-{day}-{hour}",
-        "detail-type": "Scheduled Event",
-        "source": "aws.events",
-        "time": f"{day.isoformat()}T{hour:02d}:00:00Z",
-        "resources": ["arn:aws:events:rule/test"],
-        "detail": {},
-    }
+def _scheduled(stack: LocalStack, function: str, day: dt.date, hour: int) -> dict[str, Any]:
+    """The event ``function``'s schedule delivers, fired at ``hour`` on the league's clock of ``day``."""
+    firing = ScheduleClock(tpl.load(stack.template_path)).firing(
+        stack.function_id(function), league_time(day, dt.time(hour))
+    )
+    return firing.event(name=stack.resource(firing.resource_logical_id))
 
 
 class Workload:
@@ -58,6 +58,10 @@ class Workload:
         self.history = [g for g in league.games(first) + season if g.game_date < self.day0]
         self.token = str(stack.admin_token)
         self.results: dict[str, list[Any]] = {}
+        self.now = league_time(self.day0, dt.time(11))  # the predict function's clock (see the fixture)
+
+    def scheduled(self, function: str, day: dt.date, hour: int) -> dict[str, Any]:
+        return _scheduled(self.stack, function, day, hour)
 
     def operator_env(self) -> dict[str, str]:
         return self.stack.operator_env("collect")
@@ -85,6 +89,8 @@ class Workload:
         return json.loads(response["body"]) if response.get("body") else {}
 
     def slate(self, day: dt.date) -> None:
+        """The day's slate, asked at 11:00 Eastern: before its tip-offs, so the predict function logs it."""
+        self.now = league_time(day, dt.time(11))
         games = [{"home": g.home, "away": g.away, "date": day.isoformat()} for g in self.league.schedule(day)]
         if games:
             self.api("POST", "/predictions", body={"games": games[:20]})
@@ -129,10 +135,14 @@ class Workload:
 
     def a_week_of_slates_then_collect(self) -> dt.date:
         self.api("GET", "/reports/latest", expect=404)  # no drift check has run yet: 404, not 403 nor 503
-        for offset in range(7):
-            self.slate(self.day0 + dt.timedelta(days=offset))
+        for offset in range(7):  # each morning's collect (03:00 Eastern), then the day's slate
+            day = self.day0 + dt.timedelta(days=offset)
+            self.invoke("collect", self.scheduled("collect", day, 3), FEED_SOURCE="generator", FEED_SEED=str(SEED))
+            self.slate(day)
         run_date = self.day0 + dt.timedelta(days=7)
-        collected = self.invoke("collect", _scheduled(run_date, 3), FEED_SOURCE="generator", FEED_SEED=str(SEED))
+        collected = self.invoke(
+            "collect", self.scheduled("collect", run_date, 3), FEED_SOURCE="generator", FEED_SEED=str(SEED)
+        )
         assert collected["final_games"] > 0 and collected["predictions_resolved"] > 0, collected
         return run_date
 
@@ -147,9 +157,13 @@ class Workload:
             for game in games:
                 log.record(prediction_of(game, 0.02 if game.home_won else 0.98, version="v1"))
             log.resolve(games)
-        report = self.invoke("drift_check", _scheduled(run_date, 4))
+        report = self.invoke("drift_check", self.scheduled("drift_check", run_date, 4))
         assert report["drift"] and report["retrain_requested"], report
+        before = len(self.results.get("retrain", []))
         self.deliver_retrains()
+        # SEED's league: the quick model on drift passes every gate, Elo's included (the routes need two versions)
+        runs = [run for result in self.results["retrain"][before:] for run in result["runs"]]
+        assert [run["status"] for run in runs] == ["promoted"], runs
 
     def every_route(self, day: dt.date) -> None:
         overview = self.api("GET", "/models")
@@ -189,7 +203,7 @@ class Workload:
                 log.record(prediction_of(game, 0.7 if game.home_won else 0.3, version=active))
                 log.record(prediction_of(game, 0.1 if game.home_won else 0.9, version=other, role="canary"))
             log.resolve(games)
-        report = self.invoke("drift_check", _scheduled(run_date, 4))
+        report = self.invoke("drift_check", self.scheduled("drift_check", run_date, 4))
         assert report["canary"]["action"] == "aborted" and not report["retrain_requested"], report
 
     def collect_from_api_basketball(self, run_date: dt.date, server: Any, ca_file: str) -> None:
@@ -207,15 +221,17 @@ class Workload:
             "SSL_CERT_FILE": ca_file,
             "COLLECT_LOOKBACK_DAYS": "1",
         }
-        result = self.invoke("collect", _scheduled(run_date, 3), **env)
-        assert result["feed"] == "api-basketball" and result["payloads"] == 1, result
+        result = self.invoke("collect", self.scheduled("collect", run_date, 3), **env)
+        assert result["feed"] == "api-basketball" and result["payloads"] == 2, result  # the day before, and today
         runtime.forget_warm_modules()
 
     def collect_a_new_season(self) -> None:
         """Opening week of the next season: its training file does not exist yet, so S3 must answer 404."""
         opening = self.league.games(self.league.first_season + 2)[0].game_date
         run_date = opening + dt.timedelta(days=3)
-        collected = self.invoke("collect", _scheduled(run_date, 3), FEED_SOURCE="generator", FEED_SEED=str(SEED))
+        collected = self.invoke(
+            "collect", self.scheduled("collect", run_date, 3), FEED_SOURCE="generator", FEED_SEED=str(SEED)
+        )
         assert collected["training_added"] > 0, collected
 
     def authorize(self) -> None:
@@ -229,7 +245,7 @@ class Workload:
         runtime, with the function's role) sends the record to the on-failure queue."""
         functions = ("collect", "drift_check", "retrain")
         for function in functions:
-            self.invoke_async(function, {**_scheduled(run_date, 5), "time": "not a time"})
+            self.invoke_async(function, {**self.scheduled(function, run_date, 5), "time": "not a time"})
         with runtime.function_environment(self.operator_env()):
             sqs, queue = boto3.client("sqs"), self.stack.resource("FailedRunQueue")
             messages = sqs.receive_message(QueueUrl=queue, MaxNumberOfMessages=10)["Messages"]
@@ -243,24 +259,34 @@ class Workload:
 def workload(local_stack: LocalStack, local_tls: Any) -> Iterator[Workload]:
     from pytest_httpserver import HTTPServer
 
+    from nbaml.serving import api
+
     job = Workload(local_stack, SyntheticLeague(seed=SEED))
-    job.a_retrain_before_any_game_fails()
-    job.backfill()
-    job.first_model()
-    run_date = job.a_week_of_slates_then_collect()
-    job.drift_that_queues_a_retrain(run_date)
-    job.every_route(run_date + dt.timedelta(days=1))
-    job.a_canary_aborted_by_drift_check(run_date)
-    server = HTTPServer(host="127.0.0.1", port=0, threaded=True, ssl_context=local_tls.server_context())
-    server.start()
-    try:
-        job.collect_from_api_basketball(run_date + dt.timedelta(days=1), server, str(local_tls.ca_file))
-    finally:
-        server.stop()
-    job.authorize()
-    job.scheduled_runs_that_fail(run_date + dt.timedelta(days=2))
-    job.collect_a_new_season()
-    yield job
+    with pytest.MonkeyPatch.context() as patch:
+        # The predict handler builds its app on its first request: on the workload's clock, not this machine's
+        # (the season's games started years ago, and nothing is logged after a tip-off)
+        create_app = api.create_app
+        # (the seam the SAM replay uses, nbaml.serving.clock, would read a parameter no role may read: not here)
+        patch.setattr(api, "create_app", lambda *args, **kwargs: create_app(*args, **kwargs | {"now": lambda: job.now}))
+        runtime.forget_warm_modules()  # a handler imported before the patch would keep the machine's clock
+        job.a_retrain_before_any_game_fails()
+        job.backfill()
+        job.first_model()
+        run_date = job.a_week_of_slates_then_collect()
+        job.drift_that_queues_a_retrain(run_date)
+        job.every_route(run_date)  # its collect ran: every day before it is complete
+        job.a_canary_aborted_by_drift_check(run_date)
+        server = HTTPServer(host="127.0.0.1", port=0, threaded=True, ssl_context=local_tls.server_context())
+        server.start()
+        try:
+            job.collect_from_api_basketball(run_date + dt.timedelta(days=1), server, str(local_tls.ca_file))
+        finally:
+            server.stop()
+        job.authorize()
+        job.scheduled_runs_that_fail(run_date + dt.timedelta(days=2))
+        job.collect_a_new_season()
+        yield job
+    runtime.forget_warm_modules()  # nor may one keep the workload's clock after it
 
 
 def _policies(stack: LocalStack) -> dict[str, list[dict[str, Any]]]:
@@ -321,6 +347,27 @@ def test_given_a_grant_no_call_uses_then_the_audit_names_it(workload: Workload) 
 
     assert [str(g) for g in result.unused] == [f"{drift} NotNeeded: dynamodb:DeleteItem on {games_arn}"]
     assert not result.missing
+
+
+def test_given_the_scheduler_schedules_then_each_role_allows_exactly_its_invoke_and_its_dead_letter(
+    local_stack: LocalStack,
+) -> None:
+    # Given: what EventBridge Scheduler does with each schedule's execution role (read off the schedule)
+    calls = iam.scheduler_calls(local_stack)
+    roles = iam.scheduler_principals(local_stack)
+    policies = iam.inline_policies(local_stack, roles)
+    # Then: one invoke of its function and one dead letter per schedule, each allowed, no grant beyond them
+    assert {c.principal for c in calls} == set(roles) and len(roles) == 3
+    assert sorted(c.action for c in calls) == ["lambda:InvokeFunction"] * 3 + ["sqs:SendMessage"] * 3
+    assert all(c.allowed for c in calls), [c for c in calls if not c.allowed]
+    result = iam.audit(calls, policies)
+    assert result.clean, str(result)
+    # and a schedule role that lost its queue grant would be named by the same audit
+    collect = next(lid for lid in roles if lid.startswith(local_stack.function_id("collect")))
+    trimmed = copy.deepcopy(policies)
+    trimmed[collect] = [d for d in trimmed[collect] if "sqs:SendMessage" not in json.dumps(d)]
+    judged = iam.audit(calls, trimmed)
+    assert [(c.principal, c.action) for c in judged.missing] == [(collect, "sqs:SendMessage")]
 
 
 @pytest.mark.parametrize(

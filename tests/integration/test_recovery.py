@@ -25,7 +25,7 @@ from infra import stack as stk
 from infra import template as tpl
 from nbaml import layout
 from nbaml.storage import parameters
-from tests.conftest import synthetic_history, train_versions
+from tests.conftest import off_season, synthetic_history, train_versions
 
 pytestmark = pytest.mark.integration
 
@@ -64,7 +64,12 @@ def build_history(stack: stk.LocalStack) -> list[Any]:
 
     with acting_as(stack, "retrain"):
         games = synthetic_history(seed=11)
-        load(load_settings(CommonSettings), FeedBatch(games=games), source="generator")
+        load(
+            load_settings(CommonSettings),
+            FeedBatch(games=games),
+            source="generator",
+            complete_through=off_season(games),
+        )
         settings = load_settings(RetrainSettings)
         train_versions(settings, (1, 2, 3), requested_by="recovery-test")
         deployment = Deployment(settings)

@@ -25,7 +25,7 @@ import pytest
 from infra import runtime
 from infra import stack as stk
 from infra.replay import ApiServer
-from tests.conftest import ROOT, synthetic_history, train_versions
+from tests.conftest import ROOT, off_season, synthetic_history, train_versions
 
 pytestmark = pytest.mark.integration
 
@@ -57,7 +57,9 @@ def _two_versions() -> None:
     from nbaml.games.feeds.base import FeedBatch
 
     common = load_settings(CommonSettings)
-    load(common, FeedBatch(games=synthetic_history(seed=5)), source="generator")
+    history = synthetic_history(seed=5)
+    # the backfill vouches for the off-season's first week, so generated slates of those days reach a 200
+    load(common, FeedBatch(games=history), source="generator", complete_through=off_season(history))
     # The retrain function's settings are the template's; the environment here is its own
     train_versions(load_settings(RetrainSettings), (1, 2), requested_by="schemathesis")
     deployment = Deployment(common)

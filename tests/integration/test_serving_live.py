@@ -29,7 +29,7 @@ import pytest
 from infra import runtime
 from infra import stack as stk
 from infra.replay import ApiServer
-from tests.conftest import synthetic_history, train_versions
+from tests.conftest import off_season, synthetic_history, train_versions
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 ROLLBACK_SH = REPO_ROOT / "infra" / "rollback.sh"
@@ -88,7 +88,13 @@ def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Live]:
     with stk.deployed(state_dir=state_dir, iam=True) as deployed:
         with runtime.function_environment(deployed.operator_env("retrain") | QUIET):
             history = synthetic_history(seed=7)
-            load(load_settings(CommonSettings), FeedBatch(games=history), source="generator")
+            # the days the tests ask about are complete ones (their matchups off any schedule: hypothetical)
+            load(
+                load_settings(CommonSettings),
+                FeedBatch(games=history),
+                source="generator",
+                complete_through=off_season(history),
+            )
             train_versions(load_settings(RetrainSettings), (1, 2, 3), requested_by="test")
         serving = {"MODEL_PARAM_MAX_AGE_SECONDS": str(int(MAX_AGE_S))}
         with runtime.function_environment(deployed.env_for("predict") | QUIET | serving):

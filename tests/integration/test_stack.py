@@ -1,8 +1,8 @@
 """The local stack against template.yaml: what the template declares is what the emulator holds.
 
-Every expectation is read from the template, except the seed's three schedules (collect daily at 03:00
-UTC, drift_check on Mondays at 04:00 UTC, retrain on the 1st of each month), which are the requirement
-the template must meet.
+Every expectation is read from the template, except the seed's three schedules (collect daily at 03:00,
+drift_check on Mondays at 04:00, retrain on the 1st of each month at 05:00, all on the league's Eastern
+clock), which are the requirement the template must meet.
 """
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ import os
 import re
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import pytest
 
@@ -58,15 +59,21 @@ def test_given_the_translated_template_when_deployed_then_every_active_resource_
 def test_given_skipped_types_when_deployed_then_each_gap_is_recorded(
     local_stack: LocalStack, translated: dict[str, Any]
 ) -> None:
-    # Then: every alarm, queue policy and HTTP API resource of the template was filled by hand
-    skipped = {"AWS::CloudWatch::Alarm", "AWS::SQS::QueuePolicy", "AWS::ApiGatewayV2::Api", "AWS::ApiGatewayV2::Stage"}
+    # Then: every alarm, queue policy, schedule and HTTP API resource of the template was filled by hand
+    skipped = {
+        "AWS::CloudWatch::Alarm",
+        "AWS::SQS::QueuePolicy",
+        "AWS::ApiGatewayV2::Api",
+        "AWS::ApiGatewayV2::Stage",
+        "AWS::Scheduler::Schedule",
+    }
     wanted = {lid for lid, r in translated["Resources"].items() if r["Type"] in skipped}
     filled = {fill.logical_id for fill in local_stack.fills}
     assert wanted <= filled
 
 
 # ---------------------------------------------------------------- storage
-def test_given_the_tables_when_described_then_keys_gsis_and_pitr_match_the_template(
+def test_given_the_tables_when_described_then_keys_gsis_pitr_and_ttl_match_the_template(
     local_stack: LocalStack, sam_template: dict[str, Any], aws: Any
 ) -> None:
     tables = _of_type(sam_template, "AWS::DynamoDB::Table")
@@ -83,6 +90,13 @@ def test_given_the_tables_when_described_then_keys_gsis_and_pitr_match_the_templ
         if props.get("PointInTimeRecoverySpecification", {}).get("PointInTimeRecoveryEnabled"):
             pitr = backups["ContinuousBackupsDescription"]["PointInTimeRecoveryDescription"]
             assert pitr["PointInTimeRecoveryStatus"] == "ENABLED"
+        ttl = aws("dynamodb").describe_time_to_live(TableName=local_stack.resource(logical_id))["TimeToLiveDescription"]
+        wanted = props.get("TimeToLiveSpecification")
+        assert (ttl.get("TimeToLiveStatus"), ttl.get("AttributeName")) == (
+            ("ENABLED", wanted["AttributeName"]) if wanted else ("DISABLED", None)
+        )
+    # The predictions of hypothetical matchups expire (nbaml.storage.predictions)
+    assert tables["PredictionsTable"]["Properties"]["TimeToLiveSpecification"]["AttributeName"] == "expires_at"
 
 
 def test_given_the_bucket_when_read_back_then_it_is_versioned_with_public_access_blocked(
@@ -115,52 +129,77 @@ def test_given_the_parameters_when_read_then_values_and_secure_strings_exist(
 
 
 # ---------------------------------------------------------------- schedules
-def test_given_the_template_schedules_when_deployed_then_eventbridge_holds_them_with_retries_and_dlq(
+def _schedule(aws: Any, stack: LocalStack, logical_id: str) -> dict[str, Any]:
+    """A Scheduler schedule as EventBridge Scheduler holds it (moto's CloudFormation skips the type)."""
+    return dict(aws("scheduler").get_schedule(Name=stack.resource(logical_id), GroupName="default"))
+
+
+def test_given_the_template_schedules_when_deployed_then_scheduler_holds_them_on_their_clock_with_retries_and_dlq(
     local_stack: LocalStack, sam_template: dict[str, Any], aws: Any
 ) -> None:
-    events = aws("events")
     schedules = tpl.schedules(sam_template)
     assert schedules
     for function, declared in schedules.items():
         for event in declared:
-            expression = event.expression
             spec = sam_template["Resources"][function]["Properties"]["Events"][event.name]["Properties"]
-            rule_name = local_stack.resource(f"{function}{event.name}")
-            # When
-            rule = events.describe_rule(Name=rule_name)
-            (target,) = events.list_targets_by_rule(Rule=rule_name)["Targets"]
-            # Then
-            assert rule["ScheduleExpression"] == expression
-            assert rule["State"] == "ENABLED"
+            # When: read back from the Scheduler API
+            read = _schedule(aws, local_stack, f"{function}{event.name}")
+            target = read["Target"]
+            # Then: when, on which clock, what it invokes with which event, and what happens on failure
+            assert (read["ScheduleExpression"], read["ScheduleExpressionTimezone"]) == (
+                event.expression,
+                event.timezone,
+            )
+            assert read["State"] == "ENABLED" and read["FlexibleTimeWindow"] == {"Mode": "OFF"}
             assert target["Arn"].endswith(f":function:{local_stack.resource(function)}")
+            assert target["Input"] == event.input and json.loads(target["Input"])["time"]
             assert target["RetryPolicy"] == spec["RetryPolicy"]
             assert target["DeadLetterConfig"]["Arn"] == _queue_arn(aws, local_stack, spec["DeadLetterConfig"]["Arn"])
+            # the role Scheduler invokes with: trusted by Scheduler only, allowed this function and the DLQ
+            role_name = target["RoleArn"].rsplit("/", 1)[-1]
+            role = aws("iam").get_role(RoleName=role_name)["Role"]
+            principals = [s["Principal"]["Service"] for s in role["AssumeRolePolicyDocument"]["Statement"]]
+            assert principals == [["scheduler.amazonaws.com"]]
+            statements = [
+                s
+                for name in aws("iam").list_role_policies(RoleName=role_name)["PolicyNames"]
+                for s in aws("iam").get_role_policy(RoleName=role_name, PolicyName=name)["PolicyDocument"]["Statement"]
+            ]
+            assert allows(statements, "lambda:InvokeFunction", target["Arn"])
+            assert allows(statements, "sqs:SendMessage", target["DeadLetterConfig"]["Arn"])
+            assert not allows(statements, "lambda:InvokeFunction", target["Arn"] + "-other")
 
 
-def test_given_the_seed_when_reading_the_deployed_schedules_then_collect_drift_and_retrain_fire_when_it_asks(
+def test_given_the_seed_when_reading_the_deployed_schedules_then_collect_drift_and_retrain_fire_at_its_hours_eastern(
     local_stack: LocalStack, aws: Any
 ) -> None:
+    eastern = "America/New_York"
+
     def fires(short_name: str) -> list[dt.datetime]:
         logical_id = local_stack.function_id(short_name)
-        rules = [
+        (schedule,) = [
             lid
             for lid in local_stack.resources
-            if lid.startswith(logical_id) and "Rule" in local_stack.resource_types[lid]
+            if lid.startswith(logical_id) and local_stack.resource_types[lid] == "AWS::Scheduler::Schedule"
         ]
-        (rule,) = rules
-        expression = aws("events").describe_rule(Name=local_stack.resource(rule))["ScheduleExpression"]
+        read = _schedule(aws, local_stack, schedule)
         year = dt.datetime(2023, 1, 1, tzinfo=dt.UTC)
-        return cron.parse(expression).firings(year, year.replace(year=2024))
+        local = cron.parse(read["ScheduleExpression"], scheduler=True).firings(
+            year, year.replace(year=2024), read["ScheduleExpressionTimezone"]
+        )
+        return [at.astimezone(ZoneInfo(eastern)) for at in local]
 
-    # The seed: collect daily at 03:00 UTC
+    # The seed: collect daily at 3 AM, after the last West Coast game (about 01:00 Eastern) has ended
     collect = fires("collect")
     assert len(collect) == 365 and {(t.hour, t.minute) for t in collect} == {(3, 0)}
-    # drift_check on Mondays at 04:00 UTC
+    assert {t.astimezone(dt.UTC).hour for t in collect} == {7, 8}  # EDT and EST
+    # drift_check on Mondays at 4 AM
     drift = fires("drift_check")
     assert len(drift) == 52 and {(t.strftime("%A"), t.hour, t.minute) for t in drift} == {("Monday", 4, 0)}
-    # retrain on the 1st of each month
+    # retrain on the 1st of each month, at 5 AM, after that day's collect
     retrain = fires("retrain")
-    assert len(retrain) == 12 and {t.day for t in retrain} == {1} and {t.month for t in retrain} == set(range(1, 13))
+    assert len(retrain) == 12 and {(t.day, t.hour) for t in retrain} == {(1, 5)}
+    assert {t.month for t in retrain} == set(range(1, 13))
 
 
 # ---------------------------------------------------------------- HTTP API
@@ -275,10 +314,11 @@ def test_given_the_alarms_when_deployed_then_each_reads_back_with_its_metric(
         assert alarm["ComparisonOperator"] == resource["Properties"]["ComparisonOperator"]
 
 
-def test_given_the_queue_policies_when_deployed_then_each_queue_carries_it(
+def test_given_the_queue_policies_when_deployed_then_each_queue_carries_it_and_the_dlq_needs_none(
     local_stack: LocalStack, sam_template: dict[str, Any], aws: Any
 ) -> None:
-    for resource in _of_type(sam_template, "AWS::SQS::QueuePolicy").values():
+    policies = _of_type(sam_template, "AWS::SQS::QueuePolicy")
+    for resource in policies.values():
         for queue in resource["Properties"]["Queues"]:
             url = local_stack.resource(queue["Ref"])
             policy = json.loads(
@@ -286,6 +326,16 @@ def test_given_the_queue_policies_when_deployed_then_each_queue_carries_it(
             )
             declared = resource["Properties"]["PolicyDocument"]["Statement"]
             assert [s["Action"] for s in policy["Statement"]] == [s["Action"] for s in declared]
+    # Scheduler delivers dead letters with each schedule's execution role (the test above reads its grant), so
+    # the schedules' dead-letter queue has no resource policy at all: nobody else may send to it.
+    assert tpl.schedules(sam_template), "the template has schedules"
+    url = local_stack.resource("ScheduleDeadLetterQueue")
+    assert "Policy" not in aws("sqs").get_queue_attributes(QueueUrl=url, AttributeNames=["Policy"]).get(
+        "Attributes", {}
+    )
+    assert not any(
+        queue.get("Ref") == "ScheduleDeadLetterQueue" for r in policies.values() for queue in r["Properties"]["Queues"]
+    )
 
 
 # ---------------------------------------------------------------- least privilege

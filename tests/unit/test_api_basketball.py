@@ -525,7 +525,7 @@ def test_given_a_postponed_or_cancelled_game_then_it_is_kept_with_that_status_an
     assert batch.defects.total == 0
 
 
-def test_given_games_in_play_and_not_started_then_in_play_is_skipped_and_not_started_is_scheduled(
+def test_given_games_in_play_and_not_started_then_both_are_pending_with_their_tip_off_and_no_score(
     httpserver: HTTPServer, feed: ApiBasketballFeed
 ) -> None:
     batch = _parse(
@@ -535,8 +535,19 @@ def test_given_games_in_play_and_not_started_then_in_play_is_skipped_and_not_sta
         api_item("Miami Heat", "Utah Jazz", game_id=2, status="NS", home_total=None, away_total=None),
     )
 
-    assert [(g.home, g.status) for g in batch.games] == [("MIA", GameStatus.SCHEDULED)]
+    # The game in play is not skipped: it is in progress, so its day stays incomplete until it is final
+    assert [(g.home, g.status) for g in batch.games] == [("BOS", GameStatus.IN_PROGRESS), ("MIA", GameStatus.SCHEDULED)]
+    assert all(g.is_pending and g.home_score is None and g.away_score is None for g in batch.games)
+    assert {g.tip_off for g in batch.games} == {dt.datetime(2024, 1, 6, 0, 30, tzinfo=dt.UTC)}
     assert batch.defects.total == 0
+
+
+def test_given_a_final_game_then_its_start_is_its_tip_off_and_its_eastern_date_its_date(
+    httpserver: HTTPServer, feed: ApiBasketballFeed
+) -> None:
+    (game,) = _parse(httpserver, feed, api_item(start="2024-01-06T03:30:00+00:00")).games
+    assert game.tip_off == dt.datetime(2024, 1, 6, 3, 30, tzinfo=dt.UTC)  # 22:30 Eastern on the 5th
+    assert game.game_date == dt.date(2024, 1, 5) and game.is_final
 
 
 def test_given_other_bad_items_then_each_is_counted_under_its_kind(

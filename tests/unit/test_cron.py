@@ -392,3 +392,62 @@ def test_given_a_valid_cron_when_asked_its_next_firing_then_it_is_the_first_of_i
         wall = found.astimezone(ZoneInfo(timezone))
         assert wall.minute in schedule.minutes and wall.hour in schedule.hours
         assert wall.day in schedule.days_in(wall.year, wall.month)
+
+
+# ---------------------------------------------------------------- template.yaml's own schedules, on the league's clock
+LEAGUE_CLOCK_CASES = [
+    # collect, 03:00 Eastern: the day before, the day of and the day after each change of 2023 and 2024
+    ("CollectFunction", dt.date(2023, 3, 11), utc(2023, 3, 11, 8)),
+    ("CollectFunction", SPRING_FORWARD, utc(2023, 3, 12, 7)),  # 03:00 EDT, the first minute after the gap
+    ("CollectFunction", dt.date(2023, 3, 13), utc(2023, 3, 13, 7)),
+    ("CollectFunction", dt.date(2023, 11, 4), utc(2023, 11, 4, 7)),
+    ("CollectFunction", FALL_BACK, utc(2023, 11, 5, 8)),  # 03:00 EST, after 01:00-02:00 was lived twice
+    ("CollectFunction", dt.date(2024, 3, 10), utc(2024, 3, 10, 7)),
+    ("CollectFunction", dt.date(2024, 11, 3), utc(2024, 11, 3, 8)),
+    # drift_check, Mondays 04:00 Eastern, either side of each change
+    ("DriftCheckFunction", dt.date(2023, 3, 6), utc(2023, 3, 6, 9)),
+    ("DriftCheckFunction", dt.date(2023, 3, 13), utc(2023, 3, 13, 8)),
+    ("DriftCheckFunction", dt.date(2023, 10, 30), utc(2023, 10, 30, 8)),
+    ("DriftCheckFunction", dt.date(2023, 11, 6), utc(2023, 11, 6, 9)),
+    ("DriftCheckFunction", dt.date(2024, 3, 11), utc(2024, 3, 11, 8)),
+    # retrain, the 1st at 05:00 Eastern
+    ("RetrainFunction", dt.date(2023, 3, 1), utc(2023, 3, 1, 10)),
+    ("RetrainFunction", dt.date(2023, 4, 1), utc(2023, 4, 1, 9)),
+    ("RetrainFunction", dt.date(2023, 11, 1), utc(2023, 11, 1, 9)),  # still EDT: the change is on the 5th
+    ("RetrainFunction", dt.date(2023, 12, 1), utc(2023, 12, 1, 10)),
+    ("RetrainFunction", dt.date(2024, 4, 1), utc(2024, 4, 1, 9)),
+]
+
+
+@pytest.mark.parametrize(("function", "day", "expected"), LEAGUE_CLOCK_CASES, ids=lambda v: str(v))
+def test_given_the_template_schedules_when_clocked_then_each_fires_at_the_seeds_hour_eastern_in_utc(
+    function: str, day: dt.date, expected: dt.datetime
+) -> None:
+    from nbaml.events import scheduled_run_date, scheduled_time
+    from nbaml.games.teams import LEAGUE_TIMEZONE
+
+    # Given the schedule clock reading template.yaml (no expression or time zone repeated here)
+    clock = ScheduleClock(tpl.load())
+    # When it is asked for that league day's firings
+    (firing,) = [f for f in clock.firings_on(day, LEAGUE_TIMEZONE) if f.function == function]
+    event = firing.event()
+    # Then it fires at the UTC instant Scheduler would, and the function reads that instant and its league date
+    assert firing.at == expected
+    assert scheduled_time(event) == expected and scheduled_run_date(event) == day
+
+
+def test_given_the_template_then_every_schedule_runs_on_the_leagues_clock_with_retries_and_a_dead_letter_queue() -> (
+    None
+):
+    from nbaml.games.teams import LEAGUE_TIMEZONE
+
+    sam = tpl.load()
+    events = tpl.schedules(sam)
+    assert set(events) == {"CollectFunction", "DriftCheckFunction", "RetrainFunction"}
+    for function, declared in events.items():
+        for event in declared:
+            props = tpl.function_properties(sam, function)["Events"][event.name]["Properties"]
+            assert event.scheduler and event.timezone == LEAGUE_TIMEZONE, (function, event)
+            assert props["RetryPolicy"]["MaximumRetryAttempts"] >= 1 and props["DeadLetterConfig"]["Arn"]
+            # the function reads the instant it fired for from the event's time
+            assert '"time": "<aws.scheduler.scheduled-time>"' in event.input

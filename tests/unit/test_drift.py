@@ -153,6 +153,71 @@ def test_given_no_active_model_when_drift_check_runs_then_it_says_so(stack) -> N
     assert not report.drift and report.reasons == ["no active model"]
 
 
+def _hold_back(day: dt.date, pending: list) -> None:
+    """The league calendar as a collect leaves it when ``pending`` of ``day`` were not final yet."""
+    from nbaml.config import CommonSettings
+    from nbaml.games.calendar import LeagueCalendar
+    from nbaml.games.feeds.base import unscored
+    from nbaml.games.history import GameHistory
+    from nbaml.games.teams import league_time
+
+    history = GameHistory(ArtifactStore(load_settings(CommonSettings).nbaml_bucket))
+    calendar = LeagueCalendar.backfilled(day - dt.timedelta(days=1)).record(
+        (day, day), [unscored(g) for g in pending], league_time(day, dt.time(22))
+    )
+    history.save_calendar(calendar, str(history.state_digest()))
+
+
+def test_given_an_incomplete_last_day_when_drift_check_runs_then_it_skips_that_day_and_says_why(
+    stack, loaded_history, fast_config
+) -> None:
+    pipeline.retrain(
+        load_settings(RetrainSettings),
+        RetrainRequest(trigger=RetrainTrigger.MANUAL, reason="v1", force=True),
+        config=fast_config,
+    )
+    settings = load_settings(DriftSettings)
+    log = PredictionLog(settings.predictions_table)
+    games = [g for g in loaded_history if g.season == loaded_history[-1].season][-100:]
+    for game in games:
+        log.record(prediction_of(game, 0.6, features=[0.0] * len(FEATURE_NAMES)))
+    log.resolve(games)
+    last = games[-1].game_date
+    on_last = [g for g in games if g.game_date == last]
+    # Given: the last day's results arrived for some games only (the rest still pending at collect)
+    _hold_back(last, on_last[:1])
+    # When
+    report = check_drift(settings, run_date=last + dt.timedelta(days=1))
+    # Then: none of that day's predictions counted, and the report names the day and its pending game
+    assert report.sections["performance"]["n"] == len(games) - len(on_last)
+    assert report.sections["completeness"]["complete_through"] == (last - dt.timedelta(days=1)).isoformat()
+    assert report.summary()["skipped_days"] == {last.isoformat(): f"1 game(s) not final: {on_last[0].game_id}"}
+    html = ArtifactStore(settings.nbaml_bucket).get_bytes(layout.report_key(layout.DRIFT_HTML)).decode()
+    assert "Days skipped" in html and on_last[0].game_id in html
+
+
+def test_given_an_incomplete_last_day_when_retrain_runs_then_it_trains_without_it_and_records_why(
+    stack, loaded_history, fast_config
+) -> None:
+    last = loaded_history[-1].game_date
+    on_last = [g for g in loaded_history if g.game_date == last]
+    _hold_back(last, on_last[:1])
+    outcome = pipeline.retrain(
+        load_settings(RetrainSettings),
+        RetrainRequest(trigger=RetrainTrigger.MANUAL, reason="v1", force=True),
+        config=fast_config,
+    )
+    from nbaml.storage.registry import ModelRegistry
+
+    item = ModelRegistry(load_settings(RetrainSettings).model_versions_table).get(outcome.version)
+    bundle = ArtifactStore(load_settings(RetrainSettings).nbaml_bucket).get_json(
+        layout.bundle_key(outcome.version, layout.METADATA_FILE)
+    )
+    expected = {last.isoformat(): f"1 game(s) not final: {on_last[0].game_id}"}
+    assert bundle["completeness"]["skipped_days"] == item["completeness"]["skipped_days"] == expected
+    assert bundle["training_window"]["holdout_end"] < last.isoformat()  # the day's final games left out too
+
+
 def test_given_a_drift_retrain_that_did_not_replace_the_champion_then_the_next_week_does_not_requeue(
     stack, loaded_history, fast_config
 ) -> None:

@@ -7,15 +7,21 @@ import datetime as dt
 import json
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import pytest
 
-from nbaml.events import SCHEDULED_EVENT, RetrainTrigger, retrain_requests, scheduled_run_date
+from infra import template as tpl
+from infra.clock import ScheduleClock
+from nbaml.events import SCHEDULED_EVENT, RetrainTrigger, retrain_requests, scheduled_run_date, scheduled_time
+from nbaml.games.teams import LEAGUE_TIMEZONE
 
 EVENTS = Path(__file__).resolve().parents[2] / "events"
-# The keys `sam local generate-event cloudwatch scheduled-event` / `apigateway http-api-proxy` produce.
-SCHEDULED_KEYS = {"id", "detail-type", "source", "account", "time", "region", "resources", "detail"}
+# The keys of the event template.yaml's Scheduler schedules deliver (their Input), which are those of
+# `sam local generate-event cloudwatch scheduled-event` but account and region; and of `apigateway http-api-proxy`.
+SCHEDULED_KEYS = {"version", "id", "detail-type", "source", "time", "resources", "detail"}
 HTTP_API_KEYS = {"version", "routeKey", "rawPath", "rawQueryString", "headers", "requestContext", "isBase64Encoded"}
+EASTERN = ZoneInfo(LEAGUE_TIMEZONE)
 
 
 def load(name: str) -> dict[str, Any]:
@@ -40,20 +46,39 @@ def test_given_an_event_file_when_parsed_then_it_is_a_json_object(path: Path) ->
         ("retrain-scheduled.json", None, 1, 5),
     ],
 )
-def test_given_a_scheduled_event_when_read_then_its_time_is_the_run_date(
+def test_given_a_scheduled_event_when_read_then_its_run_date_is_the_league_date_of_its_time(
     name: str, weekday: str | None, day: int | None, hour: int
 ) -> None:
     # Given
     event = load(name)
     # When
     run_date = scheduled_run_date(event)
-    fired = dt.datetime.fromisoformat(event["time"].replace("Z", "+00:00"))
-    # Then
+    fired = scheduled_time(event).astimezone(EASTERN)
+    # Then: the seed's hours, on the league's (Eastern) clock
     assert set(event) == SCHEDULED_KEYS and event["detail-type"] == SCHEDULED_EVENT
     assert run_date == fired.date()
     assert fired.hour == hour and fired.minute == 0
     assert weekday is None or fired.strftime("%A") == weekday
     assert day is None or fired.day == day
+
+
+@pytest.mark.parametrize("name", ["collect-scheduled.json", "drift-check-scheduled.json", "retrain-scheduled.json"])
+def test_given_a_sample_scheduled_event_then_it_is_what_the_template_schedule_delivers_at_that_time(name: str) -> None:
+    # Given the sample, and the schedule clock reading template.yaml
+    event = load(name)
+    at = scheduled_time(event)
+    clock = ScheduleClock(tpl.load())
+    # When: the clock fires at that instant
+    (firing,) = [f for f in clock.firings_between(at, at + dt.timedelta(seconds=1))]
+    physical = event["resources"][0].rsplit("/", 1)[-1]
+    # Then: the function gets exactly the sample (Scheduler's context attributes filled into the Input)
+    assert firing.event(name=physical) == event
+
+
+def test_given_a_time_late_in_the_eastern_evening_then_the_run_date_is_that_evening_not_the_utc_date() -> None:
+    assert scheduled_run_date({"time": "2023-01-11T03:00:00Z"}) == dt.date(2023, 1, 10)  # 22:00 EST on the 10th
+    assert scheduled_run_date({"time": "2023-07-11T03:30:00Z"}) == dt.date(2023, 7, 10)  # 23:30 EDT on the 10th
+    assert scheduled_run_date({"time": "2023-01-10T08:00:00Z"}) == dt.date(2023, 1, 10)  # 03:00 EST
 
 
 def test_given_the_collect_event_then_it_fires_on_the_documented_day() -> None:

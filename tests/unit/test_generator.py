@@ -9,6 +9,7 @@ import json
 import statistics
 from collections import Counter, defaultdict
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import pytest
 
@@ -16,8 +17,8 @@ from nbaml.games.defects import DefectKind
 from nbaml.games.feeds.base import GameFeed, RawPayload
 from nbaml.games.feeds.generator import SyntheticLeague, season_window
 from nbaml.games.feeds.history_file import load_games
-from nbaml.games.records import Game, GameStatus
-from nbaml.games.teams import TEAMS
+from nbaml.games.records import GAME_LENGTH, Game, GameStatus
+from nbaml.games.teams import HOME_TIMEZONE, LEAGUE_TIMEZONE, TEAMS, league_time
 
 SHARED_FILE = Path(__file__).resolve().parents[2].parent / "shared/data/nba_games_2009_2023.csv"
 SEASONS = range(2019, 2024)
@@ -204,6 +205,46 @@ def test_given_a_game_day_when_scheduled_then_the_games_come_without_scores(leag
 
     assert {g.game_id for g in before} == {g.game_id for g in league.games(2023) if g.game_date == day}
     assert all(g.status is GameStatus.SCHEDULED and g.home_score is None for g in before)
+
+
+def test_given_a_season_then_every_game_has_a_realistic_tip_off_on_its_eastern_date(league: SyntheticLeague) -> None:
+    games = league.games(2023)
+    eastern = [g.tip_off.astimezone(ZoneInfo(LEAGUE_TIMEZONE)) for g in games]  # type: ignore[union-attr]
+    local = [g.tip_off.astimezone(ZoneInfo(HOME_TIMEZONE[g.home])) for g in games]  # type: ignore[union-attr]
+    assert all(e.date() == g.game_date for e, g in zip(eastern, games, strict=True))
+    # evenings on the home arena's clock, afternoons only at weekends; never later than 22:30 Eastern
+    evenings = [t for t in local if t.hour >= 19]
+    assert {t.strftime("%H:%M") for t in evenings} == {"19:00", "19:30", "20:00"}
+    assert all(t.weekday() >= 5 for t in local if t.hour < 19)
+    assert 0.05 < sum(t.hour < 19 for t in local) / len(local) < 0.12  # a quarter of weekend games
+    assert max(e.time() for e in eastern) == dt.time(22, 30) and min(e.time() for e in eastern) >= dt.time(13)
+    # West Coast home games start last: about three hours after the East's
+    west = [e.hour for e, g in zip(eastern, games, strict=True) if g.home in ("LAL", "GSW", "POR") and e.hour >= 19]
+    assert west and min(west) >= 22
+
+
+def test_given_a_moment_of_a_game_night_when_fetched_then_only_games_ended_by_then_are_final(
+    league: SyntheticLeague,
+) -> None:
+    # Given a night with early and late games, asked at 22:00 Eastern
+    day = next(d for d in sorted({g.game_date for g in league.games(2023)}) if len(league.schedule(d)) >= 8)
+    asked = league_time(day, dt.time(22))
+    # When
+    batch = league.parse(league.fetch_raw(day, day, as_of=asked))
+    truth = {g.game_id: g for g in league.games(2023) if g.game_date == day}
+    # Then: a game is final GAME_LENGTH after its tip-off, in progress from tip-off, scheduled before it
+    for game in batch.games:
+        started, ended = truth[game.game_id].tip_off, truth[game.game_id].tip_off + GAME_LENGTH  # type: ignore[operator]
+        expected = (
+            GameStatus.FINAL if asked >= ended else GameStatus.IN_PROGRESS if asked >= started else GameStatus.SCHEDULED
+        )
+        assert game.status is expected, game
+        assert (game.home_score is None) == (expected is not GameStatus.FINAL)
+        assert game.tip_off == truth[game.game_id].tip_off
+    assert {g.status for g in batch.games} >= {GameStatus.FINAL, GameStatus.IN_PROGRESS}
+    # and at 03:00 Eastern the next morning every game of the night is final, as collect sees it
+    morning = league.parse(league.fetch_raw(day, day, as_of=league_time(day + dt.timedelta(days=1), dt.time(3))))
+    assert morning.games == sorted(truth.values(), key=lambda g: g.game_id)
 
 
 def test_given_damaged_payloads_when_parsed_then_each_problem_is_a_counted_defect(league: SyntheticLeague) -> None:

@@ -15,6 +15,7 @@ from nbaml.games.defects import DefectKind, DefectReport
 from nbaml.games.feeds.base import GameFeed, RawPayload
 from nbaml.games.feeds.history_file import HistoryFileFeed, load_games, parse_rows
 from nbaml.games.records import GameStatus, Stage
+from nbaml.games.teams import league_time
 
 SHARED_FILE = Path(__file__).resolve().parents[2].parent / "shared/data/nba_games_2009_2023.csv"
 needs_shared_file = pytest.mark.skipif(not SHARED_FILE.exists(), reason=f"shared data file absent: {SHARED_FILE}")
@@ -240,3 +241,30 @@ def test_given_a_tiny_file_when_fetched_over_a_window_then_rows_outside_and_unda
     assert payload.content_type == "text/csv"
     assert payload.key == "file/games/2024-01-05_2024-01-06.csv"
     assert payload.body == (HEADER + GOOD).encode()
+
+
+def test_given_a_dates_only_file_then_each_game_starts_at_the_home_teams_local_1930(tmp_path: Path) -> None:
+    warriors_home = "2023,2024-01-05,GSW,Golden State Warriors,120.0,DEN,Denver Nuggets,114.0,W\n"
+    games = {g.home: g for g in load_games(_csv(tmp_path, GOOD, warriors_home)).games}
+    assert games["BOS"].tip_off == dt.datetime(2024, 1, 6, 0, 30, tzinfo=dt.UTC)  # 19:30 Eastern
+    assert games["GSW"].tip_off == dt.datetime(2024, 1, 6, 3, 30, tzinfo=dt.UTC)  # 19:30 Pacific, 22:30 Eastern
+    assert all(g.game_date == dt.date(2024, 1, 5) for g in games.values())
+
+
+def test_given_a_moment_of_the_night_when_fetched_then_games_not_ended_by_then_come_without_a_result(
+    tmp_path: Path,
+) -> None:
+    # Given Boston (19:30 Eastern, final by 22:15) and Golden State at home (22:30 Eastern, final by 01:15)
+    warriors_home = "2023,2024-01-05,GSW,Golden State Warriors,120.0,DEN,Denver Nuggets,114.0,W\n"
+    feed = HistoryFileFeed(_csv(tmp_path, GOOD, warriors_home))
+    day = dt.date(2024, 1, 5)
+    # When asked at 23:00 Eastern, and at 03:00 Eastern the next morning
+    (late,) = feed.fetch_raw(day, day, as_of=league_time(day, dt.time(23)))
+    (morning,) = feed.fetch_raw(day, day, as_of=league_time(day + dt.timedelta(days=1), dt.time(3)))
+    # Then the late game is listed without points nor W/L (and parses as scheduled, no defect); Boston's row
+    # is the file's byte for byte; by the morning every row is
+    assert late.body == (HEADER + GOOD + "2023,2024-01-05,GSW,Golden State Warriors,,DEN,Denver Nuggets,,\n").encode()
+    batch = feed.parse([late])
+    assert {g.home: g.status for g in batch.games} == {"BOS": GameStatus.FINAL, "GSW": GameStatus.SCHEDULED}
+    assert batch.defects.total == 0
+    assert morning.body == (HEADER + GOOD + warriors_home).encode()

@@ -57,3 +57,6 @@ def test_given_the_template_then_its_s3_grants_name_exactly_the_layout_prefixes(
     granted = {f"{prefix}/" for prefix in re.findall(r"\$\{ArtifactBucket\.Arn\}/([a-z]+)/\*", text)}
     # Then: a prefix added to the layout without a grant (or granted but unknown) fails here
     assert granted == set(layout.PREFIXES)
+    # and a grant of one object names a key the layout spells (drift_check and retrain read the calendar only)
+    objects = set(re.findall(r"\$\{ArtifactBucket\.Arn\}/([a-z/]+\.[a-z]+)", text))
+    assert objects == {layout.LEAGUE_CALENDAR}

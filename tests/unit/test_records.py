@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+from zoneinfo import ZoneInfo
 
 import pytest
 from pydantic import ValidationError
@@ -79,3 +80,28 @@ def test_given_a_game_then_it_is_frozen() -> None:
     game = Game.create(game_date=dt.date(2024, 1, 5), home="BOS", away="LAL", status=GameStatus.SCHEDULED, source="x")
     with pytest.raises(ValidationError):
         game.home_score = 3  # type: ignore[misc]
+
+
+def _game(**fields: object) -> Game:
+    return Game.create(
+        game_date=dt.date(2024, 1, 5), home="LAL", away="BOS", status=GameStatus.SCHEDULED, source="t", **fields
+    )
+
+
+def test_given_a_tip_off_then_it_is_kept_in_utc_and_must_fall_on_the_games_eastern_date() -> None:
+    # 19:30 Pacific on Jan 5 is 03:30 UTC on Jan 6, and still Jan 5 in the East
+    pacific = dt.datetime(2024, 1, 5, 19, 30, tzinfo=ZoneInfo("America/Los_Angeles"))
+    game = _game(tip_off=pacific)
+    assert game.tip_off == dt.datetime(2024, 1, 6, 3, 30, tzinfo=dt.UTC) and game.tip_off.tzinfo is dt.UTC
+    with pytest.raises(ValidationError, match="not on 2024-01-05"):
+        _game(tip_off=dt.datetime(2024, 1, 6, 12, tzinfo=dt.UTC))
+    with pytest.raises(ValidationError, match="time zone"):
+        _game(tip_off=dt.datetime(2024, 1, 5, 19, 30))
+
+
+def test_given_a_record_stored_before_tip_offs_then_it_still_reads_and_is_pending_until_final() -> None:
+    old = _game().model_dump(mode="json")
+    old.pop("tip_off")
+    game = Game.model_validate(old)
+    assert game.tip_off is None and game.is_pending and not game.is_final
+    assert Game.model_validate_json(game.model_dump_json()) == game

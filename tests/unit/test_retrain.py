@@ -171,7 +171,7 @@ def test_given_a_scheduled_event_then_the_request_is_a_forced_monthly_retrain() 
     (req,) = retrain_requests(
         {
             "detail-type": "Scheduled Event",
-            "time": "2023-02-01T05:00:00Z",
+            "time": "2023-02-01T10:00:00Z",  # 05:00 Eastern
             "id": "abc",
             "resources": ["arn:aws:events:us-east-1:123456789012:rule/monthly"],
         }

@@ -220,6 +220,21 @@ def test_given_recorded_requests_when_classified_then_each_names_its_function_se
     assert cost.classify(_entry("testing", "s3", method="GET"), caller_of) is None  # this process, not a function
 
 
+def test_given_the_sam_replays_clock_reads_then_the_bill_leaves_them_out_and_keeps_the_roles_reads() -> None:
+    from infra.samcli import replay as sam_replay
+
+    def get_parameter(name: str) -> dict:
+        return _entry("nbaml-local-PredictFunction", "ssm", "AmazonSSM.GetParameter", {"Name": name})
+
+    # the replay's own seam (nbaml.serving.clock): AWS would never receive it, so it is no line of the bill
+    assert sam_replay._reads_the_clock(get_parameter(sam_replay.CLOCK_PARAM))
+    # the predict function reading its roles is the system's own work, billed as ever
+    role = get_parameter("/nbaml/dev/model/active")
+    assert not sam_replay._reads_the_clock(role)
+    assert cost.classify(role, caller_of) == cost.Call("PredictFunction", "ssm", "GetParameter", 1.0)
+    assert not sam_replay.CLOCK_PARAM.startswith("/nbaml/"), "no role of the template may reach the clock"
+
+
 def test_given_function_logs_then_their_bytes_and_distinct_emf_metrics_are_counted_without_sams_own_lines() -> None:
     emf = {
         "_aws": {

@@ -27,6 +27,7 @@ from pytest_httpserver import HTTPServer
 from infra import template as tpl
 from infra.emulator import LOCAL_ACCOUNT_ID, LOCAL_REGION
 from infra.iam import allows, role_statements
+from tests.conftest import scheduled_event
 
 ROOT = Path(__file__).resolve().parents[2]
 STAGE = "dev"
@@ -359,16 +360,17 @@ def test_given_collect_on_the_api_basketball_feed_when_it_succeeds_and_fails_the
         Name=stack.env["FEED_KEY_PARAM"], Value=FEED_KEY, Type="SecureString", Overwrite=True
     )
     run = dt.date(2024, 1, 8)
-    event = {"id": "e-1", "detail-type": "Scheduled Event", "source": "aws.events", "time": f"{run}T03:00:00Z"}
+    event = scheduled_event(run)
     context = LocalLambdaContext(function_name="collect", memory_limit_in_mb=512, timeout_s=300)
     handler = _collect_handler()
 
-    # When: a day that first fails with a 500 and then answers, and another day
+    # When: a day that first fails with a 500 and then answers, another day, and today
     feed_server.expect_ordered_request("/games").respond_with_data(f"busy {FEED_KEY}", status=500)
     feed_server.expect_ordered_request("/games").respond_with_json(
         {"errors": [], "response": [_game_item(run - dt.timedelta(days=2))]}
     )
     feed_server.expect_ordered_request("/games").respond_with_json({"errors": [], "response": []})
+    feed_server.expect_ordered_request("/games").respond_with_json({"errors": [], "response": []})  # today's schedule
     report = handler(event, context)
     assert report["final_games"] == 1
     # When: the key is rejected (the handler raises, as a scheduled job must)

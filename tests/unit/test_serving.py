@@ -10,6 +10,7 @@ from fastapi.testclient import TestClient
 
 from nbaml import layout
 from nbaml.config import PredictSettings, load_settings
+from nbaml.games.teams import league_date, league_time
 from nbaml.serving.predictor import HORIZON_DAYS
 from nbaml.serving.schemas import SLATE_LIMIT
 from nbaml.storage import parameters
@@ -44,7 +45,9 @@ def test_given_an_active_model_when_health_is_asked_then_it_names_the_version_an
     assert body["status"] == "ok" and body["active"]["version"] == "v1" and body["active"]["checksum"] == "verified"
 
 
-def test_given_a_slate_when_predicted_then_each_game_gets_a_probability_and_is_logged_once(served) -> None:
+def test_given_a_slate_when_predicted_then_each_game_gets_a_probability_and_is_logged_per_version_and_role(
+    served,
+) -> None:
     client, settings, day = served
     slate = {
         "games": [
@@ -209,7 +212,7 @@ def test_given_a_date_past_the_horizon_or_an_epoch_number_then_422_names_the_fie
     served,
 ) -> None:
     client, settings, day = served
-    today = dt.datetime.now(dt.UTC).date()
+    today = league_date(dt.datetime.now(dt.UTC))  # the horizon counts from the league's (Eastern) date
     far = (today + dt.timedelta(days=HORIZON_DAYS + 1)).isoformat()
     slate = {
         "games": [{"home": "BOS", "away": "LAL", "date": day.isoformat()}, {"home": "MIA", "away": "NYK", "date": far}]
@@ -218,7 +221,13 @@ def test_given_a_date_past_the_horizon_or_an_epoch_number_then_422_names_the_fie
     assert refused.status_code == 422 and refused.json()["detail"][0]["loc"] == ["body", "games", 1, "date"]
     assert PredictionLog(settings.predictions_table).all() == []  # the whole slate was refused before any work
     last = (today + dt.timedelta(days=HORIZON_DAYS)).isoformat()
-    assert client.post("/predictions", json={"home": "BOS", "away": "LAL", "date": last}).status_code == 200
+    inside = client.post("/predictions", json={"home": "BOS", "away": "LAL", "date": last})
+    # inside the horizon, so no 422: refused all the same (409), since no day after the backfill was collected
+    assert inside.status_code == 409 and inside.json()["missing"][0] == {
+        "date": (day).isoformat(),
+        "collected": False,
+        "pending": [],
+    }
     for number in ("0", "1700000000"):
         epoch = client.get("/predictions", params={"date": number})
         assert epoch.status_code == 422 and epoch.json()["detail"][0]["loc"] == ["query", "date"]
@@ -227,13 +236,14 @@ def test_given_a_date_past_the_horizon_or_an_epoch_number_then_422_names_the_fie
 def test_given_a_state_ahead_of_the_clock_then_the_horizon_counts_from_the_state(served) -> None:
     client, _, day = served
     # Given: the team state's last game day (day - 1) is far ahead of today's date
-    client.app.state.serving.predictor.today = lambda: day - dt.timedelta(days=400)
+    client.app.state.serving.predictor.now = lambda: league_time(day - dt.timedelta(days=400), dt.time(12))
     last = day - dt.timedelta(days=1) + dt.timedelta(days=HORIZON_DAYS)
-    ok = client.post("/predictions", json={"home": "BOS", "away": "LAL", "date": last.isoformat()})
+    inside = client.post("/predictions", json={"home": "BOS", "away": "LAL", "date": last.isoformat()})
     over = client.post(
         "/predictions", json={"home": "BOS", "away": "LAL", "date": (last + dt.timedelta(1)).isoformat()}
     )
-    assert ok.status_code == 200 and over.status_code == 422 and "date" in over.json()["detail"][0]["loc"]
+    # the last day of the horizon passes the date check (then waits for its earlier days: 409); one more is a 422
+    assert inside.status_code == 409 and over.status_code == 422 and "date" in over.json()["detail"][0]["loc"]
 
 
 def test_given_huge_team_strings_or_slates_then_422_before_any_work_and_the_input_is_not_echoed(

@@ -8,15 +8,18 @@ import pytest
 
 from nbaml import layout
 from nbaml.errors import ConflictError, NotFoundError
+from nbaml.games.history import data_hash
 from nbaml.games.records import Game, GameStatus
 from nbaml.storage import parameters
 from nbaml.storage.artifacts import ArtifactStore
-from nbaml.storage.games import GameStore
+from nbaml.storage.games import GameStore, content_hash
 from nbaml.storage.predictions import PredictionLog, PredictionRecord
 from nbaml.storage.registry import ModelRegistry, VersionStatus
 from tests.conftest import prediction_of
 
 DAY = dt.date(2023, 1, 10)
+TIP_OFF = dt.datetime(2023, 1, 11, 0, 30, tzinfo=dt.UTC)  # 19:30 Eastern on DAY
+EXPIRES = int(dt.datetime(2023, 1, 17, tzinfo=dt.UTC).timestamp())
 
 
 def final(home: str = "BOS", away: str = "LAL", home_score: int = 110, away_score: int = 100) -> Game:
@@ -60,18 +63,74 @@ def test_given_a_scheduled_game_when_its_result_arrives_or_is_corrected_then_it_
     assert store.get(final().game_id).home_won is False
 
 
+# What nbaml's content hash of these two games was before records had a tip-off (computed then): a stored item
+# of that time is still "the same game" for an upsert of a record without one.
+HASH_BEFORE_TIP_OFFS = {"final": "1088aec5dccd93a6f0859dc91038541d", "scheduled": "3d90f56e2b4128cac6eb4ede4e76f8f9"}
+
+
+def test_given_a_record_without_tip_off_then_it_hashes_as_before_records_had_one() -> None:
+    game = Game.create(
+        game_date=DAY, home="BOS", away="LAL", status=GameStatus.FINAL, source="file", home_score=110, away_score=101
+    )
+    upcoming = Game.create(game_date=DAY, home="BOS", away="LAL", status=GameStatus.SCHEDULED, source="generator")
+    assert {"final": content_hash(game), "scheduled": content_hash(upcoming)} == HASH_BEFORE_TIP_OFFS
+    assert content_hash(game.model_copy(update={"tip_off": TIP_OFF})) != content_hash(game)
+
+
+def test_given_an_item_stored_before_tip_offs_when_a_feed_gives_the_tip_off_then_it_is_rewritten_once(stack) -> None:
+    store = GameStore(stack.tables["GamesTable"])
+    store.upsert([final()])  # the item as collect stored it before records had a tip-off
+    with_tip_off = final().model_copy(update={"tip_off": TIP_OFF})
+    assert store.upsert([with_tip_off]).as_dict() == {"inserted": 0, "updated": 1, "unchanged": 0}
+    assert store.upsert([with_tip_off]).as_dict() == {"inserted": 0, "updated": 0, "unchanged": 1}
+    assert store.get(final().game_id).tip_off == TIP_OFF
+    # and the training fingerprint never depended on it
+    assert data_hash([final()]) == data_hash([with_tip_off])
+
+
 def prediction(version: str = "v1", role: str = "champion", probability: float = 0.7) -> PredictionRecord:
     return prediction_of(final(), probability, version=version, role=role)
 
 
-def test_given_a_prediction_when_asked_again_then_it_is_logged_once_per_version_and_role(stack) -> None:
+def test_given_a_prediction_when_asked_again_then_the_last_one_replaces_it_per_version_and_role(stack) -> None:
     log = PredictionLog(stack.tables["PredictionsTable"])
     assert log.record(prediction()) is True
-    assert log.record(prediction(probability=0.9)) is False
+    assert log.record(prediction(probability=0.9)) is True  # asked again before tip-off: the newer one counts
     assert log.record(prediction(role="shadow", version="v2")) is True
     items = log.for_game(final().game_id)
     assert sorted(i["prediction_key"] for i in items) == ["v1#champion", "v2#shadow"]
-    assert [i["probability"] for i in items if i["role"] == "champion"] == [0.7]
+    assert [i["probability"] for i in items if i["role"] == "champion"] == [0.9]
+
+
+def test_given_a_resolved_prediction_then_no_later_write_replaces_it(stack) -> None:
+    log = PredictionLog(stack.tables["PredictionsTable"])
+    log.record(prediction(probability=0.7))
+    log.resolve([final()])
+    assert log.record(prediction(probability=0.2)) is False
+    assert log.record(hypothetical(probability=0.2)) is False
+    (item,) = log.for_game(final().game_id)
+    assert item["probability"] == 0.7 and item["resolved_key"]
+
+
+def hypothetical(probability: float = 0.6) -> PredictionRecord:
+    return prediction_of(final(), probability, expires_at=EXPIRES)
+
+
+def test_given_a_hypothetical_matchup_then_it_never_replaces_a_real_prediction_and_is_never_joined(stack) -> None:
+    log = PredictionLog(stack.tables["PredictionsTable"])
+    # A hypothetical item: written, replaced by a newer hypothetical one, carries its TTL
+    assert log.record(hypothetical(0.6)) is True and log.record(hypothetical(0.55)) is True
+    (item,) = log.for_game(final().game_id)
+    assert (item["probability"], item["expires_at"]) == (0.55, EXPIRES)
+    # and the game's result is never joined onto it: it stays out of the indexes monitoring reads
+    assert log.resolve([final()]) == 0
+    assert log.resolved(role="champion") == [] and "resolved_key" not in log.for_game(final().game_id)[0]
+    # A real prediction replaces it (and drops the TTL); a hypothetical one can then never replace the real one
+    assert log.record(prediction(probability=0.7)) is True
+    assert log.record(hypothetical(0.1)) is False
+    (real,) = log.for_game(final().game_id)
+    assert real["probability"] == 0.7 and "expires_at" not in real
+    assert log.resolve([final()]) == 1
 
 
 def test_given_predictions_when_the_game_ends_then_outcomes_are_joined_and_indexed(stack) -> None:

@@ -52,3 +52,22 @@ def test_given_an_unknown_team_error_then_it_is_also_a_value_error() -> None:
     # Feeds catch ValueError around parsing; an unknown team must be caught there too.
     with pytest.raises(ValueError):
         team_abbreviation("Nowhere Nobodies")
+
+
+def test_given_every_franchise_then_its_arena_has_a_time_zone_and_the_assumed_start_is_its_evening() -> None:
+    import datetime as dt
+    from zoneinfo import ZoneInfo
+
+    from nbaml.games.teams import HOME_TIMEZONE, TEAMS, assumed_tip_off, league_date
+
+    assert set(HOME_TIMEZONE) == set(TEAMS)
+    day = dt.date(2024, 1, 5)
+    eastern = {team: assumed_tip_off(day, team).astimezone(ZoneInfo("America/New_York")) for team in TEAMS}
+    # 19:30 at home: 19:30 Eastern in Boston, 20:30 in Chicago, 21:30 in Denver and Phoenix, 22:30 in Los Angeles
+    assert {eastern[t].strftime("%H:%M") for t in ("BOS", "CHI", "DEN", "PHX", "LAL")} == {
+        "19:30", "20:30", "21:30", "22:30"
+    }  # fmt: skip
+    assert eastern["LAL"].hour == 22 and eastern["CHI"].hour == 20
+    assert all(league_date(assumed_tip_off(day, t)) == day for t in TEAMS)
+    # Phoenix keeps standard time all year: 19:30 there is 22:30 Eastern in summer time
+    assert assumed_tip_off(dt.date(2024, 4, 5), "PHX").astimezone(ZoneInfo("America/New_York")).hour == 22

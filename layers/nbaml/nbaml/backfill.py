@@ -1,7 +1,8 @@
 """Loading history into a stack: a whole file (or synthetic seasons) at once, the bulk twin of collect.
 
 Same order as collect (raw payload archived first, then parse, then every store), but written in bulk:
-Games through batch writes, the training snapshot replaced, the team state rebuilt from scratch.
+Games through batch writes, the training snapshot replaced, the team state rebuilt from scratch, and the
+league calendar told that every day of the window is complete.
 Idempotent: loading the same history twice leaves the same state.
 """
 
@@ -12,6 +13,7 @@ from dataclasses import dataclass
 
 from nbaml.config import CommonSettings
 from nbaml.features import build_features
+from nbaml.games.calendar import LeagueCalendar
 from nbaml.games.defects import DefectReport
 from nbaml.games.feeds.base import FeedBatch, GameFeed, RawPayload
 from nbaml.games.history import GameHistory
@@ -29,6 +31,7 @@ class BackfillReport:
     seasons: list[int]
     defects: DefectReport
     state_as_of: dt.date | None
+    complete_through: dt.date | None = None
 
     def as_dict(self) -> dict[str, object]:
         return {
@@ -39,6 +42,7 @@ class BackfillReport:
             "seasons": self.seasons,
             "defects": self.defects.as_dict()["counts"],
             "state_as_of": self.state_as_of.isoformat() if self.state_as_of else None,
+            "complete_through": self.complete_through.isoformat() if self.complete_through else None,
         }
 
 
@@ -61,17 +65,32 @@ def backfill(
     for payload in payloads:
         store.put_bytes(raw_key(batch_name, payload.key), payload.body, payload.content_type)
     batch: FeedBatch = feed.parse(payloads)
-    return load(settings, batch, source=feed.name, payloads=len(payloads))
+    return load(settings, batch, source=feed.name, payloads=len(payloads), complete_through=end)
 
 
-def load(settings: CommonSettings, batch: FeedBatch, *, source: str, payloads: int = 0) -> BackfillReport:
-    """Write parsed games to Games, the training snapshot and the team state."""
+def load(
+    settings: CommonSettings,
+    batch: FeedBatch,
+    *,
+    source: str,
+    payloads: int = 0,
+    complete_through: dt.date | None = None,
+) -> BackfillReport:
+    """Write parsed games to Games, the training snapshot and the team state, and vouch in the league calendar
+    that every day up to ``complete_through`` (the last game's date unless told) is complete: a backfill loads
+    a source's every game of its window."""
     store = ArtifactStore(settings.nbaml_bucket)
     GameStore(settings.games_table).put_many(batch.games)
     history = GameHistory(store)
     history.merge(batch.games)
     state = build_features(history.games()).state
-    history.save_state(state)
+    digest = history.save_state(state)
+    through = max([d for d in (complete_through, *(g.game_date for g in batch.games)) if d is not None], default=None)
+    calendar = history.load_calendar()
+    if through is not None:
+        calendar = LeagueCalendar.backfilled(through, calendar)
+    if calendar is not None:
+        history.save_calendar(calendar, digest)
     final = [g for g in batch.games if g.is_final]
     return BackfillReport(
         source=source,
@@ -81,4 +100,5 @@ def load(settings: CommonSettings, batch: FeedBatch, *, source: str, payloads: i
         seasons=sorted({g.season for g in final}),
         defects=batch.defects,
         state_as_of=state.as_of if state else None,
+        complete_through=calendar.complete_through if calendar else None,
     )

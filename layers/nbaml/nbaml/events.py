@@ -1,10 +1,11 @@
 """The shapes of the events that start our functions, read in one place.
 
-Scheduled events are EventBridge's ``Scheduled Event`` (``sam local generate-event cloudwatch
-scheduled-event``); their ``time`` is the run date, so a replayed event covers the same window and a
-replay of a season can fire them on a simulated calendar. Retrain requests arrive as SQS records (from
-drift_check and the admin API), as a scheduled event (the monthly forced retrain), or as a direct
-invocation carrying the request itself (the command line).
+Scheduled events are shaped as EventBridge's ``Scheduled Event`` (``sam local generate-event cloudwatch
+scheduled-event``), which is also the Input template.yaml gives its EventBridge Scheduler schedules; their
+``time`` is the instant they fired for, so a replayed event covers the same window and a replay of a season
+can fire them on a simulated calendar. The run date is that instant's date on the league's clock. Retrain
+requests arrive as SQS records (from drift_check and the admin API), as a scheduled event (the monthly
+forced retrain), or as a direct invocation carrying the request itself (the command line).
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from typing import Any
 from pydantic import BaseModel, Field, ValidationError
 
 from nbaml.errors import NbamlError
+from nbaml.games.teams import league_date
 
 SCHEDULED_EVENT = "Scheduled Event"
 
@@ -28,15 +30,29 @@ class MalformedEventError(NbamlError, ValueError):
     """An event that is none of the shapes a function accepts."""
 
 
-def scheduled_run_date(event: Mapping[str, Any]) -> dt.date:
-    """The UTC date a scheduled event fired for (its ``time``), falling back to now for a bare invoke."""
+def scheduled_time(event: Mapping[str, Any]) -> dt.datetime:
+    """The instant (UTC) a scheduled event fired for (its ``time``), falling back to now for a bare invoke.
+
+    An EventBridge rule puts it in ``time``; our Scheduler schedules put Scheduler's
+    ``<aws.scheduler.scheduled-time>`` there through their Input (template.yaml), so both read alike.
+    """
     raw_time = event.get("time") if isinstance(event, Mapping) else None
     if not raw_time:
-        return dt.datetime.now(dt.UTC).date()
+        return dt.datetime.now(dt.UTC)
     try:
-        return dt.datetime.fromisoformat(str(raw_time).replace("Z", "+00:00")).astimezone(dt.UTC).date()
+        moment = dt.datetime.fromisoformat(str(raw_time).replace("Z", "+00:00"))
     except ValueError as exc:
         raise MalformedEventError(f"scheduled event has an unreadable time {raw_time!r}") from exc
+    return (moment if moment.tzinfo else moment.replace(tzinfo=dt.UTC)).astimezone(dt.UTC)  # EventBridge's is UTC
+
+
+def scheduled_run_date(event: Mapping[str, Any]) -> dt.date:
+    """The league's (US Eastern) date of the instant a scheduled event fired for.
+
+    The schedules run on the league's clock (03:00 Eastern is 07:00 or 08:00 UTC), so the run date is the
+    date in that zone: a run at 22:00 Eastern on the 5th (03:00 UTC on the 6th) belongs to the 5th.
+    """
+    return league_date(scheduled_time(event))
 
 
 class RetrainTrigger(StrEnum):
@@ -90,9 +106,7 @@ def retrain_deliveries(event: Mapping[str, Any]) -> list[RetrainDelivery]:
                     reason=f"monthly forced retrain ({fired:%Y-%m})",
                     requested_by=str((event.get("resources") or ["eventbridge"])[0]),
                     request_id=str(event.get("id") or uuid.uuid4().hex),
-                    requested_at=dt.datetime.fromisoformat(str(event.get("time", "")).replace("Z", "+00:00"))
-                    if event.get("time")
-                    else dt.datetime.now(dt.UTC),
+                    requested_at=scheduled_time(event),
                     force=True,
                 )
             )

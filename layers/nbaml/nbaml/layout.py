@@ -4,6 +4,8 @@
                                           batch is the collect run's date or ``backfill-{UTC stamp}``
     training/games/season={season}.jsonl  completed games, one clean record per line
     state/league.json                     the incremental team state the features read
+    state/calendar.json                   each recent day's games by status, and the tip-offs still to come:
+                                          which days are complete (nbaml.games.calendar)
     models/{version}/{file}               a model bundle: model.json, scaler.json, features.txt,
                                           metadata.json, calibration.json (when the model has one),
                                           and manifest.json, written last (the commit)
@@ -29,6 +31,7 @@ PREFIXES = (RAW, TRAINING, STATE, MODELS, REPORTS)
 
 TRAINING_GAMES = f"{TRAINING}games/"
 LEAGUE_STATE = f"{STATE}league.json"
+LEAGUE_CALENDAR = f"{STATE}calendar.json"
 
 MODEL_FILE = "model.json"
 SCALER_FILE = "scaler.json"

@@ -7,8 +7,10 @@ one continuous record whatever it was called that season.
 
 from __future__ import annotations
 
+import datetime as dt
 import re
 from typing import Literal, get_args
+from zoneinfo import ZoneInfo
 
 from nbaml.errors import UnknownTeamError
 
@@ -97,3 +99,47 @@ def team_abbreviation(name_or_abbreviation: str) -> str:
     if abbr is None:
         raise UnknownTeamError(f"unknown team {name_or_abbreviation!r}")
     return abbr
+
+
+# ---------------------------------------------------------------- the league's clock
+LEAGUE_TIMEZONE = "America/New_York"
+"""The league's clock. A game's date is its US Eastern date (an evening game in the West is past midnight
+UTC, never past midnight Eastern), the league's night ends in the small hours Eastern, and template.yaml's
+schedules run on this zone (ScheduleExpressionTimezone; a test holds the two together)."""
+
+# Where each franchise plays its home games (the arena's zone; Phoenix keeps standard time all year).
+HOME_TIMEZONE: dict[str, str] = {
+    "ATL": "America/New_York", "BOS": "America/New_York", "BKN": "America/New_York", "CHA": "America/New_York",
+    "CHI": "America/Chicago", "CLE": "America/New_York", "DAL": "America/Chicago", "DEN": "America/Denver",
+    "DET": "America/Detroit", "GSW": "America/Los_Angeles", "HOU": "America/Chicago",
+    "IND": "America/Indiana/Indianapolis", "LAC": "America/Los_Angeles", "LAL": "America/Los_Angeles",
+    "MEM": "America/Chicago", "MIA": "America/New_York", "MIL": "America/Chicago", "MIN": "America/Chicago",
+    "NOP": "America/Chicago", "NYK": "America/New_York", "OKC": "America/Chicago", "ORL": "America/New_York",
+    "PHI": "America/New_York", "PHX": "America/Phoenix", "POR": "America/Los_Angeles",
+    "SAC": "America/Los_Angeles", "SAS": "America/Chicago", "TOR": "America/Toronto", "UTA": "America/Denver",
+    "WAS": "America/New_York",
+}  # fmt: skip
+
+ASSUMED_LOCAL_TIP_OFF = dt.time(19, 30)
+"""When a source gives a game's date but not its start (the history file): the home team's local 19:30, the
+most common NBA start. The latest such start (19:30 Pacific) is 22:30 Eastern."""
+
+
+def league_date(instant: dt.datetime) -> dt.date:
+    """The league's date of an instant (its US Eastern date)."""
+    return instant.astimezone(ZoneInfo(LEAGUE_TIMEZONE)).date()
+
+
+def league_time(day: dt.date, wall: dt.time) -> dt.datetime:
+    """The UTC instant of a wall-clock time of ``day`` on the league's clock (03:00 of a day, say)."""
+    return local_time(day, wall, LEAGUE_TIMEZONE)
+
+
+def local_time(day: dt.date, wall: dt.time, timezone: str) -> dt.datetime:
+    """The UTC instant of a wall-clock time of ``day`` in ``timezone``."""
+    return dt.datetime.combine(day, wall, tzinfo=ZoneInfo(timezone)).astimezone(dt.UTC)
+
+
+def assumed_tip_off(day: dt.date, home: str) -> dt.datetime:
+    """A game's start when the source gives only its date: ASSUMED_LOCAL_TIP_OFF at the home team's arena."""
+    return local_time(day, ASSUMED_LOCAL_TIP_OFF, HOME_TIMEZONE[home])

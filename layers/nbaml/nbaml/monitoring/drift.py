@@ -13,6 +13,9 @@ Reads the prediction log joined to outcomes and reports, for the active version:
 - champion against canary and shadow on the same resolved games;
 - the canary's step (``nbaml.promotion.canary``): the sequential test on its paired games, and the advance,
   hold or abort it allows, acted on here.
+Only complete days count (the league calendar's ``complete_through``): a prediction of a night collect has
+not seen whole is left out, since its night's late games would be missing from every statistic, and the
+report names the days it skipped and why ("completeness").
 It writes its report (``layout.report_key``: dated and latest), emits metrics, and when the
 performance rule fires requests one retrain per ISO week (idempotent through a registry marker).
 """
@@ -31,6 +34,9 @@ from nbaml.bundle import ModelBundle
 from nbaml.config import DriftSettings
 from nbaml.errors import NbamlError
 from nbaml.events import RetrainRequest, RetrainTrigger
+from nbaml.games.calendar import Completeness
+from nbaml.games.history import GameHistory
+from nbaml.games.teams import league_time
 from nbaml.layout import DRIFT_HTML, DRIFT_JSON, report_key
 from nbaml.metrics import DIGITS, accuracy, log_loss, percentile, score
 from nbaml.monitoring import rules
@@ -70,6 +76,7 @@ class DriftReport:
             "rule": rule.get("rule"),
             "n": rule.get("n"),
             "feature_drift": self.sections.get("psi", {}).get("alarm", []),
+            "skipped_days": self.sections.get("completeness", {}).get("skipped_days", {}),
             "canary": {k: self.sections.get("canary", {}).get(k) for k in ("version", "percent", "action")},
             "reports": self.report_keys,
         }
@@ -93,17 +100,8 @@ def check_drift(settings: DriftSettings, *, run_date: dt.date, metrics: Metrics 
     # from them in memory. A role that held no version in the window is not queried at all.
     since = run_date - dt.timedelta(days=PSI_DAYS)
     window_start = since - dt.timedelta(days=ROLLING_DAYS)
-    by_role = {
-        role: log.resolved(role=role, since=window_start, until=run_date)
-        if _held_since(settings, role, window_start)
-        else []
-        for role in ROLES
-    }
-    deployed = str(ModelRegistry(settings.model_versions_table).get(active).get("deployed_at") or "")
-    if deployed[:10] >= window_start.isoformat():
-        versioned = [i for i in by_role["champion"] if i["version"] == active]  # all of it is in the window
-    else:
-        versioned = [i for i in log.resolved(version=active, until=run_date) if i.get("role") == "champion"]
+    complete = Completeness(GameHistory(store).load_calendar())
+    by_role, versioned = _resolved(settings, log, active, (window_start, run_date), complete)
     resolved = sorted(versioned, key=lambda i: i["resolved_key"])  # oldest first
     pairs = [(float(i["probability"]), bool(i["home_won"])) for i in resolved]
     scores = score([w for _, w in pairs], [p for p, _ in pairs]).as_dict() if pairs else None
@@ -118,9 +116,10 @@ def check_drift(settings: DriftSettings, *, run_date: dt.date, metrics: Metrics 
 
     recent = [i for i in by_role["champion"] if i["game_date"] >= since.isoformat()]
     report.sections["psi"] = _feature_drift(by_role["champion"], run_date, bundle, settings.psi_alarm)
-    report.sections["coverage"] = _coverage(settings, by_role["champion"], run_date)
+    report.sections["coverage"] = _coverage(settings, by_role["champion"], run_date, complete)
     report.sections["latency"] = _latency(recent, run_date)
     report.sections["challengers"] = _challengers(by_role, active, since)
+    report.sections["completeness"] = complete.record()
     # The canary is judged (and stepped, promoted or aborted) before the report is written, so it says what was done.
     report.sections |= {"rolling": _rolling_accuracy(by_role), "canary": judge_canary(settings, run_date).as_dict()}
 
@@ -130,6 +129,33 @@ def check_drift(settings: DriftSettings, *, run_date: dt.date, metrics: Metrics 
     _emit(metrics, report)
     logger.info("drift check", extra=report.summary())
     return report
+
+
+def _resolved(
+    settings: DriftSettings,
+    log: PredictionLog,
+    active: str,
+    window: tuple[dt.date, dt.date],
+    complete: Completeness,
+) -> tuple[dict[str, list[dict[str, Any]]], list[dict[str, Any]]]:
+    """Each role's resolved predictions of the window's complete days, and the active version's champion ones
+    (all of them, from before the window too when the version is older than it)."""
+    start, run_date = window
+    by_role = {
+        role: complete.only(log.resolved(role=role, since=start, until=run_date), _day_of)
+        if _held_since(settings, role, start)
+        else []
+        for role in ROLES
+    }
+    deployed = str(ModelRegistry(settings.model_versions_table).get(active).get("deployed_at") or "")
+    if deployed[:10] >= start.isoformat():
+        return by_role, [i for i in by_role["champion"] if i["version"] == active]  # all of it is in the window
+    champion = [i for i in log.resolved(version=active, until=run_date) if i.get("role") == "champion"]
+    return by_role, complete.only(champion, _day_of)
+
+
+def _day_of(item: dict[str, Any]) -> dt.date:
+    return dt.date.fromisoformat(item["game_date"])
 
 
 def _apply_rule(settings: DriftSettings, report: DriftReport, resolved: list[dict[str, Any]], meta: dict) -> None:
@@ -244,12 +270,15 @@ def _feature_drift(champion: list[dict[str, Any]], run_date: dt.date, bundle: Mo
     return result | {"days": PSI_DAYS, "threshold": alarm}
 
 
-def _coverage(settings: DriftSettings, champion: list[dict[str, Any]], run_date: dt.date) -> dict[str, Any]:
-    """Share of last week's finished games that the champion predicted before tip-off."""
+def _coverage(
+    settings: DriftSettings, champion: list[dict[str, Any]], run_date: dt.date, complete: Completeness
+) -> dict[str, Any]:
+    """Share of last week's finished games (of complete days) that the champion predicted before tip-off."""
     games = GameStore(settings.games_table)
     predicted_ids = {i["game_id"] for i in champion}
     finished = predicted = 0
-    for day in _days(run_date - dt.timedelta(days=7), run_date - dt.timedelta(days=1)):
+    week = _days(run_date - dt.timedelta(days=7), run_date - dt.timedelta(days=1))
+    for day in complete.only(week, lambda d: d):
         ids = {g.game_id for g in games.on_date(day) if g.is_final}
         finished += len(ids)
         predicted += len(ids & predicted_ids)
@@ -305,7 +334,7 @@ def _request_retrain(settings: DriftSettings, run_date: dt.date, reasons: list[s
         trigger=RetrainTrigger.DRIFT,
         reason="; ".join(reasons)[:500],
         requested_by="drift_check",
-        requested_at=dt.datetime.combine(run_date, dt.time(4, 30), tzinfo=dt.UTC),
+        requested_at=league_time(run_date, dt.time(4, 30)),
         force=True,
     )
     send_retrain_request(settings.retrain_queue_url, request)

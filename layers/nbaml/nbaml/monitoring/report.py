@@ -136,6 +136,10 @@ def summary_rows(document: dict[str, Any]) -> list[dict[str, Any]]:
             "value": f"p50 {_ms(latency.get('p50_ms'))}, p99 {_ms(latency.get('p99_ms'))} over {latency.get('n')} "
             "requests (model scoring time)",
         },
+        {
+            "what": "complete through",
+            "value": document.get("completeness", {}).get("complete_through") or "no league calendar",
+        },
     ]
 
 
@@ -145,6 +149,7 @@ def render_html(document: dict[str, Any]) -> str:
     drift = bool(document.get("drift"))
     status = "DRIFT" if drift else "no drift"
     run_date = html.escape(str(document.get("run_date")))
+    skipped = document.get("completeness", {}).get("skipped_days", {})
     return (
         f"<!doctype html><html><head><meta charset='utf-8'><title>nbaml drift report {run_date}</title>"
         f"<style>{STYLE}</style></head><body>"
@@ -155,6 +160,8 @@ def render_html(document: dict[str, Any]) -> str:
         f"{psi_svg(psi)}</div>"
         f"<h2>Champion against challengers (same games)</h2>{_table(document.get('challengers', []))}"
         f"{canary_html(document.get('canary') or {})}"
+        "<h2>Days skipped (not complete yet: their predictions count once every game of the day is final)</h2>"
+        f"{_table([{'day': day, 'why': why} for day, why in skipped.items()])}"
         "</body></html>"
     )
 

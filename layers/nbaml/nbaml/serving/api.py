@@ -10,6 +10,9 @@ PUT|DELETE /admin/shadow, POST /admin/retrain.
 
 from __future__ import annotations
 
+import datetime as dt
+from collections.abc import Callable
+
 from aws_lambda_powertools import Metrics
 from fastapi import FastAPI
 from starlette.types import ASGIApp, Receive, Scope, Send
@@ -21,9 +24,14 @@ from nbaml.serving.predictor import PredictionSink
 
 
 def create_app(
-    settings: PredictSettings | None = None, *, sink: PredictionSink | None = None, metrics: Metrics | None = None
+    settings: PredictSettings | None = None,
+    *,
+    sink: PredictionSink | None = None,
+    metrics: Metrics | None = None,
+    now: Callable[[], dt.datetime] | None = None,
 ) -> FastAPI:
-    """Build the app from the function's settings (read from the environment when not given)."""
+    """Build the app from the function's settings (read from the environment when not given); ``now`` is the
+    predictor's clock (the replay passes its simulated time)."""
     settings = settings or load_settings(PredictSettings)
     app = FastAPI(
         title="nbaml prediction API",
@@ -31,7 +39,7 @@ def create_app(
         description="Home-win probabilities for NBA games from the active XGBoost model, with canary, shadow "
         "and rollback. Admin routes need `Authorization: Bearer <token>`.",
     )
-    app.state.serving = context.build(settings, sink, metrics or Metrics())
+    app.state.serving = context.build(settings, sink, metrics or Metrics(), now)
     app.include_router(public.router)
     app.include_router(admin.router)
     problems.install(app)

@@ -16,7 +16,9 @@ principal SSM records for each write, which names the account.
 
 from __future__ import annotations
 
+import datetime as dt
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Annotated, Any
 
@@ -42,7 +44,13 @@ class Serving:
     registry_view: Fresh[dict[str, Any]]
 
 
-def build(settings: PredictSettings, sink: PredictionSink | None = None, metrics: Metrics | None = None) -> Serving:
+def build(
+    settings: PredictSettings,
+    sink: PredictionSink | None = None,
+    metrics: Metrics | None = None,
+    now: Callable[[], dt.datetime] | None = None,
+) -> Serving:
+    """``now`` is the predictor's clock (the replay's simulated time); the real one by default."""
     store = ArtifactStore(settings.nbaml_bucket)
     models = ServedModels(
         store=store,
@@ -59,7 +67,7 @@ def build(settings: PredictSettings, sink: PredictionSink | None = None, metrics
         store=store,
         models=models,
         log=log,
-        predictor=Predictor(models, sink or log, metrics),
+        predictor=Predictor(models, sink or log, metrics, **({"now": now} if now else {})),
         deployment=deployment,
         registry_view=Fresh(
             lambda: public_overview(deployment), settings.model_param_max_age_seconds, "registry", time.monotonic

@@ -23,7 +23,8 @@ from aws_lambda_powertools.metrics import Metrics, MetricUnit
 from nbaml.bundle import ModelBundle
 from nbaml.errors import BundleIntegrityError, NbamlError
 from nbaml.features import LeagueState, incompatibility
-from nbaml.layout import LEAGUE_STATE
+from nbaml.games.calendar import LeagueCalendar
+from nbaml.games.history import GameHistory
 from nbaml.storage import parameters
 from nbaml.storage.artifacts import ArtifactStore
 
@@ -62,6 +63,11 @@ class Fresh(Generic[T]):
             assert self._error is not None
             raise self._error
         return self._value  # type: ignore[return-value]
+
+    @property
+    def failing(self) -> bool:
+        """Whether the last read failed (the value in memory is the last good one, older than max_age)."""
+        return self._error is not None
 
 
 @dataclass(frozen=True)
@@ -105,7 +111,7 @@ class ServedModels:
         self._canary_percent = 0
         self._refused: dict[str, tuple[float, Refusal]] = {}
         self.last_refusal: Refusal | None = None
-        self._state = Fresh(lambda: LeagueState.from_dict(store.get_json(LEAGUE_STATE)), max_age, "team state", clock)
+        self._league = Fresh(GameHistory(store).league, max_age, "team state and calendar", clock)
 
     # ---------------------------------------------------------------- roles
     def champion(self) -> LoadedModel | None:
@@ -175,9 +181,18 @@ class ServedModels:
             return bundle
 
     # ---------------------------------------------------------------- team state
-    def league_state(self) -> LeagueState | None:
-        """The stored team state, re-read at most every max_age; kept in memory if S3 is unreachable."""
+    def league(self) -> tuple[LeagueState | None, LeagueCalendar | None]:
+        """The stored team state and the league calendar written with it, re-read together at most every
+        max_age; the pair in memory is kept if S3 is unreachable."""
         try:
-            return self._state.get()
+            return self._league.get()
         except NbamlError:
-            return None
+            return None, None
+
+    def league_state(self) -> LeagueState | None:
+        return self.league()[0]
+
+    @property
+    def league_unreadable(self) -> bool:
+        """Whether the last re-read of the pair failed: the one in memory may miss what collect wrote since."""
+        return self._league.failing

@@ -21,8 +21,8 @@ from starlette.routing import Match
 from starlette.types import Scope
 
 from nbaml.errors import BundleIntegrityError, ConflictError, NbamlError, NotFoundError, StorageError
-from nbaml.serving.predictor import DateOutsideWindowError, NoModelError
-from nbaml.serving.schemas import Problem, ValidationProblem
+from nbaml.serving.predictor import DateOutsideWindowError, IncompleteDaysError, NoModelError
+from nbaml.serving.schemas import MISSING_DAYS_LIMIT, IncompleteDaysProblem, Problem, ValidationProblem
 
 logger = Logger(child=True)
 ADMIN_SCOPE_KEY = "nbaml.admin"  # set by AdminGuard on a request whose token it verified
@@ -37,7 +37,7 @@ STATUS_OF: tuple[tuple[type[Exception], int], ...] = (
     (NoModelError, 503),
     (StorageError, 503),
 )
-WORDED_FOR_CALLER: tuple[type[Exception], ...] = (NoModelError, DateOutsideWindowError)
+WORDED_FOR_CALLER: tuple[type[Exception], ...] = (NoModelError, DateOutsideWindowError, IncompleteDaysError)
 GENERAL: dict[int, str] = {
     400: "the request body could not be read",
     401: "admin route: send Authorization: Bearer <token>",
@@ -52,12 +52,12 @@ GENERAL: dict[int, str] = {
 }
 
 
-def documented(*statuses: int) -> dict[int | str, dict[str, Any]]:
-    """The ``responses`` of a route that can answer ``statuses``: each with its body model."""
-    return {
-        status: {"model": ValidationProblem if status == 422 else Problem, "description": GENERAL[status]}
-        for status in statuses
-    }
+def documented(*statuses: int, models: dict[int, tuple[type, str]] | None = None) -> dict[int | str, dict[str, Any]]:
+    """The ``responses`` of a route that can answer ``statuses``: each with its body model (and description),
+    ``models`` naming those that differ from the general ones."""
+    general = {status: (ValidationProblem if status == 422 else Problem, GENERAL[status]) for status in statuses}
+    chosen = general | (models or {})
+    return {status: {"model": model, "description": text} for status, (model, text) in chosen.items()}
 
 
 def request_id(scope: Scope) -> str:
@@ -91,6 +91,8 @@ async def domain_error(request: Request, exc: Exception) -> JSONResponse:
     status = next((code for kind, code in STATUS_OF if isinstance(exc, kind)), 500)
     rid = request_id(request.scope)
     _log(request, rid, status, exc)
+    if isinstance(exc, IncompleteDaysError):
+        return _incomplete(exc, rid)
     if status != 422:
         return problem(status, _for_caller(request, exc, status), type(exc).__name__, rid)
     loc: list[str | int] = ["body", "games", exc.index, "date"] if isinstance(exc, DateOutsideWindowError) else ["body"]
@@ -124,6 +126,18 @@ def allowed_methods(request: Request) -> list[str]:
         for method in METHODS
         if any(route.matches({**request.scope, "method": method})[0] is Match.FULL for route in routes)
     ]
+
+
+def _incomplete(exc: IncompleteDaysError, rid: str) -> JSONResponse:
+    """The 409 of a slate whose earlier days are incomplete: the message, and each day with its missing games."""
+    missing = [
+        {"date": m.day.isoformat(), "collected": m.collected, "pending": list(m.pending)}
+        for m in exc.missing[:MISSING_DAYS_LIMIT]
+    ]
+    body = IncompleteDaysProblem.model_validate(
+        {"detail": str(exc)[:MESSAGE_LIMIT], "error": type(exc).__name__, "request_id": rid, "missing": missing}
+    )
+    return JSONResponse(status_code=409, content=body.model_dump(mode="json"))
 
 
 def _unprocessable(items: list[dict[str, Any]], error: str, rid: str) -> JSONResponse:

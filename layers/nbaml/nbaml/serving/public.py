@@ -61,8 +61,14 @@ async def health(ctx: Ctx) -> JSONResponse:
     response_model=schemas.PredictionResponse,
     summary="Predict one game or a slate",
     description=f"Dates: after the team state's last game day, at most {HORIZON_DAYS} days after the later of "
-    "that day and today (UTC); a date outside that window is a 422 naming it.",
-    responses=documented(400, 422, 503),
+    "that day and today (US Eastern); a date outside that window is a 422 naming it. Every day before a date "
+    "must be complete (each of its games final, postponed or cancelled): a slate with an earlier day still "
+    "pending or not collected is a 409 naming the games and days missing. A game of the schedule is logged "
+    "while it has not started (the last prediction before tip-off is the one it is judged by); a matchup "
+    "off the schedule is answered and logged as hypothetical, with a TTL, never judged.",
+    responses=documented(
+        400, 409, 422, 503, models={409: (schemas.IncompleteDaysProblem, "an earlier day is not complete yet")}
+    ),
 )
 async def predict(request: schemas.PredictionRequest, ctx: Ctx) -> schemas.PredictionResponse:
     answers = ctx.predictor.predict([GameQuery(g.home, g.away, g.date) for g in request.games])

@@ -28,6 +28,7 @@ from nbaml.errors import UnknownTeamError
 from nbaml.games.teams import team_abbreviation
 from nbaml.serving.predictor import HORIZON_DAYS
 
+MISSING_DAYS_LIMIT = 31  # days listed in an IncompleteDaysProblem (the message counts the rest)
 # A night has at most 15 NBA games; 20 leaves room for a client that asks two nights at once.
 SLATE_LIMIT = 20
 # "Portland Trail Blazers" is 22 characters: nothing longer names a team, so nothing longer is read.
@@ -70,7 +71,7 @@ class GameIn(BaseModel):
     away: Team = Field(examples=["LAL"])
     date: IsoDate = Field(
         description="game day (US local date): after the team state's last game day, and at most "
-        f"{HORIZON_DAYS} days after the later of that day and today (UTC)",
+        f"{HORIZON_DAYS} days after the later of that day and today (US Eastern), every day before it complete",
         examples=["2024-01-15"],
     )
 
@@ -144,6 +145,11 @@ class PredictionOut(BaseModel):
     pick: str
     version: str
     role: Literal["champion", "canary"]
+    on_schedule: bool = Field(
+        description="a game of the league calendar's schedule; false for a hypothetical matchup, whose "
+        "prediction is logged with a TTL and never judged"
+    )
+    logged: bool = Field(description="false once the game has started: only predictions before tip-off count")
 
 
 class PredictionResponse(BaseModel):
@@ -225,6 +231,18 @@ class Problem(BaseModel):
     detail: str
     error: str = Field(description="the kind of error")
     request_id: str = Field(description="the id under which the details are logged")
+
+
+class MissingDayOut(BaseModel):
+    date: dt.date
+    collected: bool = Field(description="false: no collect has seen this day yet")
+    pending: list[str] = Field(description="its games not final, postponed or cancelled yet")
+
+
+class IncompleteDaysProblem(Problem):
+    """A 409 for a slate whose earlier days are not complete: the games (and days) its features would miss."""
+
+    missing: list[MissingDayOut] = Field(description=f"at most {MISSING_DAYS_LIMIT} days, the earliest first")
 
 
 class FieldProblem(BaseModel):

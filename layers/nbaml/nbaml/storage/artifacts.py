@@ -43,8 +43,7 @@ class ArtifactStore:
             raise StorageError(f"cannot read s3://{self.bucket}/{key}: {exc}") from exc
 
     def put_json(self, key: str, document: Any) -> str:
-        body = json.dumps(document, sort_keys=True, separators=(",", ":"), default=str).encode()
-        return self.put_bytes(key, body, "application/json")
+        return self.put_bytes(key, json_bytes(document), "application/json")
 
     def get_json(self, key: str) -> Any:
         return json.loads(self.get_bytes(key))
@@ -97,6 +96,11 @@ class ArtifactStore:
 
     def bundle_committed(self, version: str) -> bool:
         return self.exists(manifest_key(version))
+
+
+def json_bytes(document: Any) -> bytes:
+    """How every JSON document is written: sorted keys, no spaces (so equal documents have equal bytes)."""
+    return json.dumps(document, sort_keys=True, separators=(",", ":"), default=str).encode()
 
 
 def _content_type(name: str) -> str:

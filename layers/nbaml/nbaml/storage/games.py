@@ -27,8 +27,12 @@ class UpsertResult:
 
 
 def content_hash(game: Game) -> str:
-    """What a game says, minus where it came from: the same result from a replayed event hashes the same."""
-    body = game.model_dump_json(exclude={"source", "source_id"})
+    """What a game says, minus where it came from: the same result from a replayed event hashes the same.
+
+    A game without a tip-off hashes as it did before records had one, so the items stored then stay
+    unchanged; a feed that now gives the tip-off rewrites each such item once, adding it.
+    """
+    body = game.model_dump_json(exclude={"source", "source_id"} | ({"tip_off"} if game.tip_off is None else set()))
     return hashlib.sha256(body.encode()).hexdigest()[:32]
 
 

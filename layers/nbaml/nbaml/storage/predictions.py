@@ -1,9 +1,16 @@
 """The Predictions table: every prediction served or shadowed, joined to its game's outcome.
 
-Key: game_id + prediction_key ("{version}#{role}"), so a game is logged once per model version and role
-however often it is asked. When the game ends, collect writes the outcome and ``resolved_key``
-("{game_date}#{game_id}"), which puts the item into the sparse resolved_by_role / resolved_by_version
-indexes that drift_check reads.
+Key: game_id + prediction_key ("{version}#{role}"): one item per game x model version x role however often
+it is asked. Two kinds of item (the predict function decides which, nbaml.serving.predictor):
+
+- a game on the schedule, asked before its tip-off: the write replaces the item (the last prediction before
+  tip-off is the one a game is judged by) unless the item is already joined to its outcome;
+- a hypothetical matchup (not on the schedule): the item carries ``expires_at`` (epoch seconds, the table's
+  TimeToLiveSpecification, so DynamoDB deletes it), and is written only where no real item exists.
+
+When a game ends, collect writes the outcome and ``resolved_key`` ("{game_date}#{game_id}") onto the real
+items of that game, which puts them into the sparse resolved_by_role / resolved_by_version indexes that
+drift_check reads; a hypothetical item is never joined, so it never reaches monitoring.
 """
 
 from __future__ import annotations
@@ -16,7 +23,7 @@ from typing import Any
 from boto3.dynamodb.conditions import Key
 from botocore.exceptions import BotoCoreError, ClientError
 
-from nbaml.errors import StorageError
+from nbaml.errors import ConflictError, StorageError
 from nbaml.games.records import Game
 from nbaml.metrics import picks_home
 from nbaml.storage.dynamo import call, is_conditional_failure, query_all, scan_all, table, to_item
@@ -36,6 +43,7 @@ class PredictionRecord:
     served_at: str = field(default_factory=lambda: dt.datetime.now(dt.UTC).isoformat())
     features: list[float] | None = None
     served: bool = True  # False for the shadow, and for the champion on a game its canary answered
+    expires_at: int | None = None  # a hypothetical matchup's TTL (epoch seconds); None for a game on the schedule
 
     @property
     def prediction_key(self) -> str:
@@ -51,10 +59,16 @@ class PredictionLog:
         self.table_name = table_name
 
     def record(self, prediction: PredictionRecord) -> bool:
-        """Log a prediction once; True if it is new, False if this game x version x role was logged before."""
+        """Log a prediction; True if written. A real one replaces the item unless its game is resolved; a
+        hypothetical one (``expires_at``) is written only where the item is missing or hypothetical too."""
         item = to_item({**asdict(prediction), "prediction_key": prediction.prediction_key, "pick": prediction.pick})
+        condition = (
+            "attribute_not_exists(resolved_key)"
+            if prediction.expires_at is None
+            else "attribute_not_exists(game_id) OR attribute_exists(expires_at)"
+        )
         try:
-            table(self.table_name).put_item(Item=item, ConditionExpression="attribute_not_exists(game_id)")
+            table(self.table_name).put_item(Item=item, ConditionExpression=condition)
         except ClientError as exc:
             if is_conditional_failure(exc):
                 return False
@@ -78,9 +92,10 @@ class PredictionLog:
         )
 
     def resolve(self, games: Iterable[Game]) -> int:
-        """Join final games' outcomes onto their predictions (ground truth). Returns items updated.
+        """Join final games' outcomes onto their real predictions (ground truth). Returns items updated.
 
-        Idempotent, and a late correction of a score simply rewrites the outcome.
+        Idempotent, and a late correction of a score simply rewrites the outcome. Hypothetical items (with
+        ``expires_at``) are left alone, so they never reach the resolved indexes.
         """
         tbl = table(self.table_name)
         updated = 0
@@ -91,18 +106,22 @@ class PredictionLog:
             home_won = bool(game.home_won)
             values = {":w": home_won, ":k": f"{game.game_date.isoformat()}#{game.game_id}", ":t": now}
             for item in self.for_game(game.game_id):
-                if item.get("home_won") == home_won and item.get("resolved_key"):
+                if "expires_at" in item or (item.get("home_won") == home_won and item.get("resolved_key")):
                     continue
                 key = {"game_id": item["game_id"], "prediction_key": item["prediction_key"]}
                 item_values = {**values, ":c": picks_home(float(item["probability"])) == home_won}
-                call(
-                    f"resolve prediction {game.game_id}",
-                    lambda key=key, item_values=item_values: tbl.update_item(
-                        Key=key,
-                        UpdateExpression="SET home_won = :w, correct = :c, resolved_key = :k, resolved_at = :t",
-                        ExpressionAttributeValues=item_values,
-                    ),
-                )
+                try:
+                    call(
+                        f"resolve prediction {game.game_id}",
+                        lambda key=key, item_values=item_values: tbl.update_item(
+                            Key=key,
+                            UpdateExpression="SET home_won = :w, correct = :c, resolved_key = :k, resolved_at = :t",
+                            ConditionExpression="attribute_exists(game_id) AND attribute_not_exists(expires_at)",
+                            ExpressionAttributeValues=item_values,
+                        ),
+                    )
+                except ConflictError:
+                    continue  # gone meanwhile (deleted, or expired): nothing to join
                 updated += 1
         return updated
 

@@ -1,6 +1,8 @@
 """The retrain job: one run at a time, train a candidate, write its bundle, register it, gate it, promote it.
 
-A failed run never changes what is served: the bundle's manifest is written last (a crash leaves no
+It trains on the games of complete days only (the league calendar's; nbaml.games.history.complete_games)
+and records in the bundle's metadata and the registry which days it skipped and why. A failed run never
+changes what is served: the bundle's manifest is written last (a crash leaves no
 bundle any reader accepts), the registry item comes after the bundle, and the served roles are written
 last of all, only for a candidate that passed its gates, in one step (``promote_candidate``) through the
 same ``Deployment`` calls an operator makes. That step is a compare-and-set against the active version the
@@ -160,7 +162,7 @@ def _retrain_locked(
     if earlier is not None:
         return _finish(settings, metrics, _resume(settings, deployment, request, earlier))
     started_with = deployment.active_state()  # what the promotion will compare-and-set against
-    games = GameHistory(deployment.store).games()
+    games, completeness = GameHistory(deployment.store).complete_games()  # complete days only
     champion = _champion(deployment, started_with.value)
     if not request.force and isinstance(champion, ModelBundle) and _trained_on(champion, games):
         return RetrainOutcome(request, "skipped", reasons=["no new games since the champion was trained"])
@@ -173,7 +175,7 @@ def _retrain_locked(
         gates=gates_of(settings),
         champion=champion,
         recent=_recent_champions(deployment, started_with.value),
-        provenance=_provenance(request),
+        provenance=_provenance(request) | {"completeness": completeness},
     )
     files = _write_bundle(deployment, candidate)
     _register(deployment, candidate, request, started_with)
@@ -333,6 +335,7 @@ def _register(deployment: Deployment, candidate: Candidate, request: RetrainRequ
             "hyperparameters": meta["hyperparameters"],
             "data_hash": meta["data_hash"],
             "training_window": meta["training_window"],
+            "completeness": meta["completeness"],
             "evaluation": {k: v for k, v in candidate.evaluation.items() if k != "candidate"},
             "gates": meta["gates"],
             "started_with": {"value": started_with.value, "parameter_version": started_with.parameter_version},

@@ -4,7 +4,8 @@ Dates. Our ``game_date`` is the US local date of the game, while the API speaks 
 the US starts after midnight UTC (7:30 pm ET on Jan 5 is 00:30 UTC on Jan 6). Every start time is
 therefore converted to America/New_York before its date is taken, and requests ask the API for that time
 zone too (``timezone=America/New_York``), so ``date=`` selects a US day; the conversion keeps the date
-right even if the API ignored the parameter.
+right even if the API ignored the parameter. A game's start is its ``tip_off``; a game in play (Q1 ... OT,
+half time) is in progress: pending, so its day is not complete until a later answer says it is final.
 
 Failures. api-sports reports many errors inside an HTTP 200 (``{"errors": {"token": ...}}``) while
 RapidAPI answers 401/403 for a bad key and 429 for rate limits. A rejected or missing key raises
@@ -38,7 +39,6 @@ import time
 import urllib.parse
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any
-from zoneinfo import ZoneInfo
 
 from pydantic import ValidationError
 
@@ -46,7 +46,7 @@ from nbaml.errors import FeedAuthError, FeedError, UnknownTeamError
 from nbaml.games.defects import DefectKind, DefectReport, RowDefect
 from nbaml.games.feeds.base import FeedBatch, RawPayload, batch_of, day_range, unscored
 from nbaml.games.records import Game, GameStatus, Stage, season_of
-from nbaml.games.teams import team_abbreviation
+from nbaml.games.teams import LEAGUE_TIMEZONE, league_date, team_abbreviation
 
 logger = logging.getLogger(__name__)
 
@@ -54,7 +54,6 @@ SOURCE = "api-basketball"
 NBA_LEAGUE_ID = 12
 DEFAULT_HOST = "api-basketball.p.rapidapi.com"
 DEFAULT_BASE_URL = f"https://{DEFAULT_HOST}"
-US_EASTERN = ZoneInfo("America/New_York")
 CONTENT_TYPE = "application/json"
 
 FINISHED = frozenset({"FT", "AOT"})
@@ -82,8 +81,8 @@ def season_label(day: dt.date) -> str:
     return f"{season}-{season + 1}"
 
 
-def local_date(start: str | None, timestamp: object = None) -> dt.date:
-    """The US Eastern date of a start time given as ISO 8601 (any offset; naive means UTC) or epoch seconds."""
+def start_time(start: str | None, timestamp: object = None) -> dt.datetime:
+    """A start time (UTC) given as ISO 8601 (any offset; naive means UTC) or epoch seconds: the game's tip-off."""
     if start:
         moment = dt.datetime.fromisoformat(start.replace("Z", "+00:00"))
         if moment.tzinfo is None:
@@ -92,7 +91,12 @@ def local_date(start: str | None, timestamp: object = None) -> dt.date:
         moment = dt.datetime.fromtimestamp(timestamp, tz=dt.UTC)
     else:
         raise ValueError("no start time")
-    return moment.astimezone(US_EASTERN).date()
+    return moment.astimezone(dt.UTC)
+
+
+def local_date(start: str | None, timestamp: object = None) -> dt.date:
+    """The US Eastern date of a start time (``start_time``): the game's date."""
+    return league_date(start_time(start, timestamp))
 
 
 class _Retry(Exception):
@@ -116,7 +120,7 @@ class ApiBasketballFeed:
         base_url: str = DEFAULT_BASE_URL,
         host: str = DEFAULT_HOST,
         league: int = NBA_LEAGUE_ID,
-        timezone: str | None = "America/New_York",
+        timezone: str | None = LEAGUE_TIMEZONE,
         timeout: float = 10.0,
         deadline: float = 30.0,
         max_body_bytes: int = MAX_BODY_BYTES,
@@ -156,8 +160,10 @@ class ApiBasketballFeed:
 
     # --- fetching -----------------------------------------------------------------------------------
 
-    def fetch_raw(self, start: dt.date, end: dt.date) -> list[RawPayload]:
+    def fetch_raw(self, start: dt.date, end: dt.date, as_of: dt.datetime | None = None) -> list[RawPayload]:
         """One payload per date of the inclusive window, each exactly as the API sent it.
+
+        The API answers as of the moment it is asked: ``as_of`` (which the emulated feeds use) changes nothing.
 
         ``request_interval`` spaces the requests of a long window (a backfill) to stay under a plan's
         per-minute limit instead of leaning on 429 retries.
@@ -309,7 +315,7 @@ class ApiBasketballFeed:
     # --- parsing ------------------------------------------------------------------------------------
 
     def parse(self, payloads: list[RawPayload]) -> FeedBatch:
-        """Games from archived payloads. In-play games are skipped (not final yet, not a defect)."""
+        """Games from archived payloads. An in-play game is a game in progress: pending, not a defect."""
         defects = DefectReport()
 
         def rows() -> Iterator[tuple[Game | None, str]]:
@@ -323,12 +329,11 @@ class ApiBasketballFeed:
     def schedule(self, day: dt.date) -> list[Game]:
         """The day's games that are on (not postponed or cancelled), unscored, from a fresh request."""
         batch = self.parse([self.fetch_day(day)])
-        on = (GameStatus.SCHEDULED, GameStatus.FINAL)
-        return [unscored(g) for g in batch.games if g.status in on and g.game_date == day]
+        return [unscored(g) for g in batch.games if (g.is_pending or g.is_final) and g.game_date == day]
 
 
 def game_from_item(item: object, where: str, defects: DefectReport) -> Game | None:
-    """One API game as a record, or None after counting why it cannot be one (an in-play game is no defect)."""
+    """One API game as a record (its start is its tip-off), or None after counting why it cannot be one."""
     try:
         return _game(item, where, defects)
     except RowDefect as defect:
@@ -340,9 +345,8 @@ def _game(item: object, where: str, defects: DefectReport) -> Game | None:
     if not isinstance(item, dict):
         raise RowDefect(DefectKind.MALFORMED, f"item is a {type(item).__name__}, not an object")
     code, home_name, away_name = _required(item)
-    if code in IN_PLAY:
-        return None
-    day = _start_day(item)
+    start = _start(item)
+    day = league_date(start)
     home, away = _teams(home_name, away_name)
     status, home_score, away_score = _status(item, code, home, away)
     label = _get(item, "league", "season")
@@ -359,6 +363,7 @@ def _game(item: object, where: str, defects: DefectReport) -> Game | None:
             away_score=away_score,
             stage=_stage(item),
             source_id=str(item["id"]) if item.get("id") is not None else None,
+            tip_off=start,
         )
     except ValidationError as exc:
         raise RowDefect(DefectKind.MALFORMED, f"invalid game: {exc.errors()[0].get('msg', 'invalid')}") from None
@@ -377,9 +382,9 @@ def _required(item: dict[str, Any]) -> tuple[str, str, str]:
     return str(status_code).upper(), str(home_name), str(away_name)
 
 
-def _start_day(item: dict[str, Any]) -> dt.date:
+def _start(item: dict[str, Any]) -> dt.datetime:
     try:
-        return local_date(item.get("date") if isinstance(item.get("date"), str) else None, item.get("timestamp"))
+        return start_time(item.get("date") if isinstance(item.get("date"), str) else None, item.get("timestamp"))
     except (ValueError, TypeError, OverflowError, OSError) as exc:
         raise RowDefect(DefectKind.MALFORMED, f"unreadable start time {item.get('date')!r}: {exc}") from None
 
@@ -398,6 +403,8 @@ def _status(item: dict[str, Any], code: str, home: str, away: str) -> tuple[Game
     """The game's status and, when it is final, its score (which must be a real, decided one)."""
     if code in NOT_STARTED:
         return GameStatus.SCHEDULED, None, None
+    if code in IN_PLAY:  # not final yet: pending (its day is not complete), never skipped
+        return GameStatus.IN_PROGRESS, None, None
     if code in STATUS_OF:
         return STATUS_OF[code], None, None
     if code not in FINISHED:

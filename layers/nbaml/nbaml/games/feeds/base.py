@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from typing import Protocol, runtime_checkable
 
 from nbaml.games.defects import DefectKind, DefectReport
-from nbaml.games.records import Game, GameStatus
+from nbaml.games.records import Game, GameStatus, final_at, tip_off_of
 
 
 @dataclass(frozen=True)
@@ -44,8 +44,14 @@ class GameFeed(Protocol):
 
     name: str
 
-    def fetch_raw(self, start: dt.date, end: dt.date) -> list[RawPayload]:
-        """The payloads covering the inclusive date window, as received, for archiving before parsing."""
+    def fetch_raw(self, start: dt.date, end: dt.date, as_of: dt.datetime | None = None) -> list[RawPayload]:
+        """The payloads covering the inclusive date window, as received, for archiving before parsing.
+
+        ``as_of`` is the moment asked about (collect passes its scheduled time): a game is final in the answer
+        only once it has ended by then. The live API always answers as of now; the emulated feeds (the synthetic
+        league, the history file) answer as of ``as_of`` (``as_known_at``), or as of the end of every game
+        when it is None (history, backfills).
+        """
         ...
 
     def parse(self, payloads: list[RawPayload]) -> FeedBatch:
@@ -145,14 +151,23 @@ def batch_of(parsed: Iterable[tuple[Game | None, str]], defects: DefectReport) -
     return FeedBatch(games=games, defects=defects)
 
 
-def unscored(game: Game) -> Game:
-    """The same game as it looked before tip-off: scheduled, no scores (what the replay asks about)."""
+def unscored(game: Game, status: GameStatus = GameStatus.SCHEDULED) -> Game:
+    """The same game as it looked before it ended: scheduled (or ``status``), no scores."""
     return Game.create(
         game_date=game.game_date,
         home=game.home,
         away=game.away,
-        status=GameStatus.SCHEDULED,
+        status=status,
         source=game.source,
         stage=game.stage,
         source_id=game.source_id,
+        tip_off=game.tip_off,
     )
+
+
+def as_known_at(game: Game, moment: dt.datetime | None) -> Game:
+    """``game`` as an emulated feed reports it at ``moment``: as it ended once GAME_LENGTH has passed since
+    tip-off (or when ``moment`` is None), in progress from tip-off, scheduled before, without scores until final."""
+    if moment is None or not game.is_final or moment >= final_at(game):
+        return game
+    return unscored(game, GameStatus.IN_PROGRESS if moment >= tip_off_of(game) else GameStatus.SCHEDULED)

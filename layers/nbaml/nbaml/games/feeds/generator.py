@@ -15,7 +15,10 @@ to 2022-23 era on the statistics a game-winner model is sensitive to (checked ag
   cold spells: a daily AR(1) with a half-life of about a week), minus 2 points on the second night of a
   back-to-back; home advantage 2.7 points; margin noise such that
   the margin's spread (about 14) and the home win rate (about 58%) match the real league; about 112
-  points per team per game; no ties (tied games go to overtime).
+  points per team per game; no ties (tied games go to overtime);
+- tip-offs: evenings on the home arena's clock (19:00-20:00 in the East and Centre, 19:00 or 19:30 in the
+  Mountain and Pacific zones, so 19:00 to 22:30 Eastern), a quarter of weekend games in the afternoon;
+  as a feed the league answers as of a moment, and a game is final GAME_LENGTH after its tip-off.
 
 Every season is a normal 82-game season (no lockout or pandemic shapes). Everything is a pure function
 of the seed: one ``random.Random`` per season, never the global generator.
@@ -33,9 +36,9 @@ from collections.abc import Iterable
 from pydantic import ValidationError
 
 from nbaml.games.defects import DefectKind, DefectReport
-from nbaml.games.feeds.base import FeedBatch, RawPayload, batch_of, day_range, unscored
+from nbaml.games.feeds.base import FeedBatch, RawPayload, as_known_at, batch_of, day_range, unscored
 from nbaml.games.records import Game, GameStatus, season_of
-from nbaml.games.teams import TEAMS
+from nbaml.games.teams import HOME_TIMEZONE, TEAMS, local_time
 
 SOURCE = "generator"
 CONTENT_TYPE = "application/json"
@@ -76,6 +79,14 @@ _READINESS_AFTER_REST = {1: 0.12, 2: 1.4}
 _READINESS_LONG_REST = 2.0
 _SPARE_DAYS = 2
 """Plan as if the season ended this many days early, so stragglers rarely spill past the closing Sunday."""
+
+# Start times, local to the home arena (``tip_off``).
+_EVENING = (dt.time(19), dt.time(19, 30), dt.time(20))
+_EVENING_WEIGHTS = (0.45, 0.40, 0.15)
+_EVENING_WEST = (dt.time(19), dt.time(19, 30))
+_EVENING_WEST_WEIGHTS = (0.6, 0.4)
+_AFTERNOON = (dt.time(13), dt.time(15), dt.time(15, 30))
+_AFTERNOON_SHARE = 0.25
 
 
 def _nth_weekday(year: int, month: int, weekday: int, n: int) -> dt.date:
@@ -226,6 +237,7 @@ class SyntheticLeague:
         self._ratings[season] = dict(strength)
 
         fixtures = _calendar(_matchups(rng), season, rng)
+        starts = random.Random(f"{self.seed}/{season}/tip-offs")  # its own stream: the results stay as they were
         games: list[Game] = []
         current_day: dt.date | None = None
         last_played: dict[str, dt.date] = {}
@@ -254,6 +266,7 @@ class SyntheticLeague:
                     home_score=home_score,
                     away_score=away_score,
                     source_id=f"{season}-{number:04d}",
+                    tip_off=tip_off(day, home, starts),
                 )
             )
         games.sort(key=lambda g: (g.game_date, g.game_id))
@@ -269,15 +282,17 @@ class SyntheticLeague:
         self.games(season)
         return list(self._by_date.get(day, []))
 
-    def fetch_raw(self, start: dt.date, end: dt.date) -> list[RawPayload]:
-        """One JSON payload per date of the window (empty days too, like the live feed), final games only."""
+    def fetch_raw(self, start: dt.date, end: dt.date, as_of: dt.datetime | None = None) -> list[RawPayload]:
+        """One JSON payload per date of the window (empty days too, like the live feed), every game as the
+        league reports it at ``as_of`` (``as_known_at``: final GAME_LENGTH after tip-off, in progress or
+        scheduled before, without scores); as it ended when ``as_of`` is None."""
         payloads = []
         for day in day_range(start, end):
             body = {
                 "source": SOURCE,
                 "seed": self.seed,
                 "date": day.isoformat(),
-                "games": [game.model_dump(mode="json") for game in self._day(day)],
+                "games": [as_known_at(game, as_of).model_dump(mode="json") for game in self._day(day)],
             }
             payloads.append(
                 RawPayload(
@@ -302,6 +317,20 @@ class SyntheticLeague:
     def schedule(self, day: dt.date) -> list[Game]:
         """The day's games before tip-off: scheduled, unscored (the results stay hidden until fetched)."""
         return [unscored(game) for game in self._day(day)]
+
+
+def tip_off(day: dt.date, home: str, rng: random.Random) -> dt.datetime:
+    """A realistic start for a game at ``home``'s arena: an evening on the home team's clock, some weekend
+    afternoons. Eastern and Central arenas start at 19:00, 19:30 or 20:00 local, Mountain and Pacific ones at
+    19:00 or 19:30 (so the latest start is 22:30 Eastern); on Saturdays and Sundays a game in four starts in
+    the afternoon (13:00, 15:00 or 15:30 local)."""
+    zone = HOME_TIMEZONE[home]
+    if day.weekday() >= 5 and rng.random() < _AFTERNOON_SHARE:
+        wall = rng.choice(_AFTERNOON)
+    else:
+        late = zone.startswith(("America/Denver", "America/Phoenix", "America/Los_Angeles"))
+        wall = rng.choices(_EVENING_WEST if late else _EVENING, _EVENING_WEST_WEIGHTS if late else _EVENING_WEIGHTS)[0]
+    return local_time(day, wall, zone)
 
 
 def _score(strength_gap: float, rng: random.Random) -> tuple[int, int]:

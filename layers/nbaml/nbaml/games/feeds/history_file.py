@@ -11,7 +11,9 @@ cross-row reconciliation as the live feed. What the shared 2009-23 file holds (v
 - Celtics-Pacers of 2013-04-16, cancelled after the Boston Marathon bombing and recorded 0-0 with no
   W/L (``unplayed_zero_score``).
 
-All games are regular season (the file has no playoff rows).
+All games are regular season (the file has no playoff rows). The file gives dates, not start times: each
+game's ``tip_off`` is the stated assumption of ``nbaml.games.teams.assumed_tip_off`` (the home team's local
+19:30).
 """
 
 from __future__ import annotations
@@ -28,8 +30,8 @@ from pydantic import ValidationError
 from nbaml.errors import UnknownTeamError
 from nbaml.games.defects import DefectKind, DefectReport, RowDefect
 from nbaml.games.feeds.base import FeedBatch, RawPayload, batch_of, unscored
-from nbaml.games.records import Game, GameStatus, Stage, season_of
-from nbaml.games.teams import team_abbreviation
+from nbaml.games.records import GAME_LENGTH, Game, GameStatus, Stage, season_of
+from nbaml.games.teams import assumed_tip_off, team_abbreviation
 
 SOURCE = "file"
 CONTENT_TYPE = "text/csv"
@@ -59,25 +61,34 @@ class HistoryFileFeed:
             self._body = self.path.read_bytes()
         return self._body
 
-    def fetch_raw(self, start: dt.date, end: dt.date) -> list[RawPayload]:
+    def fetch_raw(self, start: dt.date, end: dt.date, as_of: dt.datetime | None = None) -> list[RawPayload]:
         """One CSV payload: the header and the rows dated in the window, exactly as they are in the file.
 
-        Rows whose date is missing or unreadable belong to no window; ``load_games`` reads them (and counts
-        them as defects) because it parses the whole file.
+        The file emulates a live feed asked at ``as_of``: a game that has not ended by then (its assumed
+        tip-off plus GAME_LENGTH) is listed with its points and W/L blank, as a feed lists a game it has no
+        result for yet; every other row is the file's, byte for byte. Rows whose date is missing or unreadable
+        belong to no window; ``load_games`` reads them (and counts them as defects) because it parses the
+        whole file.
         """
         text = self.read_bytes().decode("utf-8-sig", errors="replace")
         lines = text.splitlines(keepends=True)
         kept: list[str] = lines[:1]
         reader = csv.reader(lines[1:])
         consumed = 0
-        date_at = COLUMNS.index(DATE)
         header = next(csv.reader(lines[:1]), [])
-        if DATE in header:
-            date_at = header.index(DATE)
+        at = {name: header.index(name) if name in header else COLUMNS.index(name) for name in COLUMNS}
         for record in reader:
             first, consumed = consumed, reader.line_num
-            day = _date_or_none(record[date_at] if len(record) > date_at else "")
-            if day is not None and start <= day <= end:
+            day = _date_or_none(record[at[DATE]] if len(record) > at[DATE] else "")
+            if day is None or not start <= day <= end:
+                continue
+            if as_of is not None and _unfinished(record, at, day, as_of):
+                for name in (HOME_PTS, AWAY_PTS, HOME_WL):
+                    record[at[name]] = ""
+                out = io.StringIO()
+                csv.writer(out, lineterminator=_line_end(lines[consumed])).writerow(record)
+                kept.append(out.getvalue())
+            else:
                 kept.extend(lines[1 + first : 1 + consumed])
         key = f"{SOURCE}/{self.path.stem}/{start:%Y-%m-%d}_{end:%Y-%m-%d}.csv"
         return [RawPayload(source=SOURCE, key=key, body="".join(kept).encode(), content_type=CONTENT_TYPE)]
@@ -156,17 +167,19 @@ def _game_from_row(row: dict[str | None, str | None]) -> tuple[Game, str | None]
     if home == away:
         raise RowDefect(DefectKind.SAME_TEAM_BOTH_SIDES, f"{home} on both sides")
 
-    home_pts, away_pts = _final_score(cell, home, away)
+    not_played_yet = not (cell[HOME_PTS] or cell[AWAY_PTS] or cell[HOME_WL])  # a feed's game without a result
+    home_pts, away_pts = (None, None) if not_played_yet else _final_score(cell, home, away)
     try:
         game = Game.create(
             game_date=day,
             home=home,
             away=away,
-            status=GameStatus.FINAL,
+            status=GameStatus.SCHEDULED if not_played_yet else GameStatus.FINAL,
             source=SOURCE,
             home_score=home_pts,
             away_score=away_pts,
             stage=Stage.REGULAR,
+            tip_off=assumed_tip_off(day, home),
         )
     except ValidationError as exc:
         raise RowDefect(DefectKind.MALFORMED, f"invalid game: {exc.errors()[0].get('msg', exc)}") from exc
@@ -190,6 +203,19 @@ def _final_score(cell: dict[str, str], home: str, away: str) -> tuple[int, int]:
     if (label == "W") != (home_pts > away_pts):
         raise RowDefect(DefectKind.WINNER_LABEL_MISMATCH, f"{HOME_WL}={label} but {home_pts}-{away_pts}")
     return home_pts, away_pts
+
+
+def _unfinished(record: list[str], at: dict[str, int], day: dt.date, as_of: dt.datetime) -> bool:
+    """Whether the row's game has not ended by ``as_of`` (a row naming no known home team is left as it is)."""
+    try:
+        home = team_abbreviation(record[at[HOME_ABBR]])
+    except (UnknownTeamError, IndexError):
+        return False
+    return as_of < assumed_tip_off(day, home) + GAME_LENGTH
+
+
+def _line_end(line: str) -> str:
+    return line[len(line.rstrip("\r\n")) :] or "\n"
 
 
 def _label_problem(label: str, day: dt.date) -> str | None:
