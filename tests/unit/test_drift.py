@@ -8,15 +8,18 @@ import random
 
 import boto3
 import pytest
+from aws_lambda_powertools.metrics import Metrics
 
 from nbaml import layout
 from nbaml.config import DriftSettings, RetrainSettings, load_settings
 from nbaml.events import RetrainRequest, RetrainTrigger
 from nbaml.features import FEATURE_NAMES
+from nbaml.games.records import Game
 from nbaml.metrics import expected_log_loss, log_loss
 from nbaml.monitoring import rules
 from nbaml.monitoring.drift import check_drift
 from nbaml.storage.artifacts import ArtifactStore
+from nbaml.storage.games import GameStore
 from nbaml.storage.predictions import PredictionLog
 from nbaml.training import pipeline
 from tests.conftest import prediction_of
@@ -146,6 +149,50 @@ def test_given_a_live_model_going_wrong_when_drift_check_runs_then_it_reports_an
     html = store.get_bytes(layout.report_key(layout.DRIFT_HTML)).decode()
     assert "<svg" in html and "DRIFT" in html
     assert store.get_json(layout.report_key(layout.DRIFT_JSON, run_date))["drift"] is True
+
+
+def _lowered(home: int, away: int) -> int:
+    """A home score 15 % low, as a broken feed sends it (one point lower where that would tie: no NBA tie)."""
+    low = round(home * 0.85)
+    return low - 1 if low == away else low
+
+
+def test_given_a_feed_whose_home_scores_come_low_when_drift_check_runs_then_the_results_alarm_not_a_retrain(
+    stack, loaded_history, fast_config
+) -> None:
+    retrain = load_settings(RetrainSettings)
+    pipeline.retrain(
+        retrain, RetrainRequest(trigger=RetrainTrigger.MANUAL, reason="v1", force=True), config=fast_config
+    )
+    settings = load_settings(DriftSettings)
+    season = [g for g in loaded_history if g.season == loaded_history[-1].season]
+    run_date = season[-1].game_date + dt.timedelta(days=1)
+    week = run_date - dt.timedelta(days=rules.RESULTS_DAYS)
+    # the feed's last week: every home score 15 % low, stored as collect would store a corrected result
+    low = [
+        Game.model_validate(g.model_dump() | {"home_score": _lowered(g.home_score, g.away_score)})
+        for g in season
+        if g.game_date >= week
+    ]
+    assert len(low) >= rules.MIN_RESULTS_GAMES
+    GameStore(settings.games_table).upsert(low)
+    log = PredictionLog(settings.predictions_table)
+    games = season[-400 : -len(low)] + low
+    for game in games:
+        log.record(prediction_of(game, 0.5))  # a model with no view: the performance rule has nothing to see
+    log.resolve(games)
+
+    metrics = Metrics(namespace="nbaml-test", service="nbaml")
+    report = check_drift(settings, run_date=run_date, metrics=metrics)
+    results = report.sections["results"]
+    assert results["judged"] and results["alarm"] and results["n"] == len(low)
+    assert results["z"] < -rules.RESULTS_Z and results["home_margin"] < results["expected"] - 10
+    assert metrics.metric_set["FeedResultsDrift"]["Value"] == [1.0]
+    # retraining on a broken feed fixes nothing: no drift verdict, no retrain queued; the report says it
+    assert not report.drift and not report.retrain_requested
+    assert "Messages" not in boto3.client("sqs").receive_message(QueueUrl=settings.retrain_queue_url)
+    html = ArtifactStore(settings.nbaml_bucket).get_bytes(layout.report_key(layout.DRIFT_HTML)).decode()
+    assert "ALARM: check the feed" in html
 
 
 def test_given_no_active_model_when_drift_check_runs_then_it_says_so(stack) -> None:

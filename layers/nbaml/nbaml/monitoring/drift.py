@@ -10,6 +10,8 @@ Reads the prediction log joined to outcomes and reports, for the active version:
   before them, each feature alarmed above the higher of PSI_ALARM and its normal level on the training
   seasons (``rules.feature_drift``; no verdict until both windows hold MIN_PSI_ROWS requests);
 - coverage (share of the week's finished games predicted before tip-off) and latency p50/p99;
+- the feed's results: the week's mean home margin against the training window's (``rules.results_drift``),
+  an alarm for a person (a broken feed), never a retrain;
 - champion against canary and shadow on the same resolved games;
 - the canary's step (``nbaml.promotion.canary``): the sequential test on its paired games, and the advance,
   hold or abort it allows, acted on here.
@@ -36,6 +38,7 @@ from nbaml.errors import NbamlError
 from nbaml.events import RetrainRequest, RetrainTrigger
 from nbaml.games.calendar import Completeness
 from nbaml.games.history import GameHistory
+from nbaml.games.records import Game, Stage
 from nbaml.games.teams import league_time
 from nbaml.layout import DRIFT_HTML, DRIFT_JSON, report_key
 from nbaml.metrics import DIGITS, accuracy, log_loss, percentile, score
@@ -76,6 +79,7 @@ class DriftReport:
             "rule": rule.get("rule"),
             "n": rule.get("n"),
             "feature_drift": self.sections.get("psi", {}).get("alarm", []),
+            "feed_results_alarm": self.sections.get("results", {}).get("alarm", False),
             "skipped_days": self.sections.get("completeness", {}).get("skipped_days", {}),
             "canary": {k: self.sections.get("canary", {}).get(k) for k in ("version", "percent", "action")},
             "reports": self.report_keys,
@@ -116,7 +120,9 @@ def check_drift(settings: DriftSettings, *, run_date: dt.date, metrics: Metrics 
 
     recent = [i for i in by_role["champion"] if i["game_date"] >= since.isoformat()]
     report.sections["psi"] = _feature_drift(by_role["champion"], run_date, bundle, settings.psi_alarm)
-    report.sections["coverage"] = _coverage(settings, by_role["champion"], run_date, complete)
+    week = _week_of_games(settings, run_date, complete)
+    report.sections["coverage"] = _coverage(week, by_role["champion"])
+    report.sections["results"] = _results(week, meta)
     report.sections["latency"] = _latency(recent, run_date)
     report.sections["challengers"] = _challengers(by_role, active, since)
     report.sections["completeness"] = complete.record()
@@ -270,19 +276,25 @@ def _feature_drift(champion: list[dict[str, Any]], run_date: dt.date, bundle: Mo
     return result | {"days": PSI_DAYS, "threshold": alarm}
 
 
-def _coverage(
-    settings: DriftSettings, champion: list[dict[str, Any]], run_date: dt.date, complete: Completeness
-) -> dict[str, Any]:
-    """Share of last week's finished games (of complete days) that the champion predicted before tip-off."""
+def _week_of_games(settings: DriftSettings, run_date: dt.date, complete: Completeness) -> list[Game]:
+    """Last week's finished games, of its complete days: what coverage and the results check read."""
     games = GameStore(settings.games_table)
+    week = _days(run_date - dt.timedelta(days=rules.RESULTS_DAYS), run_date - dt.timedelta(days=1))
+    return [g for day in complete.only(week, lambda d: d) for g in games.on_date(day) if g.is_final]
+
+
+def _coverage(week: list[Game], champion: list[dict[str, Any]]) -> dict[str, Any]:
+    """Share of last week's finished games (of complete days) that the champion predicted before tip-off."""
     predicted_ids = {i["game_id"] for i in champion}
-    finished = predicted = 0
-    week = _days(run_date - dt.timedelta(days=7), run_date - dt.timedelta(days=1))
-    for day in complete.only(week, lambda d: d):
-        ids = {g.game_id for g in games.on_date(day) if g.is_final}
-        finished += len(ids)
-        predicted += len(ids & predicted_ids)
+    ids = {g.game_id for g in week}
+    finished, predicted = len(ids), len(ids & predicted_ids)
     return {"finished": finished, "predicted": predicted, "share": round(predicted / finished, 4) if finished else None}
+
+
+def _results(week: list[Game], meta: dict[str, Any]) -> dict[str, Any]:
+    """The week's regular-season results against the training window's (``rules.results_drift``)."""
+    margins = [float(g.home_score - g.away_score) for g in week if g.stage is Stage.REGULAR]  # type: ignore[operator]
+    return rules.results_drift(margins, meta.get("results_reference") or {}) | {"days": rules.RESULTS_DAYS}
 
 
 def _challengers(by_role: dict[str, list[dict[str, Any]]], active: str, since: dt.date) -> list[dict[str, Any]]:
@@ -356,6 +368,7 @@ def _emit(metrics: Metrics | None, report: DriftReport) -> None:
         return
     metrics.add_metric(name="DriftDetected", unit=MetricUnit.Count, value=int(report.drift))
     metrics.add_metric(name="FeatureDriftDetected", unit=MetricUnit.Count, value=len(report.sections["psi"]["alarm"]))
+    metrics.add_metric(name="FeedResultsDrift", unit=MetricUnit.Count, value=int(report.sections["results"]["alarm"]))
     ece = report.sections["calibration"]["ece"]
     if ece is not None:
         metrics.add_metric(name="CalibrationECE", unit=MetricUnit.NoUnit, value=ece)

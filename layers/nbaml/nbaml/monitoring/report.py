@@ -106,6 +106,18 @@ def _psi_verdict(psi: dict[str, Any]) -> str:
     return (over or "none") + f" (against the {psi.get('n_before')} requests of the four weeks before)"
 
 
+def _results_verdict(results: dict[str, Any]) -> str:
+    """The feed's results check in words: the week's home margin against the training window's."""
+    if not results.get("judged"):
+        why = "no reference in this bundle" if results.get("expected") is None else f"only {results.get('n')} games"
+        return f"no verdict: {why}"
+    verdict = "ALARM: check the feed" if results.get("alarm") else "normal"
+    return (
+        f"{verdict}: mean home margin {results.get('home_margin')} points over {results.get('n')} games, "
+        f"training {results.get('expected')} (z {results.get('z')}, alarm beyond ±{results.get('limit')})"
+    )
+
+
 def summary_rows(document: dict[str, Any]) -> list[dict[str, Any]]:
     perf = document.get("performance", {})
     psi = document.get("psi", {})
@@ -131,6 +143,7 @@ def summary_rows(document: dict[str, Any]) -> list[dict[str, Any]]:
             "value": f"{_pct(coverage.get('share'))}: {coverage.get('predicted')} of {coverage.get('finished')} "
             "finished games predicted before tip-off",
         },
+        {"what": "the feed's results (last 7 days)", "value": _results_verdict(document.get("results") or {})},
         {
             "what": "latency (last 7 days)",
             "value": f"p50 {_ms(latency.get('p50_ms'))}, p99 {_ms(latency.get('p99_ms'))} over {latency.get('n')} "

@@ -45,8 +45,9 @@ PSI_DAYS = 28  # feature drift: the last four weeks of requests against the four
 MIN_PSI_ROWS = 100  # below this many requests in a window, PSI is noise (most of its ten bins would be empty)
 NORMAL_QUANTILE = 1.0  # a feature's alarm level: the highest PSI this check reached on the training weeks
 # The feed's results: the mean home margin of the last week's games against the training window's, in
-# standard errors. Home advantage moved from about +3.3 (2009) to +2.2 points (2022) and scoring levels move
-# more, so the check reads the margin, not the points, and fires only far outside the seasons' spread.
+# standard errors. A season's mean home margin stayed within +0.9 (2020-21, empty arenas) to +3.2 points on
+# 2009-2022 while scoring levels moved more, so the check reads the margin, not the points, and fires only far
+# outside the seasons' spread (bench/bench_feature_drift.py). The week is the one drift_check's coverage reads.
 RESULTS_DAYS = 7
 MIN_RESULTS_GAMES = 30
 RESULTS_Z = 4.0
