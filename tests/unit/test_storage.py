@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
+from decimal import Decimal
 
 import pytest
 
@@ -146,6 +148,30 @@ def test_given_predictions_when_the_game_ends_then_outcomes_are_joined_and_index
     # a late correction flips the outcome
     assert log.resolve([final(home_score=90, away_score=95)]) == 2
     assert log.resolved(role="champion")[0]["correct"] is False
+
+
+def test_given_a_prediction_with_features_then_they_are_stored_as_float64_bytes_and_read_back_exactly(stack) -> None:
+    import boto3
+
+    from nbaml.serving.predictor import feature_hash
+
+    log = PredictionLog(stack.tables["PredictionsTable"])
+    row = [0.1, -1e-17, 1234.5678901234567, 0.0, 1 / 3]
+    log.record(prediction_of(final(), 0.7, features=row, feature_hash=feature_hash(row)))
+    raw = boto3.client("dynamodb").scan(TableName=stack.tables["PredictionsTable"])["Items"][0]
+    assert set(raw["features"]) == {"B"} and len(raw["features"]["B"]) == 8 * len(row)  # one binary value
+    assert hashlib.sha256(raw["features"]["B"]).hexdigest()[:16] == raw["feature_hash"]["S"]  # the hashed bytes
+    log.resolve([final()])
+    game_id = final().game_id
+    for read in (log.for_game(game_id), log.on_date(DAY), log.resolved(role="champion"), log.all()):
+        assert read[0]["features"] == row  # every float exact, whichever way it is read
+    # an item written before (features as a list of numbers) reads back the same way
+    boto3.resource("dynamodb").Table(stack.tables["PredictionsTable"]).update_item(
+        Key={"game_id": game_id, "prediction_key": raw["prediction_key"]["S"]},
+        UpdateExpression="SET features = :f",
+        ExpressionAttributeValues={":f": [Decimal("0.5"), Decimal("2")]},
+    )
+    assert log.resolved(role="champion")[0]["features"] == [0.5, 2]
 
 
 def test_given_a_registry_when_versions_change_status_then_history_records_who_when_why(stack) -> None:

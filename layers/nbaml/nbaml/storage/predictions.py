@@ -8,6 +8,11 @@ it is asked. Two kinds of item (the predict function decides which, nbaml.servin
 - a hypothetical matchup (not on the schedule): the item carries ``expires_at`` (epoch seconds, the table's
   TimeToLiveSpecification, so DynamoDB deletes it), and is written only where no real item exists.
 
+The features a prediction was made from are stored as one binary attribute, the row's float64 values
+little-endian (the bytes its ``feature_hash`` is taken of), and read back as a list of floats: exact, about
+half the bytes of a list of numbers, and one value to read instead of one per feature (a season's drift check
+reads thousands of rows). Items written before, with a list of numbers, read back the same way.
+
 When a game ends, collect writes the outcome and ``resolved_key`` ("{game_date}#{game_id}") onto the real
 items of that game, which puts them into the sparse resolved_by_role / resolved_by_version indexes that
 drift_check reads; a hypothetical item is never joined, so it never reaches monitoring.
@@ -16,11 +21,13 @@ drift_check reads; a hypothetical item is never joined, so it never reaches moni
 from __future__ import annotations
 
 import datetime as dt
+import struct
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from boto3.dynamodb.conditions import Key
+from boto3.dynamodb.types import Binary
 from botocore.exceptions import BotoCoreError, ClientError
 
 from nbaml.errors import ConflictError, StorageError
@@ -62,6 +69,8 @@ class PredictionLog:
         """Log a prediction; True if written. A real one replaces the item unless its game is resolved; a
         hypothetical one (``expires_at``) is written only where the item is missing or hypothetical too."""
         item = to_item({**asdict(prediction), "prediction_key": prediction.prediction_key, "pick": prediction.pick})
+        if prediction.features is not None:
+            item["features"] = Binary(pack_features(prediction.features))
         condition = (
             "attribute_not_exists(resolved_key)"
             if prediction.expires_at is None
@@ -80,14 +89,18 @@ class PredictionLog:
     def for_game(self, game_id: str) -> list[dict[str, Any]]:
         return call(
             f"predictions of {game_id}",
-            lambda: query_all(table(self.table_name), KeyConditionExpression=Key("game_id").eq(game_id)),
+            lambda: _readable(query_all(table(self.table_name), KeyConditionExpression=Key("game_id").eq(game_id))),
         )
 
     def on_date(self, day: dt.date) -> list[dict[str, Any]]:
         return call(
             f"predictions on {day}",
-            lambda: query_all(
-                table(self.table_name), IndexName="by_date", KeyConditionExpression=Key("game_date").eq(day.isoformat())
+            lambda: _readable(
+                query_all(
+                    table(self.table_name),
+                    IndexName="by_date",
+                    KeyConditionExpression=Key("game_date").eq(day.isoformat()),
+                )
             ),
         )
 
@@ -149,7 +162,22 @@ class PredictionLog:
         }
         if limit:
             kwargs["Limit"] = limit
-        return call("resolved predictions", lambda: query_all(table(self.table_name), **kwargs))
+        return call("resolved predictions", lambda: _readable(query_all(table(self.table_name), **kwargs)))
 
     def all(self) -> list[dict[str, Any]]:
-        return call("scan predictions", lambda: scan_all(table(self.table_name)))
+        return call("scan predictions", lambda: _readable(scan_all(table(self.table_name))))
+
+
+def pack_features(row: list[float]) -> bytes:
+    """A feature row as stored: its float64 values, little-endian (``serving.predictor``'s feature hash bytes)."""
+    return struct.pack(f"<{len(row)}d", *row)
+
+
+def _readable(items: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Items with their stored features (binary, or a list of numbers from before) as a list of floats."""
+    for item in items:
+        stored = item.get("features")
+        if isinstance(stored, Binary | bytes | bytearray):
+            raw = bytes(stored.value if isinstance(stored, Binary) else stored)
+            item["features"] = list(struct.unpack(f"<{len(raw) // 8}d", raw))
+    return items
