@@ -54,6 +54,15 @@ def drift_document() -> dict:
             "alarm": ["home_ppg", "h2h_home_losses", "h2h_avg_margin"],
         },
         "coverage": {"finished": 52, "predicted": 51, "share": 0.9808},
+        "results": {
+            "n": 52,
+            "home_margin": -14.2,
+            "expected": 2.61,
+            "z": -8.9,
+            "limit": 4.0,
+            "judged": True,
+            "alarm": True,
+        },
         "latency": {"n": 340, "p50_ms": 0.61, "p99_ms": 1.93},
         "rolling": {
             f"v1 ({role})": [{"week": f"2023-W{w:02d}", "n": 50, "accuracy": 0.6 + 0.01 * (w % 5)} for w in range(1, 7)]
@@ -96,6 +105,7 @@ def test_the_drift_report_names_every_feature_and_gives_coverage_and_latency_as_
         assert f">{name}</text>" in page, f"the PSI bars carry the feature name {name}"
     assert "98.1 %: 51 of 52 finished games predicted" in page
     assert "p50 0.610 ms, p99 1.930 ms over 340 requests" in page
+    assert "ALARM: check the feed: mean home margin -14.2 points over 52 games, training 2.61 (z -8.9" in page
     assert "{" not in re.sub(r"<style>.*?</style>", "", page), "no raw JSON on the page"
     assert "home_ppg 0.41 &gt; 0.35" in page, "each alarm says its value and its limit"
     assert page.count("</title></line>") == len(FEATURE_NAMES), "every bar shows its own alarm level"
