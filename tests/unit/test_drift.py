@@ -116,14 +116,20 @@ def test_psi_is_zero_for_the_training_distribution_and_large_for_a_shift() -> No
     assert rules.psi(shares, edges, [3.5] * 40) > 0.2
 
 
+def v1_active(config) -> DriftSettings:
+    """v1 trained on the loaded history and promoted (a forced manual retrain); drift_check's settings."""
+    pipeline.retrain(
+        load_settings(RetrainSettings),
+        RetrainRequest(trigger=RetrainTrigger.MANUAL, reason="v1", force=True),
+        config=config,
+    )
+    return load_settings(DriftSettings)
+
+
 def test_given_a_live_model_going_wrong_when_drift_check_runs_then_it_reports_and_requests_one_retrain(
     stack, loaded_history, fast_config
 ) -> None:
-    retrain = load_settings(RetrainSettings)
-    pipeline.retrain(
-        retrain, RetrainRequest(trigger=RetrainTrigger.MANUAL, reason="v1", force=True), config=fast_config
-    )
-    settings = load_settings(DriftSettings)
+    settings = v1_active(fast_config)
     log = PredictionLog(settings.predictions_table)
     games = [g for g in loaded_history if g.season == loaded_history[-1].season][-600:]
     run_date = games[-1].game_date + dt.timedelta(days=1)
@@ -160,11 +166,7 @@ def _lowered(home: int, away: int) -> int:
 def test_given_a_feed_whose_home_scores_come_low_when_drift_check_runs_then_the_results_alarm_not_a_retrain(
     stack, loaded_history, fast_config
 ) -> None:
-    retrain = load_settings(RetrainSettings)
-    pipeline.retrain(
-        retrain, RetrainRequest(trigger=RetrainTrigger.MANUAL, reason="v1", force=True), config=fast_config
-    )
-    settings = load_settings(DriftSettings)
+    settings = v1_active(fast_config)
     season = [g for g in loaded_history if g.season == loaded_history[-1].season]
     run_date = season[-1].game_date + dt.timedelta(days=1)
     week = run_date - dt.timedelta(days=rules.RESULTS_DAYS)
@@ -218,12 +220,7 @@ def _hold_back(day: dt.date, pending: list) -> None:
 def test_given_an_incomplete_last_day_when_drift_check_runs_then_it_skips_that_day_and_says_why(
     stack, loaded_history, fast_config
 ) -> None:
-    pipeline.retrain(
-        load_settings(RetrainSettings),
-        RetrainRequest(trigger=RetrainTrigger.MANUAL, reason="v1", force=True),
-        config=fast_config,
-    )
-    settings = load_settings(DriftSettings)
+    settings = v1_active(fast_config)
     log = PredictionLog(settings.predictions_table)
     games = [g for g in loaded_history if g.season == loaded_history[-1].season][-100:]
     for game in games:
@@ -270,11 +267,7 @@ def test_given_a_drift_retrain_that_did_not_replace_the_champion_then_the_next_w
 ) -> None:
     """The evidence restarts after a firing: with the champion still active a week later (its retrain was
     rejected, or went to canary or shadow), the old evidence does not queue a second retrain."""
-    retrain = load_settings(RetrainSettings)
-    pipeline.retrain(
-        retrain, RetrainRequest(trigger=RetrainTrigger.MANUAL, reason="v1", force=True), config=fast_config
-    )
-    settings = load_settings(DriftSettings)
+    settings = v1_active(fast_config)
     log = PredictionLog(settings.predictions_table)
     games = [g for g in loaded_history if g.season == loaded_history[-1].season][-300:]
     wrong, later = games[:280], games[280:]
