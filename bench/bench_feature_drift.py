@@ -143,7 +143,6 @@ class Totals:
 
 def results_cell(
     games: list,
-    table: FeatureTable,
     season: int,
     ids: list[str],
     dates: list[dt.date],
@@ -160,10 +159,7 @@ def results_cell(
     swapped[chosen] = -swapped[chosen]  # the same games as the swapped requests: their results read backwards
     low_by_id = {g.game_id: g for g in low_home_scores([g for g in games if g.season == season], change)}
     low = np.asarray([low_by_id[i].home_score - low_by_id[i].away_score for i in ids], dtype=np.float64)
-    regular = set(table.game_ids)  # the training window's regular-season games
-    reference_results = rules.results_reference(
-        [float(g.home_score - g.away_score) for g in games if g.game_date <= until and g.game_id in regular]
-    )
+    reference_results = rules.results_reference(rules.home_margins(games, until=until))
 
     normal = results_alarms(reference_results, dates, margins, mondays)
     judged = [on for on, _ in normal if on is not None]
@@ -206,7 +202,7 @@ def season_row(
         cells.append(f"{judged.count(False)}/{len(judged)}".rjust(18) + f"{_fmt(d_swap):>8}{_fmt(d_low):>7}")
         if ref == "shipped":
             frequent.update(name for _, over in normal for name in over)
-    cells.append(results_cell(games, table, season, ids, dates, chosen, change, mondays, train_dates[-1], totals))
+    cells.append(results_cell(games, season, ids, dates, chosen, change, mondays, train_dates[-1], totals))
     top = ", ".join(f"{n} {c}" for n, c in frequent.most_common(3)) or "-"
     return f"{season:<8}" + "".join(cells) + f"  {top}"
 

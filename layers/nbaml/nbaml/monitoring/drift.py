@@ -38,7 +38,7 @@ from nbaml.errors import NbamlError
 from nbaml.events import RetrainRequest, RetrainTrigger
 from nbaml.games.calendar import Completeness
 from nbaml.games.history import GameHistory
-from nbaml.games.records import Game, Stage
+from nbaml.games.records import Game
 from nbaml.games.teams import league_time
 from nbaml.layout import DRIFT_HTML, DRIFT_JSON, report_key
 from nbaml.metrics import DIGITS, accuracy, log_loss, percentile, score
@@ -293,7 +293,7 @@ def _coverage(week: list[Game], champion: list[dict[str, Any]]) -> dict[str, Any
 
 def _results(week: list[Game], meta: dict[str, Any]) -> dict[str, Any]:
     """The week's regular-season results against the training window's (``rules.results_drift``)."""
-    margins = [float(g.home_score - g.away_score) for g in week if g.stage is Stage.REGULAR]  # type: ignore[operator]
+    margins = rules.home_margins(week)
     return rules.results_drift(margins, meta.get("results_reference") or {}) | {"days": rules.RESULTS_DAYS}
 
 

@@ -26,11 +26,13 @@ tests can count how often each fires when nothing changed.
 from __future__ import annotations
 
 import bisect
+import datetime as dt
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from nbaml.games.records import Game, Stage
 from nbaml.metrics import expected_log_loss, game_log_loss
 
 # Chosen by bench/bench_drift_rules.py --tune on the seasons up to 2018 (the README has its table):
@@ -197,6 +199,15 @@ def psi(expected_shares: Sequence[float], edges: Sequence[float], values: Sequen
         a = max(actual, 1e-4)
         value += (a - e) * math.log(a / e)
     return value
+
+
+def home_margins(games: Iterable[Game], *, until: dt.date | None = None) -> list[float]:
+    """Home minus away score of the final regular-season games (up to ``until``): what the results check reads."""
+    return [
+        float(g.home_score - g.away_score)  # type: ignore[operator]  # a final game has both scores
+        for g in games
+        if g.is_final and g.stage is Stage.REGULAR and (until is None or g.game_date <= until)
+    ]
 
 
 def results_reference(margins: Sequence[float]) -> dict[str, float | int]:

@@ -68,7 +68,8 @@ class PredictionLog:
     def record(self, prediction: PredictionRecord) -> bool:
         """Log a prediction; True if written. A real one replaces the item unless its game is resolved; a
         hypothetical one (``expires_at``) is written only where the item is missing or hypothetical too."""
-        item = to_item({**asdict(prediction), "prediction_key": prediction.prediction_key, "pick": prediction.pick})
+        document = {**asdict(prediction), "features": None, "prediction_key": prediction.prediction_key}
+        item = to_item(document | {"pick": prediction.pick})  # the features are packed below, not sent through JSON
         if prediction.features is not None:
             item["features"] = Binary(pack_features(prediction.features))
         condition = (

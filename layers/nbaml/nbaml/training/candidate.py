@@ -14,7 +14,7 @@ import numpy as np
 from nbaml.bundle import ModelBundle
 from nbaml.features import FEATURE_DESCRIPTIONS, FEATURE_NAMES, FEATURES_VERSION, incompatibility
 from nbaml.games.history import data_hash
-from nbaml.games.records import Game, Stage
+from nbaml.games.records import Game
 from nbaml.metrics import score
 from nbaml.monitoring import rules
 from nbaml.training.dataset import Split, feature_table, time_split
@@ -130,7 +130,7 @@ def train_candidate(
         "feature_distribution": feature_distribution(
             split.X_train, FEATURE_NAMES, dates=table.dates[: len(split.y_train)]
         ),
-        "results_reference": rules.results_reference(_home_margins(games, until=split.train_dates[1])),
+        "results_reference": rules.results_reference(rules.home_margins(games, until=split.train_dates[1])),
         "libraries": _library_versions(),
         "seed": config.seed,
         **(provenance or {}),
@@ -170,15 +170,6 @@ def _compare(other: ModelBundle, table: Any, split: Split, p_candidate: np.ndarr
 
 def _holdout_dates(table: Any, split: Split) -> list[dt.date]:
     return table.dates[len(table.dates) - len(split.y_holdout) :]
-
-
-def _home_margins(games: Sequence[Game], *, until: dt.date) -> list[float]:
-    """Home minus away score of the final regular-season games up to ``until`` (drift_check's results reference)."""
-    return [
-        float(g.home_score - g.away_score)
-        for g in games
-        if g.game_date <= until and g.is_final and g.stage is Stage.REGULAR
-    ]
 
 
 def feature_distribution(
