@@ -15,8 +15,9 @@ changed and redone when anything did:
 
 Nothing is downloaded inside a container: Debian's packages come through debootstrap on the host, the
 Python packages through the host's pip, and the result is copied in. No file of AWS's official image is
-used. ``NBAML_LAMBDA_IMAGE=official`` keeps SAM's default (``public.ecr.aws/lambda/python:3.12``, pulled
-by SAM) on machines that reach it.
+used. Which base image SAM runs is ``NBAML_LAMBDA_IMAGE``'s choice: unset (``auto``), SAM's default
+(``public.ecr.aws/lambda/python:3.12``, pulled by SAM) where AWS's registry answers, and ours where it does
+not (these machines); ``official`` or ``nbaml`` force one, any other value names an image.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ import json
 import os
 import re
 import shutil
+import socket
 import tarfile
 import tempfile
 import time
@@ -224,9 +226,25 @@ def plan() -> ImagePlan:
     return ImagePlan(python=find_python312(), mirror=apt_mirror())
 
 
-def invoke_image_setting() -> str:
-    """``NBAML_LAMBDA_IMAGE``: ``nbaml`` (default: ours), ``official`` (SAM pulls AWS's), or an image name."""
-    return os.environ.get("NBAML_LAMBDA_IMAGE", "nbaml").strip() or "nbaml"
+OFFICIAL_REGISTRY = ("public.ecr.aws", 443)  # where SAM pulls public.ecr.aws/lambda/python:3.12 from
+
+
+def registry_reachable(address: tuple[str, int] = OFFICIAL_REGISTRY, timeout: float = 3.0) -> bool:
+    """Whether a TCP connection to AWS's public registry opens within ``timeout`` (no name or no route: no)."""
+    try:
+        with socket.create_connection(address, timeout=timeout):
+            return True
+    except OSError:
+        return False
+
+
+def invoke_image_setting(reachable: Callable[[], bool] = registry_reachable) -> str:
+    """``NBAML_LAMBDA_IMAGE``: ``official`` (SAM pulls AWS's), ``nbaml`` (ours), an image name, or ``auto``
+    (unset): SAM's default where AWS's registry answers, ours where it does not."""
+    setting = os.environ.get("NBAML_LAMBDA_IMAGE", "auto").strip() or "auto"
+    if setting == "auto":
+        return OFFICIAL if reachable() else "nbaml"
+    return setting
 
 
 def require(reference: str, make_target: str) -> str:

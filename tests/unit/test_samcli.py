@@ -186,6 +186,21 @@ def test_given_nbaml_lambda_image_when_sam_runs_then_it_picks_the_base_image(
     assert args[args.index("--docker-network") + 1] == "nbaml-local"
 
 
+@pytest.mark.parametrize(("reachable", "picked"), [(True, "official"), (False, "nbaml")])
+def test_given_no_setting_then_sam_keeps_its_default_image_where_aws_registry_answers_and_ours_elsewhere(
+    monkeypatch: pytest.MonkeyPatch, reachable: bool, picked: str
+) -> None:
+    monkeypatch.delenv("NBAML_LAMBDA_IMAGE", raising=False)
+    assert images.invoke_image_setting(lambda: reachable) == picked
+    monkeypatch.setenv("NBAML_LAMBDA_IMAGE", "nbaml")
+    assert images.invoke_image_setting(lambda: True) == "nbaml", "a setting is never second-guessed"
+
+
+def test_given_no_route_to_a_registry_then_it_is_unreachable_at_once() -> None:
+    port = emu.free_port()  # nothing listens there: the connection is refused
+    assert images.registry_reachable(("127.0.0.1", port), timeout=1.0) is False
+
+
 def test_given_an_operators_aws_profile_when_sam_runs_then_it_gets_only_the_emulators_credentials(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
