@@ -9,6 +9,9 @@ Lambda's role credentials).
 In Lambda the environment is the function's identity and never changes. A local server that hosts one
 function beside others in one process (the replay's HTTP API) ``pin``s the identity the function was
 started with, so its requests keep signing as that function whatever the process environment says then.
+
+Every session shares one botocore data loader: the service models and endpoint rules (JSON files of several
+hundred kilobytes) are parsed once per process, not once per client, which is most of what a client costs.
 """
 
 from __future__ import annotations
@@ -20,10 +23,13 @@ import os
 from collections.abc import Iterator
 from dataclasses import dataclass
 from functools import cache
+from pathlib import Path
 from typing import Any
 
 import boto3
+import botocore.session
 from botocore.config import Config
+from botocore.loaders import Loader, create_loader
 
 _CONFIG = Config(retries={"mode": "standard", "max_attempts": 5}, connect_timeout=5, read_timeout=30)
 
@@ -86,14 +92,29 @@ def _quiet_wire_logs() -> None:
             logger.setLevel(logging.INFO)
 
 
+@cache
+def _loader() -> Loader:
+    """The process's botocore data loader (its parsed JSON is cached on it), with boto3's resource models."""
+    loader = create_loader()
+    loader.search_paths.append(str(Path(boto3.__file__).parent / "data"))
+    return loader
+
+
 def _session(identity: Identity) -> boto3.session.Session:
-    """A session for ``identity``; what it leaves empty, boto3's own chain fills."""
-    return boto3.session.Session(
+    """A session for ``identity`` on the shared loader; what it leaves empty, boto3's own chain fills."""
+    core = botocore.session.get_session()
+    core.register_component("data_loader", _loader())
+    session = boto3.session.Session(
         aws_access_key_id=identity.access_key_id or None,
         aws_secret_access_key=identity.secret_access_key or None,
         aws_session_token=identity.session_token or None,
         region_name=identity.region or None,
+        botocore_session=core,
     )
+    # boto3 appends its data folder to the loader it is given, once per session: keep one of each
+    paths = core.get_component("data_loader").search_paths
+    paths[:] = list(dict.fromkeys(paths))
+    return session
 
 
 @cache
