@@ -2,8 +2,10 @@
 
 - live log-loss by ISO week of the served predictions against always-home and Elo on the same games;
 - the version that served each week (the champion's, by games served);
-- drift events (red) and retrains (green: promoted, grey: not promoted) marked on both;
-- the drift events and retrains as tables.
+- drift events (red), retrains (green: promoted, grey: not promoted) and the canary's moves (purple: a step,
+  a promotion or an abort) marked on both;
+- the drift events, the retrains and every drift check that judged a canary (its share, what it did, and the
+  paired games and mean log-loss difference it decided on) as tables.
 
 Charts come from ``nbaml.monitoring.charts`` (axes, ticks, units, legends), as the drift report's do.
 """
@@ -64,15 +66,31 @@ def _spans(weeks: list[dict[str, Any]]) -> list[tuple[int, int, str]]:
     return spans
 
 
+CANARY_MOVES = {"advanced", "promoted", "aborted"}
+CANARY_HEADERS = ["check", "canary", "share", "action", "paired games", "mean difference (canary - champion log-loss)"]
+
+
+def _checked_week(run_date: str) -> str:
+    """A Monday's drift check judges the games up to the Sunday before."""
+    return week_of(dt.date.fromisoformat(run_date) - dt.timedelta(days=1))
+
+
 def _markers(
-    index: dict[str, int], drift_events: Sequence[Mapping[str, Any]], retrains: Sequence[Mapping[str, Any]]
+    index: dict[str, int],
+    drift_events: Sequence[Mapping[str, Any]],
+    retrains: Sequence[Mapping[str, Any]],
+    canary_checks: Sequence[Mapping[str, Any]] = (),
 ) -> list[Marker]:
-    """Drift checks judge the games up to the Sunday before their Monday run; retrains mark their request day."""
+    """Drift events and canary moves at the week their check judged; retrains at their request day."""
     markers = []
     for event in drift_events:
-        week = week_of(dt.date.fromisoformat(event["run_date"]) - dt.timedelta(days=1))
+        week = _checked_week(event["run_date"])
         if week in index:
             markers.append(Marker(index[week] + 0.5, "drift", "#d62728"))
+    for check in canary_checks:
+        week = _checked_week(check["run_date"])
+        if check.get("action") in CANARY_MOVES and week in index:
+            markers.append(Marker(index[week] + 0.5, f"canary {check['action']}", "#9467bd"))
     for run in retrains:
         day = str(run.get("requested_at") or "")[:10]
         if day and week_of(dt.date.fromisoformat(day)) in index:
@@ -96,12 +114,16 @@ def render_dashboard(
     drift_events: Sequence[Mapping[str, Any]],
     retrains: Sequence[Mapping[str, Any]],
     overall: Mapping[str, Any] | None = None,
+    canary_checks: Sequence[Mapping[str, Any]] = (),
 ) -> str:
-    """The page; ``weeks`` from ``weekly_log_loss``, the events and runs as the replay recorded them."""
+    """The page; ``weeks`` from ``weekly_log_loss``, the events, runs and canary checks as the replay recorded them."""
     categories = [w["week"][2:] for w in weeks]
     index = {w["week"]: k for k, w in enumerate(weeks)}
-    markers = _markers(index, drift_events, retrains)
-    x = Axis("ISO week of the games (drift: red, retrain promoted: green, not promoted: grey)", categories=categories)
+    markers = _markers(index, drift_events, retrains, canary_checks)
+    x = Axis(
+        "ISO week of the games (drift: red, retrain promoted: green, not promoted: grey, canary move: purple)",
+        categories=categories,
+    )
     series = [
         Series(name, [(float(k), w[key]) for k, w in enumerate(weeks)], color, dashed)
         for name, key, color, dashed in (
@@ -143,6 +165,17 @@ def render_dashboard(
         ]
         for r in retrains
     ]
+    canary_rows = [
+        [
+            c["run_date"],
+            c.get("version"),
+            f"{c.get('percent')} %",
+            c.get("action"),
+            c.get("n") if c.get("n") is not None else "-",
+            f"{c['mean']:+.4f}" if c.get("mean") is not None else "-",
+        ]
+        for c in canary_checks
+    ]
     week_rows = [
         [w["week"], w["n"], w["version"], f"{w['model']:.4f}", f"{w['elo']:.4f}", f"{w['always_home']:.4f}"]
         for w in weeks
@@ -153,6 +186,7 @@ def render_dashboard(
         f"<div class='plots'>{chart}<br>{timeline}</div>"
         f"<h2>Drift events</h2>{_table(['run', 'rule', 'reasons', 'retrain requested'], drift_rows)}"
         f"<h2>Retrains</h2>{_table(['requested', 'trigger', 'version', 'status', 'reasons'], retrain_rows)}"
+        f"<h2>Canary checks</h2>{_table(CANARY_HEADERS, canary_rows)}"
         f"<h2>By week</h2>{_table(['week', 'games', 'version', 'model', 'Elo', 'always home'], week_rows)}"
         "</body></html>"
     )

@@ -277,6 +277,7 @@ class SeasonReplay:
         self.served: dict[str, dict[str, Any]] = {}
         self.truth = {g.game_id: g for g in source.season_games}
         self.drift_events: list[dict[str, Any]] = []
+        self.canary_checks: list[dict[str, Any]] = []  # every drift check that judged a canary, with its step
         self.retrains: list[dict[str, Any]] = []
         self.failures: list[str] = []
         self.active = "none"
@@ -373,6 +374,8 @@ class SeasonReplay:
             self.watch.collected(result)
         if short == "drift_check" and result.get("drift"):
             self.drift_events.append(result)
+        if short == "drift_check" and (result.get("canary") or {}).get("version"):
+            self.canary_checks.append({"run_date": result["run_date"], **result["canary"]})
         if short == "retrain":
             self.retrains.extend(result["runs"])
         self.drain_retrain_queue()
@@ -482,10 +485,12 @@ class SeasonReplay:
         out = Path(self.options.out_dir)
         out.mkdir(parents=True, exist_ok=True)
         if drift_html is not None:
-            (out / "drift.html").write_bytes(drift_html)
+            (out / layout.DRIFT_HTML).write_bytes(drift_html)
         season = self.source.season_games[0].season
         weeks = dashboard.weekly_log_loss(served(items), elo, home_rate)
-        page = dashboard.render_dashboard(season, weeks, self.drift_events, self.retrains, live.get("overall"))
+        page = dashboard.render_dashboard(
+            season, weeks, self.drift_events, self.retrains, live.get("overall"), canary_checks=self.canary_checks
+        )
         (out / "dashboard.html").write_text(page)
         result = ReplayResult(
             season=self.source.season_games[0].season,
@@ -627,7 +632,7 @@ def render(result: ReplayResult) -> str:
         f"## Failures of scheduled runs (Scheduler would retry them)\n{failures}\n\n"
         f"Reports: {result.report_dir / 'replay.md'}, {result.report_dir / 'replay.json'}, "
         f"function logs and metrics {result.report_dir / 'functions.log'}"
-        + (f", drift report {result.report_dir / 'drift.html'}" if (result.report_dir / "drift.html").exists() else "")
+        + (f", drift report {drift}" if (drift := result.report_dir / layout.DRIFT_HTML).exists() else "")
         + f", season dashboard {result.report_dir / 'dashboard.html'}"
     )
 

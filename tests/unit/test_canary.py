@@ -335,8 +335,15 @@ def test_given_a_canary_when_the_drift_check_runs_then_its_report_and_metrics_sh
     finally:
         metrics.clear_metrics()
 
-    assert report.summary()["canary"] == {"version": V2, "percent": 10, "action": "aborted"}
-    assert report.sections["canary"]["evidence"]["n"] == 30
+    evidence = report.sections["canary"]["evidence"]
+    assert evidence["n"] == 30 and evidence["mean"] > 0
+    assert report.summary()["canary"] == {
+        "version": V2,
+        "percent": 10,
+        "action": "aborted",
+        "n": 30,
+        "mean": evidence["mean"],
+    }
     assert emitted["CanaryAborted"] == [1.0] and emitted["CanaryLogLossDifference"][0] > 0
     html = rollout.deployment.store.get_bytes(layout.report_key(layout.DRIFT_HTML)).decode()
     assert f"Canary {V2} at 10 %: aborted" in html and "margin 0.01" in html and "<td>aborted</td>" in html

@@ -95,7 +95,15 @@ def dashboard_page() -> str:
         {"requested_at": "2022-12-05T04:30:00+00:00", "trigger": "drift", "version": "v2", "status": "promoted"},
         {"requested_at": "2023-01-01T05:00:00+00:00", "trigger": "scheduled", "version": "v3", "status": "rejected"},
     ]
-    return dashboard.render_dashboard(2022, season_weeks(), drift, retrains)
+    canary = [  # a candidate started at 10 %, held, stepped to 50 %, then made active
+        {"run_date": d, "version": "v2", "percent": pct, "action": action, "n": n, "mean": mean}
+        for d, pct, action, n, mean in (
+            ("2022-11-07", 10, "hold", 12, None),
+            ("2022-11-14", 10, "advanced", 61, -0.0042),
+            ("2022-11-21", 50, "promoted", 88, -0.0051),
+        )
+    ]
+    return dashboard.render_dashboard(2022, season_weeks(), drift, retrains, canary_checks=canary)
 
 
 # ---------------------------------------------------------------- what the pages say
@@ -135,6 +143,17 @@ def test_the_dashboard_marks_drift_and_retrains_and_shows_who_served() -> None:
     assert ">drift</text>" in page and "retrain: promoted" in page and "retrain: rejected" in page
     assert ">v1</text>" in page and ">v2</text>" in page, "the version timeline labels its spans"
     assert "always home" in page and "Elo" in page
+
+
+def test_the_dashboard_shows_the_canary_steps_and_the_evidence_each_was_decided_on() -> None:
+    page = dashboard_page()
+    assert ">canary advanced</text>" in page and ">canary promoted</text>" in page, "moves marked on the charts"
+    assert ">canary hold</text>" not in page, "a hold is no move: a table row, no marker"
+    table = page.split("<h2>Canary checks</h2>")[1].split("<h2>")[0]
+    assert table.count("<tr>") == 4, "a header and one row per check"
+    assert "<td>2022-11-14</td><td>v2</td><td>10 %</td><td>advanced</td><td>61</td><td>-0.0042</td>" in table
+    assert "<td>2022-11-07</td><td>v2</td><td>10 %</td><td>hold</td><td>12</td><td>-</td>" in table
+    assert "<p>none</p>" in dashboard.render_dashboard(2022, season_weeks(), [], []).split("Canary checks")[1]
 
 
 def test_weekly_log_loss_scores_each_week_on_its_own_games() -> None:

@@ -81,12 +81,21 @@ class DriftReport:
             "feature_drift": self.sections.get("psi", {}).get("alarm", []),
             "feed_results_alarm": self.sections.get("results", {}).get("alarm", False),
             "skipped_days": self.sections.get("completeness", {}).get("skipped_days", {}),
-            "canary": {k: self.sections.get("canary", {}).get(k) for k in ("version", "percent", "action")},
+            "canary": _canary_summary(self.sections.get("canary", {})),
             "reports": self.report_keys,
         }
 
     def document(self) -> dict[str, Any]:
         return {**self.summary(), **self.sections}
+
+
+def _canary_summary(canary: dict[str, Any]) -> dict[str, Any]:
+    """The canary's step at this check and the evidence it was decided on (paired games, mean difference)."""
+    evidence = canary.get("evidence") or {}
+    return {k: canary.get(k) for k in ("version", "percent", "action")} | {
+        "n": evidence.get("n"),
+        "mean": evidence.get("mean"),
+    }
 
 
 def check_drift(settings: DriftSettings, *, run_date: dt.date, metrics: Metrics | None = None) -> DriftReport:
