@@ -9,6 +9,7 @@ the registry's history and in the SSM parameter's.
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -21,8 +22,12 @@ pytestmark = pytest.mark.skipif(not SHARED_GAMES.exists(), reason=f"the shared r
 
 
 @pytest.fixture(scope="module")
-def cases(tmp_path_factory: pytest.TempPathFactory) -> dict[str, tuple[cc.CaseResult, cc.Capture]]:
-    out = tmp_path_factory.mktemp("canary")
+def out(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("canary")
+
+
+@pytest.fixture(scope="module")
+def cases(out: Path) -> dict[str, tuple[cc.CaseResult, cc.Capture]]:
     found = {}
     for case in cc.CASES:
         capture = cc.Capture()
@@ -85,3 +90,25 @@ def test_given_a_worse_candidate_then_it_is_aborted_at_its_first_step_within_two
     assert capture.parameter_history["canary"][-1][0] == "none"
     assert "canary aborted" in capture.parameter_history["canary"][-1][1]
     assert capture.parameter_history["active"][-1][0] == "v1"
+
+
+def test_the_season_dashboard_marks_each_case_s_canary_moves_and_lists_its_checks(cases, out: Path) -> None:
+    for case, moves in (("better", ("advanced", "promoted")), ("worse", ("aborted",))):
+        result, _ = cases[case]
+        page = (out / case / "dashboard.html").read_text()
+        for move in moves:
+            assert f">canary {move}</text>" in page, f"{case}: the {move} step is marked on the charts"
+        table = page.split("<h2>Canary checks</h2>")[1].split("<h2>")[0]
+        assert table.count(f"<td>{MONTHLY}</td>") == len(result.checks), f"{case}: a row per check of the canary"
+
+
+BEATS_ALWAYS_HOME_BY = 0.01  # log-loss on the same served games: 0.6460 against 0.6684 on these 308 (measured)
+
+
+def test_given_real_games_then_the_served_model_beats_always_home_on_the_same_games(cases, out: Path) -> None:
+    # what users were given over 42 days of the real 2022-23 season (champion and canary answers), each case
+    for case in cc.CASES:
+        overall = json.loads((out / case / "replay.json").read_text())["live"]["overall"]
+        assert overall["n"] >= 250, (case, overall["n"])
+        served, home = overall["model"]["log_loss"], overall["always_home"]["log_loss"]
+        assert served < home - BEATS_ALWAYS_HOME_BY, (case, served, home)

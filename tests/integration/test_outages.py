@@ -3,6 +3,9 @@
 - S3 unreachable under a warm predict instance: the client nbaml's code uses sends every S3 request to a
   closed port on 127.0.0.1 (``tests.faults.Unreachable``), with the production client configuration, so
   botocore's connection retries and backoff run before nbaml sees the error;
+- DynamoDB unreachable under a warm predict instance: every request of the client the prediction log writes
+  with goes to a closed port (the production client: its connection retries and backoff run); the slates are
+  answered and their records wait in memory until DynamoDB answers again, then land once each;
 - a retrain SIGKILLed in a subprocess while its bundle is half uploaded: no ``finally`` runs, the lock stays
   until its TTL, then the next run takes over; nothing half written is ever served.
 """
@@ -73,6 +76,47 @@ def test_given_s3_unreachable_under_a_warm_instance_then_the_model_in_memory_kee
     after = api.post("/predictions", json=_slate(day + dt.timedelta(days=2)))
     # Then: the instance loads v2 and serves it
     assert {(p["version"], p["role"]) for p in after.json()["predictions"]} == {(V2, "champion")}
+
+
+# ---------------------------------------------------------------- DynamoDB unreachable under a warm instance
+def test_given_dynamodb_unreachable_under_a_warm_instance_then_slates_are_answered_and_logged_when_it_returns(
+    two_models,
+) -> None:
+    from nbaml.serving.api import create_app
+    from nbaml.storage import aws
+    from nbaml.storage.predictions import PredictionLog
+
+    settings, day = two_models
+    api = TestClient(create_app())
+    assert api.post("/predictions", json=_slate(day)).status_code == 200  # warm: v1 in memory, its log written
+    dynamodb = aws.resource("dynamodb").meta.client  # the client the prediction log writes with
+    down = faults.Unreachable(dynamodb)
+    # When: two slates are asked while every DynamoDB request of the instance meets a closed port
+    started = time.monotonic()
+    during = [api.post("/predictions", json=_slate(day + dt.timedelta(days=k))) for k in (1, 2)]
+    elapsed = time.monotonic() - started
+    # Then: both are answered by the champion; their records wait in memory, none half-written
+    assert [r.status_code for r in during] == [200, 200], [r.text for r in during]
+    assert {(p["version"], p["role"]) for r in during for p in r.json()["predictions"]} == {("v1", "champion")}
+    assert api.get("/health").json()["pending_log_writes"] == 8
+    # each write was really tried the configured number of times against the closed port, and the outage cost
+    # the two requests no more than botocore's backoff ceilings for those writes, plus a second on a loaded machine
+    spans = down.requests()
+    assert down.refused >= 2 * down.total_sends, down.refused
+    assert elapsed < len(spans) * down.backoff_ceiling() + 1.0, (elapsed, spans)
+    down.on = False
+    logged_during_outage = {i["game_id"] for i in PredictionLog(settings.predictions_table).all()}
+    # When: DynamoDB answers again and one more request comes
+    after = api.post("/predictions", json=_slate(day + dt.timedelta(days=3)))
+    assert after.status_code == 200
+    # Then: every prediction of the four slates is logged exactly once, with the probability it was answered with
+    answered = [p for r in [*during, after] for p in r.json()["predictions"]]
+    assert not {p["game_id"] for p in answered[:8]} & logged_during_outage, "nothing landed while unreachable"
+    logged = {(i["game_id"], i["prediction_key"]): i for i in PredictionLog(settings.predictions_table).all()}
+    for answer in answered:
+        item = logged[(answer["game_id"], "v1#champion")]
+        assert item["probability"] == pytest.approx(answer["home_win_probability"], abs=1e-12)
+    assert len(logged) == 16 and api.get("/health").json()["pending_log_writes"] == 0
 
 
 def _sends_before(sends: faults.Attempts, moment: float) -> int:
