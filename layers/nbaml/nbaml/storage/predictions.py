@@ -93,6 +93,17 @@ class PredictionLog:
             lambda: _readable(query_all(table(self.table_name), KeyConditionExpression=Key("game_id").eq(game_id))),
         )
 
+    def _to_resolve(self, game_id: str) -> list[dict[str, Any]]:
+        """A game's predictions with only what ``resolve`` reads (the features and the rest stay in the table)."""
+        return call(
+            f"predictions of {game_id}",
+            lambda: query_all(
+                table(self.table_name),
+                KeyConditionExpression=Key("game_id").eq(game_id),
+                ProjectionExpression="game_id, prediction_key, probability, expires_at, home_won, resolved_key",
+            ),
+        )
+
     def on_date(self, day: dt.date) -> list[dict[str, Any]]:
         return call(
             f"predictions on {day}",
@@ -119,7 +130,7 @@ class PredictionLog:
                 continue
             home_won = bool(game.home_won)
             values = {":w": home_won, ":k": f"{game.game_date.isoformat()}#{game.game_id}", ":t": now}
-            for item in self.for_game(game.game_id):
+            for item in self._to_resolve(game.game_id):
                 if "expires_at" in item or (item.get("home_won") == home_won and item.get("resolved_key")):
                     continue
                 key = {"game_id": item["game_id"], "prediction_key": item["prediction_key"]}
