@@ -241,14 +241,38 @@ def deploy(
     return stack
 
 
-_LINTED: dict[tuple[str, str], list[str]] = {}
+_LINTED: dict[str, list[str]] = {}
+LINT_CACHE = emu.STATE_DIR / "lint-clean"  # one empty file per input that linted clean
 
 
-def lint(template_path: Path, parameters: Mapping[str, str] | None = None) -> None:
-    """Refuse a template cfn-lint finds an error in; each version of a file is linted once per process."""
-    key = (hashlib.sha256(template_path.read_bytes()).hexdigest(), json.dumps(dict(parameters or {}), sort_keys=True))
+def _lint_key(template_path: Path, parameters: Mapping[str, str] | None) -> str:
+    """Everything the verdict depends on: the template, the parameters, the linters' versions and our passes."""
+    from importlib import metadata
+
+    digest = hashlib.sha256(template_path.read_bytes())
+    digest.update(json.dumps(dict(parameters or {}), sort_keys=True).encode())
+    for package in ("cfn-lint", "aws-sam-translator"):
+        digest.update(f"{package}=={metadata.version(package)}".encode())
+    for module in (tpl, tpl.cron):  # the translation and the schedule checks are ours
+        digest.update(Path(module.__file__ or "").read_bytes())
+    return digest.hexdigest()
+
+
+def lint(template_path: Path, parameters: Mapping[str, str] | None = None, *, cache: Path = LINT_CACHE) -> None:
+    """Refuse a template cfn-lint finds an error in.
+
+    cfn-lint takes 6 to 13 s a template here, and every deploy asks. The same inputs (see ``_lint_key``) give
+    the same verdict, so a clean one is remembered in the process and on disk under ``cache`` (the replay, the
+    CLI and each test process ask once per template); a failing one is never stored, so its findings are
+    always printed fresh.
+    """
+    key = _lint_key(template_path, parameters)
     if key not in _LINTED:
-        _LINTED[key] = tpl.lint(template_path, parameters)
+        _LINTED[key] = [] if (cache / key).exists() else tpl.lint(template_path, parameters)
+        if not _LINTED[key]:
+            with contextlib.suppress(OSError):  # a read-only checkout lints every time
+                cache.mkdir(parents=True, exist_ok=True)
+                (cache / key).touch()
     if _LINTED[key]:
         raise StackError(f"{template_path.name} fails the linter:\n  " + "\n  ".join(_LINTED[key]))
 
