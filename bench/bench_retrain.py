@@ -86,7 +86,8 @@ def retrain(games_path: Path, config: TrainConfig) -> dict[str, Any]:
     p = np.asarray(draft.predict_many(split.holdout_rows))
     latency = inference_latency_ms(draft.predict_proba, split.holdout_rows)
     evaluation = holdout_scores(split, p)
-    verdict = judge(evaluation["candidate"], None, Gates(), latency)
+    baselines = {name: evaluation[name] for name in ("always_home", "elo")}  # as train_candidate's first model
+    verdict = judge(evaluation["candidate"], Gates(), latency, baselines=baselines)
     seconds["evaluation"] = time.perf_counter() - t
 
     t = time.perf_counter()
