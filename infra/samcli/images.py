@@ -34,7 +34,7 @@ import tempfile
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from functools import cached_property
+from functools import cache, cached_property
 from pathlib import Path
 
 from infra.emulator import REPO_ROOT
@@ -64,6 +64,7 @@ DEBIAN_PACKAGES = (
 RUNTIME_LOCK = REPO_ROOT / "requirements" / "lambda-runtime.txt"
 EMULATOR_LOCK = REPO_ROOT / "requirements" / "emulator.txt"
 OFFICIAL = "official"
+OURS = "nbaml"  # the image make lambda-image builds
 
 # Lambda's python3.12 search path: the function, then its layers, then the runtime's own libraries last
 # (from python3.12 on, a layer's boto3 wins over the runtime's).
@@ -230,7 +231,11 @@ OFFICIAL_REGISTRY = ("public.ecr.aws", 443)  # where SAM pulls public.ecr.aws/la
 
 
 def registry_reachable(address: tuple[str, int] = OFFICIAL_REGISTRY, timeout: float = 3.0) -> bool:
-    """Whether a TCP connection to AWS's public registry opens within ``timeout`` (no name or no route: no)."""
+    """Whether a TCP connection to AWS's public registry opens within ``timeout`` (no name or no route: no).
+
+    ``invoke_image_setting`` asks it once per process (``_official_registry_answers``): a network that
+    resolves the name but drops the packets costs the timeout, which every ``sam local`` command would pay.
+    """
     try:
         with socket.create_connection(address, timeout=timeout):
             return True
@@ -238,12 +243,17 @@ def registry_reachable(address: tuple[str, int] = OFFICIAL_REGISTRY, timeout: fl
         return False
 
 
-def invoke_image_setting(reachable: Callable[[], bool] = registry_reachable) -> str:
+@cache
+def _official_registry_answers() -> bool:
+    return registry_reachable()
+
+
+def invoke_image_setting(reachable: Callable[[], bool] = _official_registry_answers) -> str:
     """``NBAML_LAMBDA_IMAGE``: ``official`` (SAM pulls AWS's), ``nbaml`` (ours), an image name, or ``auto``
     (unset): SAM's default where AWS's registry answers, ours where it does not."""
     setting = os.environ.get("NBAML_LAMBDA_IMAGE", "auto").strip() or "auto"
     if setting == "auto":
-        return OFFICIAL if reachable() else "nbaml"
+        return OFFICIAL if reachable() else OURS
     return setting
 
 

@@ -142,7 +142,7 @@ class SamLocal:
         setting = images.invoke_image_setting()
         if setting == images.OFFICIAL:
             image = None
-        elif setting == "nbaml":
+        elif setting == images.OURS:
             image = images.require(images.plan().lambda_image, "lambda-image")
         else:
             image = setting

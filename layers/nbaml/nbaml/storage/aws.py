@@ -23,7 +23,6 @@ import os
 from collections.abc import Iterator
 from dataclasses import dataclass
 from functools import cache
-from pathlib import Path
 from typing import Any
 
 import boto3
@@ -94,10 +93,8 @@ def _quiet_wire_logs() -> None:
 
 @cache
 def _loader() -> Loader:
-    """The process's botocore data loader (its parsed JSON is cached on it), with boto3's resource models."""
-    loader = create_loader()
-    loader.search_paths.append(str(Path(boto3.__file__).parent / "data"))
-    return loader
+    """The process's botocore data loader: the parsed JSON is cached on it (boto3 adds its resource models)."""
+    return create_loader()
 
 
 def _session(identity: Identity) -> boto3.session.Session:

@@ -61,6 +61,10 @@ class PredictionRecord:
         return self.home if picks_home(self.probability) else self.away
 
 
+# What ``resolve`` reads of each prediction (the feature row and the rest stay in the table).
+RESOLVE_READS = "game_id, prediction_key, probability, expires_at, home_won, resolved_key"
+
+
 class PredictionLog:
     def __init__(self, table_name: str) -> None:
         self.table_name = table_name
@@ -87,20 +91,13 @@ class PredictionLog:
             raise StorageError(f"log prediction {prediction.game_id}: {exc}") from exc
         return True
 
-    def for_game(self, game_id: str) -> list[dict[str, Any]]:
+    def for_game(self, game_id: str, *, attributes: str | None = None) -> list[dict[str, Any]]:
+        """A game's predictions; ``attributes`` (a ProjectionExpression) reads only those of each item."""
+        projection = {"ProjectionExpression": attributes} if attributes else {}
         return call(
             f"predictions of {game_id}",
-            lambda: _readable(query_all(table(self.table_name), KeyConditionExpression=Key("game_id").eq(game_id))),
-        )
-
-    def _to_resolve(self, game_id: str) -> list[dict[str, Any]]:
-        """A game's predictions with only what ``resolve`` reads (the features and the rest stay in the table)."""
-        return call(
-            f"predictions of {game_id}",
-            lambda: query_all(
-                table(self.table_name),
-                KeyConditionExpression=Key("game_id").eq(game_id),
-                ProjectionExpression="game_id, prediction_key, probability, expires_at, home_won, resolved_key",
+            lambda: _readable(
+                query_all(table(self.table_name), KeyConditionExpression=Key("game_id").eq(game_id), **projection)
             ),
         )
 
@@ -130,7 +127,7 @@ class PredictionLog:
                 continue
             home_won = bool(game.home_won)
             values = {":w": home_won, ":k": f"{game.game_date.isoformat()}#{game.game_id}", ":t": now}
-            for item in self._to_resolve(game.game_id):
+            for item in self.for_game(game.game_id, attributes=RESOLVE_READS):
                 if "expires_at" in item or (item.get("home_won") == home_won and item.get("resolved_key")):
                     continue
                 key = {"game_id": item["game_id"], "prediction_key": item["prediction_key"]}
