@@ -296,8 +296,8 @@ def loaded_history(stack: TestStack, league):
     memory in place of the bulk write. The rows are shared, each test's table its own: a Games row is only
     ever replaced whole (PutItem, never UpdateItem: nbaml.storage.games), and a replacement lands in that
     test's table alone. The rest of the load (the training snapshot, the team state and the league calendar in
-    S3) runs for real every time; ``put_many`` itself is tested on its own (tests/unit/test_storage.py,
-    tests/integration/test_data_pipeline.py).
+    S3) runs for real every time; ``put_many`` itself still runs whole in each process's first load and in every
+    backfill of the integration tier (tests/integration/test_data_pipeline.py loads the shared file with it).
     """
     from moto.core import DEFAULT_ACCOUNT_ID
     from moto.dynamodb.models import dynamodb_backends
