@@ -1,7 +1,11 @@
 """The models a warm predict instance serves, swapped in without a restart when their SSM parameters change.
 
-Each role's parameter is read through Powertools Parameters with ``max_age``: at most one SSM call per
-role per max_age, and a parameter write reaches every warm instance within max_age. Bundles are loaded
+Each role's parameter is re-read at most once per ``max_age`` (``Fresh``): at most one SSM call per role per
+max_age, and a parameter write reaches every warm instance within max_age. Between reads a request touches
+neither SSM, boto3 nor the environment (bench/bench_serving.py measured the Powertools cache's lookups, which
+read the environment about ten times and build the SSM client's identity three times a request, at about a
+tenth of a one-game request), and a failed read is not retried before max_age, so a throttled SSM is not
+asked harder by every request. Bundles are loaded
 once per version and kept, so flipping back to a version already seen costs nothing. A parameter that
 names a version that is missing or whose checksums fail is refused: the last good model keeps serving,
 an error is logged and the ModelLoadRefused metric (alarmed in the template) is emitted. An unreachable
@@ -11,6 +15,7 @@ S3 or SSM never takes down a model already in memory.
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import threading
 import time
 from collections.abc import Callable
@@ -112,6 +117,10 @@ class ServedModels:
         self._refused: dict[str, tuple[float, Refusal]] = {}
         self.last_refusal: Refusal | None = None
         self._league = Fresh(GameHistory(store).league, max_age, "team state and calendar", clock)
+        self._roles = {
+            role: Fresh(functools.partial(parameters.read, name), max_age, f"{role} parameter {name}", clock)
+            for role, name in self.params.items()
+        }
 
     # ---------------------------------------------------------------- roles
     def champion(self) -> LoadedModel | None:
@@ -126,11 +135,8 @@ class ServedModels:
 
     def _follow(self, role: str) -> LoadedModel | None:
         try:
-            value = parameters.read(self.params[role], max_age=self.max_age)
-        except NbamlError as exc:
-            logger.warning(
-                "role parameter unreadable; keeping the model in memory", extra={"role": role, "error": str(exc)}
-            )
+            value = self._roles[role].get()  # the last good value while SSM fails (Fresh logs the failure)
+        except NbamlError:  # never read yet
             return self._current[role]
         version, percent = value, 0
         if role == "canary":
