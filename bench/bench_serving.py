@@ -503,7 +503,7 @@ def profile(handler: Callable[..., Any], events: list[dict[str, Any]], n: int = 
         handler(events[i % len(events)], context)
     profiler.disable()
     out = io.StringIO()
-    pstats.Stats(profiler, stream=out).sort_stats("tottime").print_stats(20)
+    pstats.Stats(profiler, stream=out).sort_stats("tottime").print_stats(28)
     return out.getvalue()
 
 
@@ -643,6 +643,8 @@ def main() -> int:
             print(f"load tests: {LOAD_REQUESTS} requests each, {LOAD_CLIENTS} clients, at most {LOAD_SECONDS:.0f} s")
             loads = [load_test(fixture, MemorySink()), load_test(fixture, None)]
             profiled = profile(our, one) if args.profile or ours.one_p99 > TARGET_P99_MS else ""
+            slate_missed = base.slate_p50 < TARGET_SLATE_SPEEDUP * ours.slate_p50
+            profiled_slate = profile(our, slate, 200) if args.profile or slate_missed else ""
         print(f"cold init: {N_COLD} fresh interpreters each ...", flush=True)
         ours.init_s, ours.heavy_imports = cold_init(OURS_INIT, workdir)
         base.init_s, base.heavy_imports = cold_init(BASELINE_INIT, workdir)
@@ -652,6 +654,8 @@ def main() -> int:
     print("\n" + text)
     if profiled:
         print("\nwhere ours spends its time (cProfile, 1000 one-game requests, by own time):\n" + profiled)
+    if profiled_slate:
+        print(f"\nwhere ours spends its time (cProfile, 200 {SLATE}-game slates, by own time):\n" + profiled_slate)
     if missed:
         print("\nMISSED: " + "; ".join(missed))
         return 1

@@ -11,7 +11,7 @@ import pytest
 np = pytest.importorskip("numpy")
 xgb = pytest.importorskip("xgboost")
 
-from nbaml.forest import MAX_COMPILED_DEPTH, Forest, float32_by_splitting  # noqa: E402
+from nbaml.forest import FLOAT64_SUM_MAX_TREES, MAX_COMPILED_DEPTH, Forest, float32_by_splitting  # noqa: E402
 
 TOLERANCE = 1e-6
 
@@ -418,3 +418,22 @@ def test_given_float64_values_on_and_near_float32_ties_when_split_then_equal_to_
     values += [2.0**-149, 3 * 2.0**-149, 2.0**-126 - 2.0**-149, -(2.0**-127) - 2.0**-150 * 2, 0.0, -0.0]
     # When rounded by splitting, Then exactly as struct's float32 cast
     assert all(float32_by_splitting(v) == _float32(v) for v in values)
+
+
+def test_given_forests_either_side_of_the_float64_limit_when_loaded_then_each_sums_its_way_and_equals_xgboost():
+    # Given two models on the same data: one at the largest size summed in float64, one tree more
+    x, y = _data(seed=20)
+    x_new, _ = _data(seed=21, n_rows=1500, missing_rate=0.05)
+    small = _classifier(n_estimators=FLOAT64_SUM_MAX_TREES, max_depth=2, learning_rate=0.05).fit(x, y)
+    large = _classifier(n_estimators=FLOAT64_SUM_MAX_TREES + 1, max_depth=2, learning_rate=0.05).fit(x, y)
+    # When loaded
+    summed, exact = Forest.from_json(_model_json(small)), Forest.from_json(_model_json(large))
+    # Then the first sums in float64, the second rounds to float32 after every tree as XGBoost does; both are
+    # compiled, equal their walkers bit for bit and agree with xgboost
+    assert not summed.exact_float32 and exact.exact_float32
+    for forest, model in ((summed, small), (exact, large)):
+        _assert_matches_xgboost(model, forest, x_new)
+    # ... and the two ways differ where they should: the float32 one's running total rounds after every tree
+    rows = x_new.tolist()
+    assert all(struct.unpack("<f", struct.pack("<f", m))[0] == m for m in map(exact.compiled, rows))
+    assert any(struct.unpack("<f", struct.pack("<f", m))[0] != m for m in map(summed.compiled, rows))

@@ -314,13 +314,13 @@ class ModelBundle:
 
         The forest's probability, then the bundle's calibrator when it has one.
         """
-        p = self.forest().predict_proba(self.scaler.transform(features_in_order))
+        p = self.forest().predict_proba_floats(self.scaler.transform(features_in_order))
         return p if self.calibration is None else self.calibration.apply(p, self._elo_of(features_in_order))
 
     def predict_many(self, rows: Sequence[Sequence[float | None]]) -> list[float]:
         """``predict_proba`` over several rows."""
         forest, calibration = self.forest(), self.calibration
-        raw = [forest.predict_proba(self.scaler.transform(row)) for row in rows]
+        raw = [forest.predict_proba_floats(self.scaler.transform(row)) for row in rows]
         if calibration is None:
             return raw
         return [calibration.apply(p, self._elo_of(row)) for p, row in zip(raw, rows, strict=True)]

@@ -17,10 +17,16 @@ Fidelity to XGBoost, which computes in float32:
   comparison;
 - ``x < threshold`` goes left, otherwise right; a missing value (NaN or None) follows the node's default
   direction. Infinity is a value, not missing, as in XGBoost with ``missing=np.nan``;
-- leaf values are float32 and the margin is summed in float32 from the base margin, tree by tree, as XGBoost's
-  CPU predictor does (an ``array('f')`` cell rounds every addition, at about 3 % of the run time). Summing in float64
-  instead would be more exact but drift up to ~1e-5 in the margin from XGBoost on 500 trees; this way the margin
-  matches bit for bit or within an ulp, and probabilities within ~1e-7.
+- leaf values are float32. XGBoost's CPU predictor sums them in float32, rounding after every tree; up to
+  ``FLOAT64_SUM_MAX_TREES`` trees the margin is summed in float64 instead, exact for the leaves, which leaves
+  XGBoost's own rounding as the only difference. Measured on every game of the shared 2009-2023 history (16.6k
+  rows, real ties and missing values), its largest effect on a probability is 2.9e-7 for 200 trees of depth 3,
+  3.5e-7 for 400 (the retrain grid's largest), 4.7e-7 for 800 of depth 4 and 5.5e-7 for 1000 of depth 6, within
+  the 1e-6 the serving contract allows; it grows with the square root of the trees. Larger forests, and leaves
+  whose float32 total could overflow to infinity, are summed as XGBoost does (``exact_float32``): matching bit for
+  bit or within an ulp, probabilities within ~1e-7, at about 1.5 times the cost (the rounding takes three float
+  operations a tree, ``float32_by_splitting``; bench/bench_serving.py measured the 400-tree slate at 1.26 ms that
+  way against 0.99 ms summed in float64).
 
 Iterations: a model trained with early stopping keeps every tree it grew plus a ``best_iteration`` attribute.
 ``XGBClassifier.predict_proba`` (freshly trained or reloaded from JSON) uses only the trees up to and including
@@ -31,8 +37,8 @@ Compiled evaluation, and why it is safe: walking linked tuples costs the interpr
 (unpacking nodes, following them, the ``array('f')`` cell), so 400 trees of depth 3 cost 0.16 ms of CPU a
 game, and a 15-game slate 2 ms. Once a model is parsed and checked, the same decisions are written out as
 one Python function, a statement per tree of nested conditional expressions (``x3 < 0.25``) whose value is
-the leaf, with the float32 rounding done in float64 arithmetic (``float32_by_splitting``): 59 µs a game,
-2.7 times faster (CPU time on a busy 2-core machine), for about 50 ms more CPU when the model loads. The
+the leaf (followed by the float32 rounding when ``exact_float32``): about 20 µs a game for 400 trees of depth
+3, for about 40 ms more CPU when the model loads. The
 source is built only from values this module has already parsed and checked, never from text in the file:
 feature indices are Python ``int`` objects checked to lie in ``range(num_feature)`` and written as ``x{index}``;
 thresholds and leaf values are Python ``float`` objects written with ``repr`` (or ``1e999`` for infinity),
@@ -62,6 +68,8 @@ _Node = tuple[int, float, Any, Any, Any]
 # nested parentheses (and recurses in C for each). Deeper trees keep the walker.
 MAX_COMPILED_DEPTH = 32
 _SPLITTER = 536870913.0  # 2**29 + 1: float64's 53 bits split into float32's 24 and 29 more
+# Forests up to this many trees sum their leaves in float64 (the module docstring has the measured differences).
+FLOAT64_SUM_MAX_TREES = 1000
 # What a number may look like in generated source: repr() of a finite float, or 1e999 for an infinity.
 _LITERAL = re.compile(r"-?[0-9]+(?:\.[0-9]+)?(?:e[-+][0-9]+)?")
 
@@ -275,19 +283,17 @@ def _literal(value: float) -> str:
     return text
 
 
-def _tree_expression(node: _Node, num_feature: int, depth: int, budget: list[int], leaves: list[float]) -> str:
+def _tree_expression(node: _Node, num_feature: int, depth: int, budget: list[int]) -> str:
     """One tree as nested conditional expressions on ``x{feature}``, whose value is the leaf the row reaches.
 
     A missing value (NaN) compares false, so the test is written so that false leads the default way:
-    ``x < b`` when missing goes right, ``x >= b`` when it goes left. ``budget`` counts the nodes still allowed;
-    ``leaves`` receives each leaf's magnitude.
+    ``x < b`` when missing goes right, ``x >= b`` when it goes left. ``budget`` counts the nodes still allowed.
     """
     budget[0] -= 1
     if budget[0] < 0:
         raise _NotCompilable("shared sub-trees")
     feature, value, left, right, missing = node
     if feature < 0:
-        leaves.append(abs(value))
         return _literal(value)
     if depth >= MAX_COMPILED_DEPTH:
         raise _NotCompilable(f"deeper than {MAX_COMPILED_DEPTH}")
@@ -297,33 +303,47 @@ def _tree_expression(node: _Node, num_feature: int, depth: int, budget: list[int
         test, first, second = f"x{feature} >= {_literal(value)}", right, left
     else:
         test, first, second = f"x{feature} < {_literal(value)}", left, right
-    a = _tree_expression(first, num_feature, depth + 1, budget, leaves)
-    b = _tree_expression(second, num_feature, depth + 1, budget, leaves)
+    a = _tree_expression(first, num_feature, depth + 1, budget)
+    b = _tree_expression(second, num_feature, depth + 1, budget)
     return f"({a} if {test} else {b})"
 
 
+def _largest_total(trees: Sequence[_Node], base_margin: float) -> float:
+    """A bound on the magnitude of every running total of the margin: the base and each tree's largest leaf."""
+    bound = abs(base_margin)
+    for root in trees:
+        largest, stack, seen = 0.0, [root], 0
+        while stack and seen <= _DAG_GUARD:
+            feature, value, left, right, _missing = stack.pop()
+            seen += 1
+            if feature < 0:
+                largest = max(largest, abs(value))
+            else:
+                stack += (left, right)
+        bound += largest if not stack else math.inf  # a DAG too large to walk: sum as XGBoost does
+    return bound
+
+
+_DAG_GUARD = 1 << 16  # node visits per tree when bounding its leaves (a shared sub-tree is visited once per path)
+
+
 def _compile_margin(
-    trees: Sequence[_Node], base_margin: float, num_feature: int, node_count: int
+    trees: Sequence[_Node], base_margin: float, num_feature: int, node_count: int, *, exact_float32: bool
 ) -> Callable[[list[float]], float] | None:
     """One function computing ``walk``'s margin for a row of floats, or None when the forest is not compilable.
 
-    Each tree is one statement, ``t += (leaf if x3 < b else ...)``, then ``t`` is rounded to float32 by
-    ``float32_by_splitting`` inlined. ``node_count`` is how many nodes the file's trees hold: emitting more
-    means a node is reached twice. The module docstring says why running the function is safe.
+    Each tree is one statement, ``t += (leaf if x3 < b else ...)``; with ``exact_float32``, ``t`` is then rounded
+    to float32 by ``float32_by_splitting`` inlined. ``node_count`` is how many nodes the file's trees hold:
+    emitting more means a node is reached twice. The module docstring says why running the function is safe.
     """
     names = "".join(f"x{i}, " for i in range(num_feature))
     lines = ["def margin(x):", f" {names}= x", f" t = {_literal(base_margin)}"]
-    rounding = f" c = t * {_literal(_SPLITTER)}\n t = c - (c - t)"
-    budget, bound = [node_count], abs(base_margin)
+    rounding = f"\n c = t * {_literal(_SPLITTER)}\n t = c - (c - t)" if exact_float32 else ""
+    budget = [node_count]
     try:
-        for tree in trees:
-            leaves: list[float] = []
-            lines.append(f" t += {_tree_expression(tree, num_feature, 0, budget, leaves)}\n{rounding}")
-            bound += max(leaves)
+        lines += [f" t += {_tree_expression(tree, num_feature, 0, budget)}{rounding}" for tree in trees]
     except _NotCompilable:
         return None
-    if bound >= 2.0**127:
-        return None  # a running total could overflow float32, where the splitting no longer equals the cast
     lines.append(" return t")
     namespace: dict[str, Any] = {"__builtins__": {}}
     code = compile("\n".join(lines) + "\n", f"<nbaml.forest: {len(trees)} trees>", "exec")
@@ -342,6 +362,8 @@ class Forest:
     objective: str
     best_iteration: int | None
     total_trees: int
+    # Whether the margin is summed in float32 as XGBoost does, rounding after every tree (else in float64).
+    exact_float32: bool = False
     # The same trees as one generated function (None: the walker evaluates them); see the module docstring.
     compiled: Callable[[list[float]], float] | None = field(default=None, repr=False, compare=False)
 
@@ -398,6 +420,13 @@ class Forest:
         # For logistic objectives base_score is a probability; boosting starts from its logit.
         base_margin = _float32(math.log(base_score / (1.0 - base_score)))
         node_count = sum(len(raw_trees[i]["left_children"]) for i in range(used))
+        # Beyond 2**127 XGBoost's float32 total can round to infinity, and the splitting no longer equals the cast:
+        # the walker's float32 cell sums those.
+        may_overflow = _largest_total(trees, base_margin) >= 2.0**127
+        exact = len(trees) > FLOAT64_SUM_MAX_TREES or may_overflow
+        compiled = None
+        if compile_trees and not may_overflow:
+            compiled = _compile_margin(trees, base_margin, num_feature, node_count, exact_float32=exact)
         return cls(
             trees=trees,
             base_margin=base_margin,
@@ -406,7 +435,8 @@ class Forest:
             objective=objective,
             best_iteration=best_iteration,
             total_trees=len(raw_trees),
-            compiled=_compile_margin(trees, base_margin, num_feature, node_count) if compile_trees else None,
+            exact_float32=exact,
+            compiled=compiled,
         )
 
     def margin(self, row: Sequence[float | None]) -> float:
@@ -418,7 +448,8 @@ class Forest:
 
     def walk(self, x: list[float]) -> float:
         """``margin`` by following the linked nodes: the reference the compiled function must equal bit for bit."""
-        total = array("f", (self.base_margin,))
+        # A float32 cell rounds every addition as XGBoost does; a float64 one keeps the leaves' exact sum.
+        total = array("f" if self.exact_float32 else "d", (self.base_margin,))
         for node in self.trees:
             feature, threshold, left, right, missing = node
             while feature >= 0:
@@ -430,12 +461,17 @@ class Forest:
                 else:  # NaN compares false both ways
                     node = missing
                 feature, threshold, left, right, missing = node
-            total[0] += threshold  # a leaf keeps its value in the threshold slot; the cell rounds to float32
+            total[0] += threshold  # a leaf keeps its value in the threshold slot
         return total[0]
 
     def predict_proba(self, row: Sequence[float | None]) -> float:
         """Probability of class 1 for one row in feature order; None or NaN marks a missing value."""
         return _sigmoid(self.margin(row))
+
+    def predict_proba_floats(self, x: list[float]) -> float:
+        """``predict_proba`` of a row that is already a list of ``num_feature`` floats, NaN for missing (what the
+        bundle's scaler returns): the serving path, without checking and converting the row again."""
+        return _sigmoid(self.compiled(x) if self.compiled is not None else self.walk(x))
 
     def predict_many(self, rows: Iterable[Sequence[float | None]]) -> list[float]:
         """Probabilities of class 1 for many rows."""

@@ -38,6 +38,7 @@ what is left waits in the queue (at most PENDING_LIMIT records) for the next req
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import hashlib
 import time
 from collections import deque
@@ -157,9 +158,15 @@ class Logging:
     @classmethod
     def of(cls, game_id: str, day: dt.date, calendar: LeagueCalendar | None, now: dt.datetime) -> Logging:
         if calendar is None or not calendar.on_schedule(game_id, day):
-            return cls(on_schedule=False, logged=True, expires_at=int((now + HYPOTHETICAL_TTL).timestamp()))
+            return cls.hypothetical(now)
         tip_off = calendar.tip_off(game_id)
         return cls(on_schedule=True, logged=tip_off is not None and now < tip_off)
+
+    @staticmethod
+    @functools.lru_cache(maxsize=4)
+    def hypothetical(now: dt.datetime) -> Logging:
+        """Logged with the TTL that ``now`` gives (one object for the whole request: a slate asks once a game)."""
+        return Logging(on_schedule=False, logged=True, expires_at=int((now + HYPOTHETICAL_TTL).timestamp()))
 
 
 def feature_hash(row: list[float]) -> str:
@@ -199,21 +206,23 @@ class Predictor:
 
         answers: list[Answer] = []
         records: list[PredictionRecord] = []
+        served_at = now.isoformat()
         for query in queries:
             game_id = game_id_for(query.date, query.home, query.away)
             logging = Logging.of(game_id, query.date, calendar, now)
-            answer, scored = self._score(query, game_id, state, roles, now, logging)
+            answer, scored = self._score(query, game_id, state, roles, served_at, logging)
             answers.append(answer)
             records += scored if logging.logged else []
         self._log(records)
         return answers
 
     def _score(
-        self, query: GameQuery, game_id: str, state: LeagueState, roles: Roles, now: dt.datetime, logging: Logging
+        self, query: GameQuery, game_id: str, state: LeagueState, roles: Roles, served_at: str, logging: Logging
     ) -> tuple[Answer, list[PredictionRecord]]:
         """The answer (the served role's probability) and a record of every role that scored the game."""
         row = state.features(query.home, query.away, query.date)
         digest = feature_hash(row)
+        game_date = query.date.isoformat()
         served, scored = roles.for_game(game_id)
         answer: Answer | None = None
         records = []
@@ -230,7 +239,7 @@ class Predictor:
             records.append(
                 PredictionRecord(
                     game_id=game_id,
-                    game_date=query.date.isoformat(),
+                    game_date=game_date,
                     home=query.home,
                     away=query.away,
                     version=model.version,
@@ -238,7 +247,7 @@ class Predictor:
                     probability=probability,
                     feature_hash=digest,
                     latency_ms=latency_ms,
-                    served_at=now.isoformat(),
+                    served_at=served_at,
                     features=row,
                     served=(model, role) == served,
                     expires_at=logging.expires_at,
