@@ -148,9 +148,13 @@ class StandardScalerParams:
         """Scale one row; a missing value (None or NaN) stays NaN so the trees still send it the default way."""
         if len(row) != len(self.mean):
             raise ValueError(f"row has {len(row)} features, scaler expects {len(self.mean)}")
-        return [
-            math.nan if v is None else (float(v) - m) / s for v, m, s in zip(row, self.mean, self.scale, strict=True)
-        ]
+        try:  # the serving path: a row of floats (NaN for missing), as the feature builder writes it
+            return [(v - m) / s for v, m, s in zip(row, self.mean, self.scale, strict=True)]
+        except TypeError:  # None for missing, or numbers in another form
+            return [
+                math.nan if v is None else (float(v) - m) / s
+                for v, m, s in zip(row, self.mean, self.scale, strict=True)
+            ]
 
     def to_json(self) -> bytes:
         """Canonical bytes of ``scaler.json``; Python's float repr round-trips every float64 exactly."""
