@@ -38,6 +38,9 @@ def create_app(
         version="1",
         description="Home-win probabilities for NBA games from the active XGBoost model, with canary, shadow "
         "and rollback. Admin routes need `Authorization: Bearer <token>`.",
+        # Traces and metrics go through Powertools and X-Ray, not OpenTelemetry: FastAPI's native telemetry off
+        # spares every request its check for configured providers.
+        telemetry={"tracing": False, "metrics": False, "logs": False},
     )
     app.state.serving = context.build(settings, sink, metrics or Metrics(), now)
     app.include_router(public.router)
