@@ -320,6 +320,20 @@ def http_api_functions(template: Mapping[str, Any]) -> list[str]:
     ]
 
 
+def request_path_functions(template: Mapping[str, Any]) -> list[str]:
+    """The functions an HTTP caller waits on: those serving the HTTP API and the Lambda authorizers in front of it
+    (``FunctionArn: !GetAtt X.Arn`` under an HttpApi's ``Auth.Authorizers``)."""
+    authorizers = []
+    for api in resources_of_type(template, "AWS::Serverless::HttpApi").values():
+        for authorizer in (((api.get("Properties") or {}).get("Auth") or {}).get("Authorizers") or {}).values():
+            arn = authorizer.get("FunctionArn")
+            target = arn.get("Fn::GetAtt") if isinstance(arn, dict) else None
+            name = target[0] if isinstance(target, list) else str(target or "").split(".")[0]
+            if name in resources_of_type(template, FUNCTION) and name not in authorizers:
+                authorizers.append(name)
+    return [*http_api_functions(template), *authorizers]
+
+
 # ---------------------------------------------------------------- intrinsic functions
 class Intrinsics:
     """CloudFormation intrinsics resolved by moto's own evaluator against what the local stack knows.

@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from infra import emulator as emu
+from infra import template as tpl
 from infra.emulator import REPO_ROOT
 from infra.samcli import NETWORK, STATE_DIR, SamError, docker, engine, images, process
 
@@ -114,17 +115,46 @@ def sam_environment(extra: Mapping[str, str] | None = None) -> dict[str, str]:
 
 
 def build(*, progress: Any = print) -> float:
-    """``sam build`` of template.yaml with a python3.12 found on this machine (cached); returns its seconds."""
+    """``sam build`` of template.yaml with a python3.12 found on this machine (cached), then the request path's
+    bytecode (``compile_bytecode``); returns the seconds of both."""
     python = images.find_python312()
     started = time.monotonic()
     env = sam_environment({"PATH": f"{python.bin_dir}{os.pathsep}{os.environ.get('PATH', '')}"})
     template = REPO_ROOT / "template.yaml"
     done = process.run([sam_executable(), "build", "--template", template], env=env, cwd=REPO_ROOT, timeout=1800)
-    seconds = time.monotonic() - started
     output = (done.stdout + done.stderr).decode(errors="replace").splitlines()
     built = [line for line in output if line.startswith(("Build Succeeded", "Built Artifacts", "Built Template"))]
+    compiled = compile_bytecode(python.executable)
+    seconds = time.monotonic() - started
     progress(f"sam build with {python.executable}: {seconds:.1f} s; " + "; ".join(built))
+    progress(f"bytecode for the request path, {', '.join(compiled)}")
     return seconds
+
+
+def compile_bytecode(python: Path, build_dir: Path = BUILD_DIR) -> list[str]:
+    """Write python3.12 bytecode into the built code and layers of the functions an HTTP caller waits on.
+
+    ``sam build`` ships sources only, and Lambda's /var/task and /opt are read-only, so every cold start compiled
+    every module it imported, again: the built predict function's imports and model load took 0.95 s under
+    python3.12 without bytecode and 0.50 s with it (median of 5 on this machine, boto3 with its bytecode as the
+    runtime has it). Hash-checked pycs (PEP 552):
+    Python compares each with its source's hash, so a source changed without a rebuild is compiled as before,
+    never served stale; timestamps (which zips round) play no part. Only the request path (the HTTP API's
+    functions and authorizers, ``template.request_path_functions``): the scheduled functions run for seconds to
+    minutes, and the ML layer's bytecode would take retrain past Lambda's 250 MB (it is at 225 MB).
+    Returns the logical ids compiled.
+    """
+    built = tpl.load(build_dir / "template.yaml")
+    ids: list[str] = []
+    for function in tpl.request_path_functions(built):
+        props = tpl.function_properties(built, function)
+        layers = [layer["Ref"] for layer in props.get("Layers") or [] if isinstance(layer, dict) and "Ref" in layer]
+        ids += [i for i in (function, *layers) if i not in ids]
+    dirs = [build_dir / i for i in ids if (build_dir / i).is_dir()]
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
+    args = ["-m", "compileall", "-q", "-f", "-j", "0", "--invalidation-mode", "checked-hash"]
+    process.run([str(python), *args, *map(str, dirs)], env=env, cwd=REPO_ROOT, timeout=900)
+    return [d.name for d in dirs]
 
 
 @dataclass
