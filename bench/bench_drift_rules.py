@@ -69,9 +69,9 @@ SEED_WINDOW, SEED_THRESHOLD = 50, 0.05
 TARGET_NEEDLESS, TARGET_WEEKS, MAX_DELAY = 15, 291, 3  # the target: <= 15 in 291, each within 3
 GRID = {
     "surprise_allowance": (0.0, 0.02, 0.03, 0.04, 0.05, 0.06),
-    "surprise_threshold": (3.0, 4.0, 5.0, 7.5, 10.0, 15.0, 20.0, 25.0),
-    "sharpness_allowance": (0.0, 0.005, 0.01),
-    "sharpness_threshold": (1.0, 1.25, 1.5, 2.0, 3.0),
+    "surprise_threshold": (3.0, 4.0, 5.0, 7.5, 10.0, 12.5, 15.0, 17.5, 20.0, 25.0),
+    "sharpness_allowance": (0.0, 0.0025, 0.005, 0.0075, 0.01),
+    "sharpness_threshold": (1.0, 1.25, 1.5, 1.75, 2.0, 2.5, 3.0),
     "reference_games": (300, 500),
 }
 SCENARIOS = ("none", "swap", "dumb")

@@ -38,10 +38,10 @@ from nbaml.metrics import expected_log_loss, game_log_loss
 # Chosen by bench/bench_drift_rules.py --tune on the seasons up to 2018 (the README has its table):
 # allowances and thresholds in log-loss units (nats per game).
 SURPRISE_ALLOWANCE = 0.0
-SURPRISE_THRESHOLD = 15.0
+SURPRISE_THRESHOLD = 12.5
 SHARPNESS_ALLOWANCE = 0.005
-SHARPNESS_THRESHOLD = 1.5
-SHARPNESS_REFERENCE_GAMES = 300  # about six weeks of the league's games
+SHARPNESS_THRESHOLD = 2.5
+SHARPNESS_REFERENCE_GAMES = 500  # about ten weeks of the league's games
 MIN_GAMES = 50  # games since the restart before the rule may fire
 PSI_DAYS = 28  # feature drift: the last four weeks of requests against the four weeks before them
 MIN_PSI_ROWS = 100  # below this many requests in a window, PSI is noise (most of its ten bins would be empty)
