@@ -22,9 +22,12 @@ logger = Logger()
 _asgi: Mangum | None = None
 
 
-@logger.inject_lambda_context(correlation_id_path="requestContext.requestId", log_event=False)
+@logger.inject_lambda_context(log_event=False)
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     global _asgi
+    # The HTTP API's request id: read directly rather than through correlation_id_path, whose JMESPath search
+    # builds its function table on every call (a tenth of the decorator's cost per request).
+    logger.set_correlation_id((event.get("requestContext") or {}).get("requestId"))
     if _asgi is None:
         # A named HTTP API stage puts "/{stage}" in front of every path; the routes are declared without it.
         app = create_app(now=clock.from_environment())
