@@ -42,6 +42,7 @@ import os
 import pickle
 import platform
 import pstats
+import re
 import shutil
 import statistics
 import subprocess
@@ -390,16 +391,22 @@ def _cold_env(**extra: str) -> dict[str, str]:
 
 
 def cold_init(
-    code: str, workdir: Path, python: str = sys.executable, app: Path = PREDICT_APP, env: dict[str, str] | None = None
+    code: str,
+    workdir: Path,
+    python: str = sys.executable,
+    app: Path = PREDICT_APP,
+    env: dict[str, str] | None = None,
+    *,
+    isolated: bool = False,
 ) -> tuple[float, list[str]]:
     """Median seconds of N_COLD fresh interpreters, after one untimed run that leaves any missing bytecode (pip
     compiled the installed packages; this checkout's own modules are compiled on first import, as make build
-    compiles them for Lambda)."""
+    compiles them for Lambda). ``isolated`` leaves out the interpreter's own site-packages (``-S``)."""
     runs = []
     heavy: list[str] = []
     for attempt in range(N_COLD + 1):
         out = subprocess.run(
-            [python, *(["-S"] if env else []), "-c", code, str(workdir), str(app), ",".join(HEAVY_MODULES)],
+            [python, *(["-S"] if isolated else []), "-c", code, str(workdir), str(app), ",".join(HEAVY_MODULES)],
             capture_output=True,
             text=True,
             check=True,
@@ -412,33 +419,44 @@ def cold_init(
     return statistics.median(runs), heavy
 
 
-# What the Lambda python3.12 runtime provides beside the function's layers (with its bytecode).
-RUNTIME_PACKAGES = ("boto3", "botocore", "s3transfer", "jmespath", "dateutil", "urllib3", "six")
+def _copy_runtime(runtime_dir: Path) -> None:
+    """What Lambda's python3.12 runtime provides beside the layers (requirements/lambda-runtime.txt), copied from
+    this environment; the runtime interface client is not installed here and the app does not import it."""
+    from infra.samcli.images import RUNTIME_LOCK
+
+    names = re.findall(r"^([A-Za-z0-9_.-]+)==", RUNTIME_LOCK.read_text(), flags=re.MULTILINE)
+    for name in names:
+        try:
+            dist = metadata.distribution(name)
+        except metadata.PackageNotFoundError:
+            continue
+        for file in dist.files or []:
+            if file.suffix == ".pyc" or file.parts[0].endswith(".dist-info") or file.parts[0] in ("..", "bin"):
+                continue
+            target = runtime_dir / file
+            target.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(Path(str(file.locate())), target)
 
 
 def built_cold_init(workdir: Path) -> float | None:
-    """Ours as Lambda starts it: python3.12 on the built function and layers (the bytecode make build wrote) and
-    the runtime's boto3, copied here from this environment and compiled; None without a build."""
-    if not (BUILD_DIR / "PredictFunction" / "app.py").exists():
+    """Ours as Lambda starts it: python3.12 on the built predict function and its layers (the bytecode make build
+    wrote), beside the runtime's packages compiled here; None without a build."""
+    if not (BUILD_DIR / "template.yaml").exists():
         return None
+    from infra import template as tpl
     from infra.samcli import images
 
+    built = tpl.load(BUILD_DIR / "template.yaml")
+    (function,) = tpl.http_api_functions(built)
+    code = tpl.code_dirs(built, BUILD_DIR)
     python = str(images.find_python312().executable)
     runtime_dir = workdir / "runtime"
-    for name in RUNTIME_PACKAGES:
-        spec = importlib.util.find_spec(name)
-        assert spec is not None and spec.origin is not None, name
-        source = Path(spec.origin)
-        if source.name == "__init__.py":
-            shutil.copytree(source.parent, runtime_dir / name, ignore=shutil.ignore_patterns("__pycache__"))
-        else:
-            runtime_dir.mkdir(exist_ok=True)
-            shutil.copy2(source, runtime_dir / source.name)
+    _copy_runtime(runtime_dir)
     subprocess.run([python, "-m", "compileall", "-q", "-j", "0", str(runtime_dir)], check=True, env=_cold_env())
-    layers = [BUILD_DIR / "PredictFunction", BUILD_DIR / "ApiLayer" / "python", BUILD_DIR / "NbamlLayer" / "python"]
-    path = os.pathsep.join(str(p) for p in [*layers, runtime_dir])
-    app = BUILD_DIR / "PredictFunction" / "app.py"
-    return cold_init(OURS_INIT, workdir, python, app, _cold_env(PYTHONPATH=path))[0]
+    # Lambda puts the function's code first, then each layer's python/ folder, then the runtime's packages
+    path = [code[function], *(code[layer] / "python" for layer in tpl.function_layers(built, function)), runtime_dir]
+    env = _cold_env(PYTHONPATH=os.pathsep.join(map(str, path)))
+    return cold_init(OURS_INIT, workdir, python, code[function] / "app.py", env, isolated=True)[0]
 
 
 # ---------------------------------------------------------------- sizes

@@ -33,9 +33,9 @@ def function_sizes(build_dir: Path) -> dict[str, dict[str, float]]:
     built = tpl.load(build_dir / "template.yaml")
     sizes: dict[str, dict[str, float]] = {}
     for logical_id in tpl.resources_of_type(built, tpl.FUNCTION):
-        props = tpl.function_properties(built, logical_id)  # Globals' layers included
+        props = tpl.function_properties(built, logical_id)
         row = {logical_id: tree_bytes(build_dir / str(props.get("CodeUri", logical_id))) / MB}
-        for layer_id in [layer["Ref"] for layer in props.get("Layers") or [] if isinstance(layer, dict)]:
+        for layer_id in tpl.function_layers(built, logical_id):  # Globals' layers included
             layer = built["Resources"][layer_id]
             row[layer_id] = tree_bytes(build_dir / str(layer["Properties"]["ContentUri"])) / MB
         row["total"] = sum(row.values())

@@ -323,15 +323,22 @@ def http_api_functions(template: Mapping[str, Any]) -> list[str]:
 def request_path_functions(template: Mapping[str, Any]) -> list[str]:
     """The functions an HTTP caller waits on: those serving the HTTP API and the Lambda authorizers in front of it
     (``FunctionArn: !GetAtt X.Arn`` under an HttpApi's ``Auth.Authorizers``)."""
+    functions = resources_of_type(template, FUNCTION)
     authorizers = []
     for api in resources_of_type(template, "AWS::Serverless::HttpApi").values():
         for authorizer in (((api.get("Properties") or {}).get("Auth") or {}).get("Authorizers") or {}).values():
             arn = authorizer.get("FunctionArn")
             target = arn.get("Fn::GetAtt") if isinstance(arn, dict) else None
             name = target[0] if isinstance(target, list) else str(target or "").split(".")[0]
-            if name in resources_of_type(template, FUNCTION) and name not in authorizers:
+            if name in functions and name not in authorizers:
                 authorizers.append(name)
     return [*http_api_functions(template), *authorizers]
+
+
+def function_layers(template: Mapping[str, Any], logical_id: str) -> list[str]:
+    """The logical ids of the template's own layers a function is deployed with (Globals included), in order."""
+    layers = function_properties(template, logical_id).get("Layers") or []
+    return [layer["Ref"] for layer in layers if isinstance(layer, dict) and "Ref" in layer]
 
 
 # ---------------------------------------------------------------- intrinsic functions

@@ -141,20 +141,19 @@ def compile_bytecode(python: Path, build_dir: Path = BUILD_DIR) -> list[str]:
     Python compares each with its source's hash, so a source changed without a rebuild is compiled as before,
     never served stale; timestamps (which zips round) play no part. Only the request path (the HTTP API's
     functions and authorizers, ``template.request_path_functions``): the scheduled functions run for seconds to
-    minutes, and the ML layer's bytecode would take retrain past Lambda's 250 MB (it is at 225 MB).
+    minutes, and the ML layer's bytecode would take retrain past Lambda's 250 MB (it is at 230 MB).
     Returns the logical ids compiled.
     """
     built = tpl.load(build_dir / "template.yaml")
     ids: list[str] = []
     for function in tpl.request_path_functions(built):
-        props = tpl.function_properties(built, function)
-        layers = [layer["Ref"] for layer in props.get("Layers") or [] if isinstance(layer, dict) and "Ref" in layer]
-        ids += [i for i in (function, *layers) if i not in ids]
-    dirs = [build_dir / i for i in ids if (build_dir / i).is_dir()]
+        ids += [i for i in (function, *tpl.function_layers(built, function)) if i not in ids]
+    code = tpl.code_dirs(built, build_dir)
+    ids = [i for i in ids if i in code and code[i].is_dir()]
     env = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
     args = ["-m", "compileall", "-q", "-f", "-j", "0", "--invalidation-mode", "checked-hash"]
-    process.run([str(python), *args, *map(str, dirs)], env=env, cwd=REPO_ROOT, timeout=900)
-    return [d.name for d in dirs]
+    process.run([str(python), *args, *(str(code[i]) for i in ids)], env=env, cwd=REPO_ROOT, timeout=900)
+    return ids
 
 
 @dataclass

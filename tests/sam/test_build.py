@@ -53,12 +53,7 @@ def test_given_the_build_then_every_module_on_the_request_path_has_current_check
     built = tpl.load(sam.BUILT_TEMPLATE)
     request_path = tpl.request_path_functions(built)
     assert request_path == ["PredictFunction", "AuthorizerFunction"]
-    layers = {
-        layer["Ref"]
-        for function in request_path
-        for layer in tpl.function_properties(built, function).get("Layers") or []
-        if isinstance(layer, dict)
-    }
+    layers = {layer for function in request_path for layer in tpl.function_layers(built, function)}
     # When the runtime's Python checks each module's pyc against its source
     found = _bytecode_of([sam.BUILD_DIR / name for name in [*request_path, *sorted(layers)]])
     # Then every one is there, checked-hash, and current: none is compiled at a cold start, none served stale

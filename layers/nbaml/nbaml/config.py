@@ -9,7 +9,6 @@ ConfigurationError naming it, instead of failing later inside a job.
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
 from typing import Literal, Self, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
@@ -29,8 +28,8 @@ class EnvironmentSettings(BaseModel):
     model_config = ConfigDict(extra="ignore", frozen=True)
 
     @classmethod
-    def from_environment(cls, environ: Mapping[str, str] | None = None) -> Self:
-        values = {key.lower(): value for key, value in (os.environ if environ is None else environ).items()}
+    def from_environment(cls) -> Self:
+        values = {key.lower(): value for key, value in os.environ.items()}
         return cls.model_validate({name: values[name] for name in cls.model_fields if name in values})
 
 

@@ -192,18 +192,21 @@ class _TreeArrays:
         return (feature, _float32_boundary(float(self.conds[nid])), lnode, rnode, missing)
 
 
-def _build_tree(tree: Mapping[str, Any], index: int, num_feature: int) -> _Node:
-    """Turn one tree's parallel arrays into linked tuples, checking everything a crafted file could get wrong."""
+def _build_tree(tree: Mapping[str, Any], index: int, num_feature: int) -> tuple[_Node, float]:
+    """Turn one tree's parallel arrays into linked tuples, checking everything a crafted file could get wrong;
+    with the largest magnitude of its leaves (what bounds the running total of the margin)."""
     arrays = _TreeArrays.read(tree, f"tree {index}")
     built: list[_Node | None] = [None] * len(arrays.left)
     # Post-order without recursion: a node is built once both its children are; `state` guards against cycles.
     state = [0] * len(arrays.left)  # 0 unseen, 1 on the stack, 2 built
     stack = [0]
+    largest = 0.0
     while stack:
         nid = stack[-1]
         leaf = arrays.leaf(nid)
         if leaf is not None:
             built[nid], state[nid] = leaf, 2
+            largest = max(largest, abs(leaf[1]))
             stack.pop()
         elif state[nid] == 0:
             state[nid] = 1
@@ -214,7 +217,7 @@ def _build_tree(tree: Mapping[str, Any], index: int, num_feature: int) -> _Node:
                 built[nid], state[nid] = arrays.split(nid, built, num_feature), 2
     root = built[0]
     assert root is not None
-    return root
+    return root, largest
 
 
 def _learner_params(learner: Mapping[str, Any]) -> tuple[str, int, float]:
@@ -308,25 +311,6 @@ def _tree_expression(node: _Node, num_feature: int, depth: int, budget: list[int
     return f"({a} if {test} else {b})"
 
 
-def _largest_total(trees: Sequence[_Node], base_margin: float) -> float:
-    """A bound on the magnitude of every running total of the margin: the base and each tree's largest leaf."""
-    bound = abs(base_margin)
-    for root in trees:
-        largest, stack, seen = 0.0, [root], 0
-        while stack and seen <= _DAG_GUARD:
-            feature, value, left, right, _missing = stack.pop()
-            seen += 1
-            if feature < 0:
-                largest = max(largest, abs(value))
-            else:
-                stack += (left, right)
-        bound += largest if not stack else math.inf  # a DAG too large to walk: sum as XGBoost does
-    return bound
-
-
-_DAG_GUARD = 1 << 16  # node visits per tree when bounding its leaves (a shared sub-tree is visited once per path)
-
-
 def _compile_margin(
     trees: Sequence[_Node], base_margin: float, num_feature: int, node_count: int, *, exact_float32: bool
 ) -> Callable[[list[float]], float] | None:
@@ -416,13 +400,14 @@ class Forest:
                 raise ValueError(f"best_iteration {best_iteration} is outside the model's iterations")
             used = indptr[best_iteration + 1]
 
-        trees = tuple(_build_tree(raw_trees[i], i, num_feature) for i in range(used))
+        built = [_build_tree(raw_trees[i], i, num_feature) for i in range(used)]
+        trees = tuple(root for root, _ in built)
         # For logistic objectives base_score is a probability; boosting starts from its logit.
         base_margin = _float32(math.log(base_score / (1.0 - base_score)))
         node_count = sum(len(raw_trees[i]["left_children"]) for i in range(used))
         # Beyond 2**127 XGBoost's float32 total can round to infinity, and the splitting no longer equals the cast:
-        # the walker's float32 cell sums those.
-        may_overflow = _largest_total(trees, base_margin) >= 2.0**127
+        # the walker's float32 cell sums those. Every running total is within the base plus each tree's largest leaf.
+        may_overflow = abs(base_margin) + sum(largest for _, largest in built) >= 2.0**127
         exact = len(trees) > FLOAT64_SUM_MAX_TREES or may_overflow
         compiled = None
         if compile_trees and not may_overflow:

@@ -38,7 +38,6 @@ what is left waits in the queue (at most PENDING_LIMIT records) for the next req
 from __future__ import annotations
 
 import datetime as dt
-import functools
 import hashlib
 import time
 from collections import deque
@@ -156,17 +155,19 @@ class Logging:
     expires_at: int | None = None  # epoch seconds: a hypothetical matchup's TTL
 
     @classmethod
-    def of(cls, game_id: str, day: dt.date, calendar: LeagueCalendar | None, now: dt.datetime) -> Logging:
+    def of(
+        cls, game_id: str, day: dt.date, calendar: LeagueCalendar | None, now: dt.datetime, hypothetical: Logging
+    ) -> Logging:
+        """``hypothetical`` is the request's one answer for a matchup off the schedule (``hypothetical_at``)."""
         if calendar is None or not calendar.on_schedule(game_id, day):
-            return cls.hypothetical(now)
+            return hypothetical
         tip_off = calendar.tip_off(game_id)
         return cls(on_schedule=True, logged=tip_off is not None and now < tip_off)
 
-    @staticmethod
-    @functools.lru_cache(maxsize=4)
-    def hypothetical(now: dt.datetime) -> Logging:
-        """Logged with the TTL that ``now`` gives (one object for the whole request: a slate asks once a game)."""
-        return Logging(on_schedule=False, logged=True, expires_at=int((now + HYPOTHETICAL_TTL).timestamp()))
+    @classmethod
+    def hypothetical_at(cls, now: dt.datetime) -> Logging:
+        """Logged with the TTL that ``now`` gives: built once a request, not once a game of the slate."""
+        return cls(on_schedule=False, logged=True, expires_at=int((now + HYPOTHETICAL_TTL).timestamp()))
 
 
 def feature_hash(row: list[float]) -> str:
@@ -206,10 +207,10 @@ class Predictor:
 
         answers: list[Answer] = []
         records: list[PredictionRecord] = []
-        served_at = now.isoformat()
+        served_at, hypothetical = now.isoformat(), Logging.hypothetical_at(now)
         for query in queries:
             game_id = game_id_for(query.date, query.home, query.away)
-            logging = Logging.of(game_id, query.date, calendar, now)
+            logging = Logging.of(game_id, query.date, calendar, now, hypothetical)
             answer, scored = self._score(query, game_id, state, roles, served_at, logging)
             answers.append(answer)
             records += scored if logging.logged else []
