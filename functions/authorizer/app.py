@@ -10,11 +10,15 @@ from __future__ import annotations
 from functools import cache
 from typing import Any
 
-from aws_lambda_powertools import Logger
-from aws_lambda_powertools.utilities.typing import LambdaContext
+from nbaml import coldstart
 
-from nbaml.config import AuthorizerSettings, load_settings
-from nbaml.serving.auth import admin_caller
+coldstart.pause()  # until the first invocation has checked a token (nbaml.coldstart says why)
+
+from aws_lambda_powertools import Logger  # noqa: E402
+from aws_lambda_powertools.utilities.typing import LambdaContext  # noqa: E402
+
+from nbaml.config import AuthorizerSettings, load_settings  # noqa: E402
+from nbaml.serving.auth import admin_caller  # noqa: E402
 
 logger = Logger()
 
@@ -31,6 +35,7 @@ def authorization_header(event: dict[str, Any]) -> str:
     return next((str(value) for name, value in headers.items() if name.lower() == "authorization"), "")
 
 
+@coldstart.settles_after_first_call
 @logger.inject_lambda_context(log_event=False)
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     caller = admin_caller(authorization_header(event), settings().admin_token_param)

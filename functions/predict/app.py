@@ -11,17 +11,22 @@ from __future__ import annotations
 import os
 from typing import Any
 
-from aws_lambda_powertools import Logger
-from aws_lambda_powertools.utilities.typing import LambdaContext
-from mangum import Mangum
+from nbaml import coldstart
 
-from nbaml.serving import clock
-from nbaml.serving.api import create_app
+coldstart.pause()  # until the first invocation has built the app (nbaml.coldstart says why)
+
+from aws_lambda_powertools import Logger  # noqa: E402
+from aws_lambda_powertools.utilities.typing import LambdaContext  # noqa: E402
+from mangum import Mangum  # noqa: E402
+
+from nbaml.serving import clock  # noqa: E402
+from nbaml.serving.api import create_app  # noqa: E402
 
 logger = Logger()
 _asgi: Mangum | None = None
 
 
+@coldstart.settles_after_first_call
 @logger.inject_lambda_context(log_event=False)
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     global _asgi
