@@ -71,3 +71,11 @@ def test_given_every_franchise_then_its_arena_has_a_time_zone_and_the_assumed_st
     assert all(league_date(assumed_tip_off(day, t)) == day for t in TEAMS)
     # Phoenix keeps standard time all year: 19:30 there is 22:30 Eastern in summer time
     assert assumed_tip_off(dt.date(2024, 4, 5), "PHX").astimezone(ZoneInfo("America/New_York")).hour == 22
+
+
+def test_given_a_spelling_as_written_then_the_fast_lookup_agrees_with_the_normalised_one() -> None:
+    from nbaml.games import teams
+
+    assert len(teams._AS_WRITTEN) > len(TEAMS)
+    for spelling, abbreviation in teams._AS_WRITTEN.items():
+        assert teams._BY_KEY[teams._key(spelling)] == abbreviation, spelling

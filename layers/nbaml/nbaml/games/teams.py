@@ -81,13 +81,18 @@ _ALIASES: dict[str, str] = {
 }  # fmt: skip
 
 
+_NOT_KEY = re.compile(r"[^a-z0-9]")
+
+
 def _key(text: str) -> str:
-    return re.sub(r"[^a-z0-9]", "", text.lower())
+    return _NOT_KEY.sub("", text.lower())
 
 
 _BY_KEY: dict[str, str] = {_key(name): abbr for name, abbr in _NAMES.items()}
 _BY_KEY.update({_key(a): a for a in TEAMS})
 _BY_KEY.update({_key(alias): abbr for alias, abbr in _ALIASES.items()})
+# The spellings as written (BOS, Boston Celtics): a request's team is looked up without normalising it first.
+_AS_WRITTEN: dict[str, str] = {**_NAMES, **{a: a for a in TEAMS}, **_ALIASES}
 
 
 def team_abbreviation(name_or_abbreviation: str) -> str:
@@ -95,7 +100,7 @@ def team_abbreviation(name_or_abbreviation: str) -> str:
 
     Raises UnknownTeamError naming the input, so a feed can count it as a defect and skip the row.
     """
-    abbr = _BY_KEY.get(_key(name_or_abbreviation or ""))
+    abbr = _AS_WRITTEN.get(name_or_abbreviation) or _BY_KEY.get(_key(name_or_abbreviation or ""))
     if abbr is None:
         raise UnknownTeamError(f"unknown team {name_or_abbreviation!r}")
     return abbr
