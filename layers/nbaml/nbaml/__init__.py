@@ -8,6 +8,7 @@ Layout (each subpackage owns one stage of the model's life):
     serving/     the FastAPI app, the pure-Python XGBoost evaluator, canary/shadow routing
     monitoring/  drift detection and reports
     promotion/   the canary's steps on live evidence: the sequential test and the rule that acts on it
+    coldstart    the request path's cold start without the cyclic collector (predict and the authorizer)
 """
 
 __version__ = "0.1.0"
