@@ -88,11 +88,10 @@ def _key(text: str) -> str:
     return _NOT_KEY.sub("", text.lower())
 
 
-_BY_KEY: dict[str, str] = {_key(name): abbr for name, abbr in _NAMES.items()}
-_BY_KEY.update({_key(a): a for a in TEAMS})
-_BY_KEY.update({_key(alias): abbr for alias, abbr in _ALIASES.items()})
-# The spellings as written (BOS, Boston Celtics): a request's team is looked up without normalising it first.
+# Every spelling as written (BOS, Boston Celtics), later sources overriding earlier ones: a request's team is
+# looked up as sent first, then by its normalised key.
 _AS_WRITTEN: dict[str, str] = {**_NAMES, **{a: a for a in TEAMS}, **_ALIASES}
+_BY_KEY: dict[str, str] = {_key(spelling): abbr for spelling, abbr in _AS_WRITTEN.items()}
 
 
 def team_abbreviation(name_or_abbreviation: str) -> str:
