@@ -10,13 +10,14 @@ from typing import Any, TypeVar
 from botocore.exceptions import BotoCoreError, ClientError
 
 from nbaml.errors import ConflictError, StorageError
-from nbaml.storage.aws import resource
+from nbaml.storage.aws import dynamodb_table
 
 T = TypeVar("T")
 
 
 def table(name: str) -> Any:
-    return resource("dynamodb").Table(name)
+    """The table ``name`` (``nbaml.storage.aws.dynamodb_table``: built once per name and identity)."""
+    return dynamodb_table(name)
 
 
 def to_item(document: dict[str, Any]) -> dict[str, Any]:
