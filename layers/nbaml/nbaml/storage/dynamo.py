@@ -15,9 +15,8 @@ from nbaml.storage.aws import dynamodb_table
 T = TypeVar("T")
 
 
-def table(name: str) -> Any:
-    """The table ``name`` (``nbaml.storage.aws.dynamodb_table``: built once per name and identity)."""
-    return dynamodb_table(name)
+# The table modules' name for the shared Table of a name (built once per name and identity, not once per call).
+table = dynamodb_table
 
 
 def to_item(document: dict[str, Any]) -> dict[str, Any]:
