@@ -152,6 +152,20 @@ def test_given_a_calibrated_and_a_miscalibrated_predictor_when_scored_then_ece_t
     assert overconfident.log_loss > calibrated.log_loss
 
 
+@pytest.mark.parametrize("n", [370, 2460])
+def test_given_a_perfectly_calibrated_predictor_when_ece_is_taken_then_it_averages_what_ece_noise_says(n: int):
+    rng = np.random.default_rng(n)
+    draws, noise = [], []
+    for _ in range(400):
+        p = rng.uniform(0.25, 0.85, n)
+        y = (rng.uniform(size=n) < p).astype(int)
+        ece, curve = metrics.calibration(y, p)
+        draws.append(ece)
+        noise.append(metrics.ece_noise(curve))
+    assert np.mean(draws) == pytest.approx(np.mean(noise), rel=0.12)
+    assert metrics.ece_noise([]) == 0.0
+
+
 @pytest.mark.parametrize(
     ("y", "p", "message"),
     [

@@ -116,6 +116,7 @@ def test_the_drift_report_names_every_feature_and_gives_coverage_and_latency_as_
     assert "ALARM: check the feed: mean home margin -14.2 points over 52 games, training 2.61 (z -8.9" in page
     assert "{" not in re.sub(r"<style>.*?</style>", "", page), "no raw JSON on the page"
     assert "home_ppg 0.41 &gt; 0.35" in page, "each alarm says its value and its limit"
+    assert "0.0410 over 212 resolved games (a perfectly calibrated model shows about 0.0" in page, "ECE beside chance"
     assert page.count("</title></line>") == len(FEATURE_NAMES), "every bar shows its own alarm level"
 
 
@@ -127,6 +128,7 @@ def test_every_chart_has_tick_values_axis_labels_and_a_legend() -> None:
     for tick in ("0.0", "0.2", "0.4", "0.6", "0.8", "1.0"):
         assert f">{tick}</text>" in calibration
     assert "predicted home-win probability" in calibration and "perfectly calibrated" in calibration
+    assert calibration.count(">n=20</text>") == 7, "each calibration point says how many games it stands for"
     assert "accuracy (% of games picked right)" in weekly and ">23-W01</text>" in weekly
     assert "v1 (champion)" in weekly and "v1 (shadow)" in weekly
 

@@ -26,6 +26,7 @@ class Series:
     color: str | None = None
     dashed: bool = False
     markers: bool = True
+    labels: Sequence[str] = ()  # a short text above each point (e.g. how many games it stands for)
 
 
 @dataclass
@@ -215,6 +216,11 @@ def line_chart(
                 f"<title>{_e(s.name)}: {_e(y.fmt.format(py))}</title></circle>"
                 for px, py in s.points
             )
+        body.extend(
+            f"<text x='{plot.sx(px, x_lo, x_hi):.1f}' y='{plot.sy(py, y_lo, y_hi) - 6:.1f}' font-size='9' "
+            f"text-anchor='middle' fill='{color}'>{_e(label)}</text>"
+            for (px, py), label in zip(s.points, s.labels, strict=False)
+        )
     if not xs:
         body.append(f"<text x='{width / 2}' y='{height / 2}' text-anchor='middle' fill='#888'>no data yet</text>")
     return _place(title, width, height, _legend(plot, legend), body)

@@ -11,6 +11,7 @@ import html
 from collections.abc import Sequence
 from typing import Any
 
+from nbaml.metrics import ece_noise
 from nbaml.monitoring.charts import Axis, Series, bar_chart, line_chart
 from nbaml.monitoring.rules import MIN_PSI_ROWS
 
@@ -23,11 +24,12 @@ STYLE = (
 
 def calibration_svg(curve: Sequence[dict[str, float]]) -> str:
     points = [(b["mean_probability"], b["win_rate"]) for b in curve]
+    counts = [f"n={b['n']}" for b in curve]
     return line_chart(
         "Calibration of the champion (all its resolved games)",
         [
             Series("perfectly calibrated", [(0.0, 0.0), (1.0, 1.0)], color="#999", dashed=True, markers=False),
-            Series("champion (one point per probability bin)", points),
+            Series("champion (one point per probability bin, labelled with its games)", points, labels=counts),
         ],
         Axis("predicted home-win probability", 0.0, 1.0, "{:.1f}"),
         Axis("observed home-win rate", 0.0, 1.0, "{:.1f}"),
@@ -74,6 +76,17 @@ def _table(rows: Sequence[dict[str, Any]]) -> str:
 
 def _pct(value: float | None) -> str:
     return "n/a" if value is None else f"{100 * value:.1f} %"
+
+
+def _ece(calibration: dict[str, Any]) -> str:
+    """ECE beside what sampling alone gives on as many games: 0.29 over 15 games is noise, not a verdict."""
+    ece, curve = calibration.get("ece"), calibration.get("curve") or []
+    if ece is None:
+        return "n/a"
+    return (
+        f"{ece:.4f} over {calibration.get('n')} resolved games "
+        f"(a perfectly calibrated model shows about {ece_noise(curve):.4f} on as many, by chance alone)"
+    )
 
 
 def _num(value: float | None) -> str:
@@ -136,7 +149,7 @@ def summary_rows(document: dict[str, Any]) -> list[dict[str, Any]]:
             "what": "baseline (holdout) accuracy / log-loss",
             "value": f"{_pct(perf.get('baseline_accuracy'))} / {_num(perf.get('baseline_log_loss'))}",
         },
-        {"what": "calibration ECE", "value": _num(document.get("calibration", {}).get("ece"))},
+        {"what": "calibration ECE", "value": _ece(document.get("calibration") or {})},
         {"what": "features over their PSI alarm level", "value": _psi_verdict(psi)},
         {
             "what": "coverage (last 7 days)",

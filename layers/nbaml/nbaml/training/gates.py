@@ -21,10 +21,11 @@ inference p99.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
+
+from nbaml.metrics import ece_noise
 
 MIN_COMPARISON_GAMES = 100  # fewer unseen games than this and a comparison is too noisy to decide
 RECENT_VERSIONS = 3  # earlier champions the candidate is also held to
@@ -90,23 +91,6 @@ class Verdict:
             return "passed"
         failed = [c for c in self.checks.values() if not c.get("ok") and not c.get("held")]
         return "rejected" if failed else "held"
-
-
-def ece_noise(curve: Sequence[dict[str, float]]) -> float:
-    """The ECE a perfectly calibrated model shows on these bins from sampling alone.
-
-    In a bin of n games with true rate p, the observed rate is off by sqrt(2/pi) * sqrt(p(1-p)/n) on
-    average; weighted over the bins it is the floor ECE cannot go below on this many games (about 0.045
-    on 370 games, 0.018 on 2,460). The calibration gate asks for ``max_ece`` beyond that noise.
-    """
-    total = sum(b["n"] for b in curve)
-    if not total:
-        return 0.0
-    noise = 0.0
-    for b in curve:
-        p = min(max(b["mean_probability"], 1e-6), 1 - 1e-6)
-        noise += b["n"] / total * math.sqrt(2 / math.pi) * math.sqrt(p * (1 - p) / b["n"])
-    return noise
 
 
 def judge(
