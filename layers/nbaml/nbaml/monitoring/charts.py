@@ -19,6 +19,9 @@ COLORS = ("#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b", "#17
 FONT = "font-family='sans-serif'"
 
 
+_HALO = "stroke='white' stroke-width='3' paint-order='stroke'"  # text stays legible where a line crosses it
+
+
 @dataclass
 class Series:
     name: str
@@ -217,8 +220,8 @@ def line_chart(
                 for px, py in s.points
             )
         body.extend(
-            f"<text x='{plot.sx(px, x_lo, x_hi):.1f}' y='{plot.sy(py, y_lo, y_hi) - 6:.1f}' font-size='9' "
-            f"text-anchor='middle' fill='{color}'>{_e(label)}</text>"
+            f"<text x='{plot.sx(px, x_lo, x_hi):.1f}' y='{plot.sy(py, y_lo, y_hi) - 7:.1f}' font-size='9' "
+            f"text-anchor='middle' fill='{color}' {_HALO}>{_e(label)}</text>"
             for (px, py), label in zip(s.points, s.labels, strict=False)
         )
     if not xs:
