@@ -7,6 +7,7 @@ repeats a name, key or index the template declares.
 
 from __future__ import annotations
 
+import contextlib
 import os
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -282,49 +283,67 @@ def league():
     return SyntheticLeague(seed=7)
 
 
-# The Games table's rows after the first real load of a history, per worker process and history: moto spends
-# about 4 s writing 2,460 games (its per-attribute item bookkeeping), the same in every one of some 70 tests.
+# The Games table's rows after the first bulk write of a history, per worker process, table name and history:
+# moto spends about 4 s writing 2,460 games and 12-14 s writing the 15,428 of the shared file (its per-attribute
+# item bookkeeping), the same rows in every test or replay that loads that history into a fresh table.
 _GAMES_TABLE_AFTER_LOAD: dict[tuple, dict] = {}
 
 
-@pytest.fixture
-def loaded_history(stack: TestStack, league):
-    """Two synthetic seasons loaded into the stack, as a backfill leaves them.
+@contextlib.contextmanager
+def bulk_writes_remembered() -> Iterator[dict[str, int]]:
+    """``GameStore.put_many`` runs whole the first time this process writes a history into an empty table; a later
+    write of the same games into an empty table of the same name gets those rows put into moto's memory instead.
 
-    The first test of a process (per history) runs ``nbaml.backfill.load`` whole, through moto's BatchWriteItem;
-    the rows moto then holds are kept, and later tests get the same rows put into their fresh table in moto's
-    memory in place of the bulk write. The rows are shared, each test's table its own: a Games row is only
-    ever replaced whole (PutItem, never UpdateItem: nbaml.storage.games), and a replacement lands in that
-    test's table alone. The rest of the load (the training snapshot, the team state and the league calendar in
-    S3) runs for real every time; ``put_many`` itself still runs whole in each process's first load and in every
-    backfill of the integration tier (tests/integration/test_data_pipeline.py loads the shared file with it).
+    The rows are shared, each table its own: a Games row is only ever replaced whole (PutItem, never UpdateItem:
+    nbaml.storage.games), and a replacement lands in that table alone. Everything else a backfill does (the
+    training snapshot, the team state and the league calendar in S3) runs for real every time, and ``put_many``
+    itself runs whole in each process's first load and in every backfill of the integration tier
+    (tests/integration/test_data_pipeline.py loads the shared file with it). Yields how many bulk writes ran
+    (``written``) and how many were put back (``put_back``).
     """
     from moto.core import DEFAULT_ACCOUNT_ID
     from moto.dynamodb.models import dynamodb_backends
 
-    from nbaml.backfill import load
-    from nbaml.config import CommonSettings, load_settings
-    from nbaml.games.feeds.base import FeedBatch
+    from nbaml.storage.aws import dynamodb_table
     from nbaml.storage.games import GameStore
 
-    first = league.games(2019)[0].season
-    games = [g for season in (first, first + 1) for g in league.games(season)]
-    settings = load_settings(CommonSettings)
-    moto_table = dynamodb_backends[DEFAULT_ACCOUNT_ID][os.environ["AWS_DEFAULT_REGION"]].get_table
-    key = (settings.games_table, tuple((g.game_id, g.home_score, g.away_score, g.status) for g in games))
-    rows = _GAMES_TABLE_AFTER_LOAD.get(key)
-    if rows is None:
-        load(settings, FeedBatch(games=games), source="generator")
-        _GAMES_TABLE_AFTER_LOAD[key] = dict(moto_table(settings.games_table).items)
-        return games
+    original = GameStore.put_many
+    counts = {"written": 0, "put_back": 0}
 
-    def put_back(store: GameStore, batch: object, **_: object) -> int:
-        moto_table(store.table_name).items.update(rows)
+    def put_many(store: GameStore, games, **kwargs) -> int:
+        games = list(games)
+        region = dynamodb_table(store.table_name).meta.client.meta.region_name
+        moto_table = dynamodb_backends[DEFAULT_ACCOUNT_ID][region].get_table(store.table_name)
+        key = (store.table_name, tuple((g.game_id, g.home_score, g.away_score, g.status) for g in games))
+        rows = _GAMES_TABLE_AFTER_LOAD.get(key)
+        if moto_table.items or rows is None:  # write for real; remember the rows if the table was fresh
+            fresh = not moto_table.items
+            count = original(store, games, **kwargs)
+            counts["written"] += 1
+            if fresh:
+                _GAMES_TABLE_AFTER_LOAD[key] = dict(moto_table.items)
+            return count
+        moto_table.items.update(rows)
+        counts["put_back"] += 1
         return len(games)
 
     with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(GameStore, "put_many", put_back)
-        load(settings, FeedBatch(games=games), source="generator")
+        patch.setattr(GameStore, "put_many", put_many)
+        yield counts
+
+
+@pytest.fixture
+def loaded_history(stack: TestStack, league):
+    """Two synthetic seasons loaded into the stack, as a backfill leaves them (moto's rows put back after the
+    first load of a process: ``bulk_writes_remembered``)."""
+    from nbaml.backfill import load
+    from nbaml.config import CommonSettings, load_settings
+    from nbaml.games.feeds.base import FeedBatch
+
+    first = league.games(2019)[0].season
+    games = [g for season in (first, first + 1) for g in league.games(season)]
+    with bulk_writes_remembered():
+        load(load_settings(CommonSettings), FeedBatch(games=games), source="generator")
     return games
 
 
