@@ -311,17 +311,18 @@ def bulk_writes_remembered() -> Iterator[dict[str, int]]:
     counts = {"written": 0, "put_back": 0}
 
     def put_many(store: GameStore, games, **kwargs) -> int:
-        games = list(games)
         region = dynamodb_table(store.table_name).meta.client.meta.region_name
         moto_table = dynamodb_backends[DEFAULT_ACCOUNT_ID][region].get_table(store.table_name)
+        if moto_table.items:  # not a fresh table: write for real, remember nothing
+            counts["written"] += 1
+            return original(store, games, **kwargs)
+        games = list(games)
         key = (store.table_name, tuple((g.game_id, g.home_score, g.away_score, g.status) for g in games))
         rows = _GAMES_TABLE_AFTER_LOAD.get(key)
-        if moto_table.items or rows is None:  # write for real; remember the rows if the table was fresh
-            fresh = not moto_table.items
-            count = original(store, games, **kwargs)
+        if rows is None:
             counts["written"] += 1
-            if fresh:
-                _GAMES_TABLE_AFTER_LOAD[key] = dict(moto_table.items)
+            count = original(store, games, **kwargs)
+            _GAMES_TABLE_AFTER_LOAD[key] = dict(moto_table.items)
             return count
         moto_table.items.update(rows)
         counts["put_back"] += 1
